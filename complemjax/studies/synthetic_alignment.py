@@ -40,7 +40,6 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pandas as pd
 
 from complemjax import generative as gen
@@ -100,7 +99,7 @@ class StudyConfig:
     mlp_steps: int = 300
     learning_rate: float = 1e-2
     l2: float = 1.0
-    views: gen.ViewsConfig = gen.ViewsConfig()
+    views: gen.ViewsConfig = dataclasses.field(default_factory=gen.ViewsConfig)
     chunk_size: int = 6
 
     @classmethod
@@ -366,12 +365,12 @@ def render(out_dir: str | Path) -> str:
     }
     return f"""
 Probes map the semantic view to the collaborative view of the shared-plus-private model.
-Grid: shared fraction rho ∈ {sorted(df['shared_fraction'].unique())} (both views),
-nonlinearity eta ∈ {sorted(df['nonlinearity'].unique())} (frequency {meta['frequency']}),
-{int(meta['n_seeds'])} seeds, {int(meta['n_train'])} training / {n_test} test items,
-{meta['dims']}, noise variance {meta['noise']} per dimension; MLPs: {int(meta['mlp_steps'])}
-full-batch AdamW steps at learning rate {meta['learning_rate']}; ridge l2 = {meta['l2']}.
-Cells are means over seeds with 95% Student-t intervals. Runtime {meta['seconds']:.0f} s.
+Grid: shared fraction rho ∈ {sorted(df["shared_fraction"].unique())} (both views),
+nonlinearity eta ∈ {sorted(df["nonlinearity"].unique())} (frequency {meta["frequency"]}),
+{int(meta["n_seeds"])} seeds, {int(meta["n_train"])} training / {n_test} test items,
+{meta["dims"]}, noise variance {meta["noise"]} per dimension; MLPs: {int(meta["mlp_steps"])}
+full-batch AdamW steps at learning rate {meta["learning_rate"]}; ridge l2 = {meta["l2"]}.
+Cells are means over seeds with 95% Student-t intervals. Runtime {meta["seconds"]:.0f} s.
 Test conditions: `in_distribution` (fresh items), `shared_mean_shift` (s_1 + 2),
 `shared_scale` (s × 2), `private_variance` (p, q × 2), `cold_items` (collaborative noise
 std × 3), `selection` (trained on s_1 below the median, tested above).
