@@ -1,0 +1,253 @@
+"""Tests for complemjax.cf: BPR-MF, model selection, EASE, popularity."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from complemjax import cf, ranking
+from complemjax.cf import _bpr_loss, _is_positive, _train_epochs
+
+
+def _synthetic(seed=0, n_users=160, n_items=120, rank=3, per_user=24):
+    """Low-rank preferences, no popularity signal: each user samples items by softmax."""
+    r = np.random.default_rng(seed)
+    a = r.normal(size=(n_users, rank))
+    b = r.normal(size=(n_items, rank))
+    logits = 2.0 * a @ b.T
+    users, items = [], []
+    for u in range(n_users):
+        p = np.exp(logits[u] - logits[u].max())
+        p /= p.sum()
+        chosen = r.choice(n_items, size=per_user, replace=False, p=p)
+        users += [u] * per_user
+        items += chosen.tolist()
+    users, items = np.asarray(users, np.int32), np.asarray(items, np.int32)
+    test = r.random(users.size) < 0.2
+    return users[~test], items[~test], users[test], items[test], n_users, n_items
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return _synthetic()
+
+
+def _recall20(user_emb, item_emb, tr_u, tr_i, te_u, te_i, n_users):
+    ex = ranking.pad_item_sets(tr_u, tr_i, n_users)
+    te = ranking.pad_item_sets(te_u, te_i, n_users)
+    top = ranking.topk_from_embeddings(user_emb, item_emb, k=20, exclude=ex)
+    return float(ranking.evaluate_topk(top.items, te, ks=(20,)).mean("recall")[0])
+
+
+CFG = cf.BPRConfig(dim=16, n_epochs=30, batch_size=256)
+HP = cf.BPRHParams(lr=0.02, l2=1e-4)
+
+
+def test_bpr_beats_popularity_on_low_rank_data(synth):
+    tr_u, tr_i, te_u, te_i, nu, ni = synth
+    res = cf.fit_bpr(jax.random.key(0), tr_u, tr_i, n_users=nu, n_items=ni, config=CFG, hparams=HP)
+    assert res.user_emb.shape == (nu, 16) and res.item_emb.shape == (ni, 16)
+    assert res.losses.shape == (30,)
+    assert float(res.losses[-1]) < 0.6 * float(res.losses[0])
+    rec_bpr = _recall20(res.user_emb, res.item_emb, tr_u, tr_i, te_u, te_i, nu)
+    pu, pi = cf.popularity_embeddings(tr_i, n_users=nu, n_items=ni)
+    rec_pop = _recall20(pu, pi, tr_u, tr_i, te_u, te_i, nu)
+    assert rec_bpr > rec_pop + 0.1, (rec_bpr, rec_pop)
+
+
+def test_bpr_deterministic_and_vmaps(synth):
+    tr_u, tr_i, _, _, nu, ni = synth
+    cfg = cf.BPRConfig(dim=8, n_epochs=2, batch_size=512)
+
+    def fit(key, hp):
+        return cf.fit_bpr(key, tr_u, tr_i, n_users=nu, n_items=ni, config=cfg, hparams=hp)
+
+    keys = jax.random.split(jax.random.key(1), 3)
+    grid = cf.BPRHParams(lr=jnp.array([0.01, 0.02, 0.05]), l2=jnp.array([0.0, 1e-4, 1e-3]))
+    batched = jax.vmap(fit)(keys, grid)
+    singles = []
+    for g in range(3):
+        one = fit(keys[g], cf.BPRHParams(lr=grid.lr[g], l2=grid.l2[g]))
+        singles.append(one)
+        np.testing.assert_allclose(batched.item_emb[g], one.item_emb, rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(batched.losses[g], one.losses, rtol=2e-5)
+    hp0 = cf.BPRHParams(lr=grid.lr[0], l2=grid.l2[0])
+    n_compiled = _train_epochs._cache_size()
+    np.testing.assert_array_equal(fit(keys[0], hp0).user_emb, singles[0].user_emb)
+    assert _train_epochs._cache_size() == n_compiled  # no retrace on a second call
+    assert not np.allclose(singles[0].item_emb, singles[1].item_emb)
+    # resumable training: 1 + 1 epochs == fit with n_epochs=2
+    st = cf.bpr_init(keys[0], n_users=nu, n_items=ni, config=cfg)
+    s1, la = cf.bpr_train_epochs(st, tr_u, tr_i, hp0, n_items=ni, config=cfg, n_epochs=1)
+    s1, lb = cf.bpr_train_epochs(s1, tr_u, tr_i, hp0, n_items=ni, config=cfg, n_epochs=1)
+    np.testing.assert_allclose(s1.params.item_emb, singles[0].item_emb, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate([la, lb]), singles[0].losses, rtol=1e-5)
+    assert int(s1.epoch) == 2
+
+
+def test_bpr_loss_gradient_matches_numpy(rng):
+    nu, ni, d, b = 5, 7, 3, 6
+    p = rng.normal(size=(nu, d)).astype(np.float32)
+    q = rng.normal(size=(ni, d)).astype(np.float32)
+    u = rng.integers(0, nu, b)
+    i = rng.integers(0, ni, b)
+    j = rng.integers(0, ni, b)
+    l2 = 0.1
+    x = np.sum(p[u] * (q[i] - q[j]), 1)
+    reg = (p[u] ** 2).sum(1) + (q[i] ** 2).sum(1) + (q[j] ** 2).sum(1)
+    loss_ref = np.mean(np.log1p(np.exp(-x)) + l2 * reg)
+    g = 1.0 / (1.0 + np.exp(x))  # sigma(-x)
+    gp = np.zeros_like(p)
+    gq = np.zeros_like(q)
+    for k in range(b):
+        gp[u[k]] += (-g[k] * (q[i[k]] - q[j[k]]) + 2 * l2 * p[u[k]]) / b
+        gq[i[k]] += (-g[k] * p[u[k]] + 2 * l2 * q[i[k]]) / b
+        gq[j[k]] += (g[k] * p[u[k]] + 2 * l2 * q[j[k]]) / b
+    params = cf.BPRParams(jnp.asarray(p), jnp.asarray(q))
+    loss, grads = jax.value_and_grad(_bpr_loss)(params, u, i, j, l2)
+    np.testing.assert_allclose(loss, loss_ref, rtol=1e-5)
+    np.testing.assert_allclose(grads.user_emb, gp, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(grads.item_emb, gq, rtol=1e-4, atol=1e-6)
+    jit_loss = jax.jit(_bpr_loss)(params, u, i, j, l2)
+    np.testing.assert_allclose(jit_loss, loss, rtol=1e-6)
+
+
+def test_positive_lookup():
+    u = jnp.array([0, 0, 2, 1], jnp.int32)
+    i = jnp.array([3, 1, 0, 4], jnp.int32)
+    keys = jnp.sort(u * 5 + i)
+    qu = jnp.array([0, 0, 2, 2, 1, 1])
+    qi = jnp.array([3, 2, 0, 4, 4, 0])
+    np.testing.assert_array_equal(
+        _is_positive(keys, qu, qi, 5), [True, False, True, False, True, False]
+    )
+
+
+def test_negatives_avoid_positives():
+    # user 0 has every item but item 3: with rejection the only negative is item 3, so
+    # BPR must push item 3 below every other item for that user.
+    ni = 6
+    u = np.array([0] * 5 + [1, 1], np.int32)
+    i = np.array([0, 1, 2, 4, 5, 3, 0], np.int32)
+    cfg = cf.BPRConfig(dim=4, n_epochs=40, batch_size=7, n_neg_retries=8)
+    res = cf.fit_bpr(jax.random.key(0), u, i, n_users=2, n_items=ni, config=cfg, hparams=HP)
+    s = np.asarray(res.user_emb[0] @ res.item_emb.T)
+    assert s[3] < np.delete(s, 3).min()
+
+
+def test_select_bpr(synth):
+    tr_u, tr_i, te_u, te_i, nu, ni = synth
+    val = ranking.pad_item_sets(te_u, te_i, nu)
+    grid = cf.BPRHParams(lr=jnp.array([1e-4, 0.02]), l2=jnp.array([1e-4, 1e-4]))
+    cfg = cf.BPRConfig(dim=16, n_epochs=20, batch_size=256)
+    sel = cf.select_bpr(
+        jax.random.key(0),
+        tr_u,
+        tr_i,
+        val,
+        n_users=nu,
+        n_items=ni,
+        config=cfg,
+        grid=grid,
+        eval_every=10,
+    )
+    assert sel.recall.shape == (2, 2) and list(sel.epochs) == [10, 20]
+    assert sel.best == 1  # a tiny learning rate barely moves from the random init
+    g, c = np.unravel_index(np.argmax(sel.recall), sel.recall.shape)
+    assert (sel.best, sel.best_epoch) == (g, sel.epochs[c])
+    rec = _recall20(sel.user_emb, sel.item_emb, tr_u, tr_i, te_u, te_i, nu)
+    np.testing.assert_allclose(rec, sel.recall.max(), rtol=1e-6)
+    assert float(sel.hparams.lr) == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="eval_every"):
+        cf.select_bpr(
+            jax.random.key(0),
+            tr_u,
+            tr_i,
+            val,
+            n_users=nu,
+            n_items=ni,
+            config=cfg,
+            grid=grid,
+            eval_every=3,
+        )
+
+
+def test_ease_matches_numpy(rng):
+    nu, ni, lam = 40, 12, 5.0
+    x = (rng.random((nu, ni)) < 0.3).astype(np.float64)
+    u, i = np.nonzero(x)
+    b = np.asarray(cf.fit_ease(u, i, n_users=nu, n_items=ni, l2=lam))
+    p = np.linalg.inv(x.T @ x + lam * np.eye(ni))
+    b_ref = np.eye(ni) - p / np.diag(p)[None, :]
+    np.fill_diagonal(b_ref, 0.0)
+    np.testing.assert_allclose(b, b_ref, rtol=1e-4, atol=1e-5)
+    sets = ranking.pad_item_sets(u, i, nu)
+    fn = cf.ease_score_fn(b, sets)
+    users = jnp.arange(nu, dtype=jnp.int32)
+    np.testing.assert_allclose(fn(users), x @ b, rtol=1e-5, atol=1e-5)
+    top = ranking.topk_from_score_fn(fn, n_users=nu, n_items=ni, k=3, exclude=sets)
+    assert top.items.shape == (nu, 3)
+    with pytest.raises(ValueError, match="l2"):
+        cf.fit_ease(u, i, n_users=nu, n_items=ni, l2=0.0)
+    with pytest.raises(ValueError, match="history_sets"):
+        cf.ease_score_fn(b, sets[0])
+
+
+def test_popularity():
+    i = np.array([2, 2, 0, 2, 1, 0])
+    np.testing.assert_array_equal(cf.popularity(i, n_items=4), [2, 1, 3, 0])
+    ue, ie = cf.popularity_embeddings(i, n_users=2, n_items=4)
+    ex = ranking.pad_item_sets(np.array([1]), np.array([2]), 2)
+    top = ranking.topk_from_embeddings(ue, ie, k=3, exclude=ex)
+    np.testing.assert_array_equal(top.items, [[2, 0, 1], [0, 1, 3]])
+
+
+def test_bpr_bad_input(synth):
+    tr_u, tr_i, _, _, nu, ni = synth
+    with pytest.raises(ValueError, match="optimizer"):
+        cf.BPRConfig(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="dim"):
+        cf.BPRConfig(dim=0)
+    with pytest.raises(ValueError, match="user_idx"):
+        cf.fit_bpr(
+            jax.random.key(0), tr_u + nu, tr_i, n_users=nu, n_items=ni, config=CFG, hparams=HP
+        )
+    with pytest.raises(ValueError, match="item_idx"):
+        cf.fit_bpr(
+            jax.random.key(0),
+            tr_u,
+            tr_i.astype(float),
+            n_users=nu,
+            n_items=ni,
+            config=CFG,
+            hparams=HP,
+        )
+    with pytest.raises(ValueError, match="reject_positives"):
+        cf.fit_bpr(
+            jax.random.key(0), tr_u, tr_i, n_users=2**20, n_items=2**12, config=CFG, hparams=HP
+        )
+
+
+def test_sgd_row_update_equals_dense_sgd_step(rng):
+    # one epoch = one minibatch; replay the sampler's key usage to get the same triples
+    nu, ni, n = 6, 9, 20
+    u = jnp.asarray(rng.integers(0, nu, n), jnp.int32)
+    i = jnp.asarray(rng.integers(0, ni, n), jnp.int32)
+    cfg = cf.BPRConfig(dim=3, n_epochs=1, batch_size=n, optimizer="sgd", reject_positives=False)
+    hp = cf.BPRHParams(lr=0.7, l2=0.05)
+    st = cf.bpr_init(jax.random.key(3), n_users=nu, n_items=ni, config=cfg)
+    new, loss = cf.bpr_train_epochs(st, u, i, hp, n_items=ni, config=cfg, n_epochs=1)
+    key, k_perm = jax.random.split(st.key)
+    perm = jax.random.permutation(k_perm, n)
+    _, k_neg = jax.random.split(key)
+    j = jax.random.randint(
+        jax.random.split(k_neg, cfg.n_neg_retries + 1)[0], (n,), 0, ni, jnp.int32
+    )
+    ref_loss, g = jax.value_and_grad(_bpr_loss)(st.params, u[perm], i[perm], j, 0.05)
+    np.testing.assert_allclose(loss[0], ref_loss, rtol=1e-6)
+    np.testing.assert_allclose(
+        new.params.user_emb, st.params.user_emb - 0.7 * g.user_emb, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        new.params.item_emb, st.params.item_emb - 0.7 * g.item_emb, atol=1e-6
+    )
