@@ -10,6 +10,8 @@ from types import ModuleType
 # Order of the report's sections; title shown in report.md.
 STUDIES: dict[str, str] = {
     "synthetic_alignment": "Synthetic alignment probes",
+    "synthetic_complementarity": "Synthetic complementarity of two rankers",
+    "movielens_complementarity": "MovieLens: semantic and collaborative recommenders",
 }
 
 __all__ = ["STUDIES", "load"]

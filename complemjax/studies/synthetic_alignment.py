@@ -218,9 +218,24 @@ def _to_long(wide: pd.DataFrame, cfg: StudyConfig) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run(out_dir: str | Path, *, full: bool = False, seed: int = 0, progress: bool = True):
-    """Run the grid and write ``out_dir/synthetic_alignment.csv``; returns the long table."""
-    cfg = StudyConfig.full() if full else StudyConfig()
+def run(
+    out_dir: str | Path,
+    *,
+    full: bool = False,
+    config: StudyConfig | None = None,
+    seed: int = 0,
+    progress: bool = True,
+):
+    """Run the grid and write ``out_dir/synthetic_alignment.csv``; returns the long table.
+
+    Args:
+        out_dir: results folder.
+        full: use :meth:`StudyConfig.full` (ignored when ``config`` is given).
+        config: explicit study configuration.
+        seed: root PRNG seed.
+        progress: show a progress bar.
+    """
+    cfg = config if config is not None else (StudyConfig.full() if full else StudyConfig())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -1,0 +1,17 @@
+"""MovieLens study: WordLlama semantic vs CF recommenders, complementarity, probes.
+
+Usage: python experiments/movielens_complementarity.py [--out results] [--full]
+The study itself lives in complemjax.studies.movielens_complementarity.
+"""
+
+import argparse
+
+from complemjax.studies import movielens_complementarity as study
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="results")
+    parser.add_argument("--full", action="store_true", help="the larger grid")
+    args = parser.parse_args()
+    study.run(args.out, full=args.full)
+    print(study.render(args.out))
