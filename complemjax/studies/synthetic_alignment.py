@@ -124,21 +124,14 @@ class StudyConfig:
         return tuple(specs)
 
 
-def _share(part: jax.Array, pred: jax.Array) -> jax.Array:
-    """``<P_c, ŷ_c> / ||P_c||²`` over all entries (centred per column)."""
-    pc = part - part.mean(0)
-    yc = pred - pred.mean(0)
-    return jnp.sum(pc * yc) / jnp.sum(pc * pc)
-
-
 def _scores(pred: jax.Array, test: gen.Views) -> jax.Array:
     geo = similarity.geometry_recovery(pred, test.y, k=10)
     return jnp.stack(
         [
             similarity.r2_score(test.y, pred).variance_weighted,
             similarity.r2_score(test.y_shared, pred).variance_weighted,
-            _share(test.y_shared, pred),
-            _share(test.y_private, pred),
+            similarity.variance_share(test.y_shared, pred),
+            similarity.variance_share(test.y_private, pred),
             geo.linear_cka,
             geo.debiased_cka,
             geo.mutual_knn,
