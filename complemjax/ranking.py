@@ -1,0 +1,864 @@
+"""Full-ranking top-K recommendation lists and ranking metrics from one top-K pass.
+
+Item sets (a user's training history to exclude, a user's held-out test items) are
+*padded item sets*: int32 arrays ``[n_users, max_len]`` whose entries are item indices
+in ``[0, n_items)`` and whose padding is ``-1``. Build them with :func:`pad_item_sets`
+(from interaction pairs) or :func:`pad_item_lists` (from one array per user).
+
+Top-K lists are computed by scoring users in chunks (``lax.map`` over padded user
+chunks inside one ``jax.jit``), so memory is bounded by ``user_chunk × n_items`` (or
+``user_chunk × item_chunk`` with item chunking), never by ``n_users × n_items``.
+
+Conventions pinned by the tests:
+
+* Ties in score break to the lower item index (``lax.top_k`` is documented to put the
+  lower index first among equal values; ``-0.0`` is normalised to ``+0.0`` first, and
+  the item-chunk merge sorts explicitly by ``(score desc, item asc)``).
+* Excluded (history) items get score ``-inf`` and never appear in a list. Any item
+  whose score is ``-inf`` is "not a candidate": if a user has fewer than ``k``
+  candidates, the trailing slots hold item ``-1`` with score ``-inf``.
+* ``k`` larger than the number of items raises ``ValueError``. Embeddings must be
+  finite and small enough that no dot product can overflow (checked up front, so no
+  score is NaN); :func:`topk_from_score_fn` counts NaN scores on device and raises.
+* Selection is exact: for the same scores, every user/item chunking returns the same
+  lists (the item-chunk merge is an exact top-k of the union of partial top-ks). The
+  scores of :func:`topk_from_embeddings` are matrix products whose last-bit rounding
+  XLA may vary with the chunk shape (seen on CPU for tiny shapes); with generic float
+  embeddings two items whose scores agree to within ~1 ulp can then swap. With exactly
+  representable products (e.g. small-integer or dyadic embeddings) lists are identical.
+
+Metrics (binary relevance; users with an empty test set are skipped and counted), for
+user ``u`` with held-out set ``T_u`` and top-K list ``L_u``::
+
+    hits@K      = |L_u[:K] ∩ T_u|
+    Recall@K    = hits / |T_u|
+    Precision@K = hits / K
+    Hit@K       = 1[hits > 0]
+    MRR@K       = 1 / rank of the first hit in L_u[:K]   (0 if none)
+    NDCG@K      = DCG / IDCG,  DCG = Σ_{r≤K} rel_r / log2(r + 1),
+                  IDCG = Σ_{r ≤ min(K, |T_u|)} 1 / log2(r + 1)
+
+``|T_u|`` counts distinct non-negative entries of the user's test row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from complemjax._checks import check_matrix, check_positive_int
+
+__all__ = [
+    "METRIC_NAMES",
+    "RankingMetrics",
+    "TopK",
+    "evaluate_topk",
+    "item_coverage",
+    "pad_item_lists",
+    "pad_item_sets",
+    "per_user_metrics",
+    "relevance_matrix",
+    "topk_from_embeddings",
+    "topk_from_score_fn",
+]
+
+METRIC_NAMES: tuple[str, ...] = ("recall", "ndcg", "precision", "hit", "mrr")
+
+# Default budget for one chunk of scores (user_chunk * item_span entries): 2**21
+# (8 MiB in float32, cache-friendly) on CPU, 2**24 (64 MiB) on accelerators.
+_CHUNK_BUDGET_CPU = 2**21
+_CHUNK_BUDGET_ACCEL = 2**24
+
+
+class TopK(NamedTuple):
+    """Top-K lists, best first.
+
+    Attributes:
+      items: ``[n_users, k]`` int32 item indices; ``-1`` where the user had fewer than
+        ``k`` candidate (non-excluded, finite-scored) items.
+      scores: ``[n_users, k]`` float scores of those items (``-inf`` for ``-1`` slots).
+    """
+
+    items: jax.Array  # [U, k] int32
+    scores: jax.Array  # [U, k] float
+
+
+# ---------------------------------------------------------------------------
+# Padded item sets
+# ---------------------------------------------------------------------------
+
+
+def _as_int_vector(name: str, x) -> np.ndarray:
+    a = np.asarray(x)
+    if a.ndim != 1:
+        raise ValueError(f"`{name}` must be 1-D, got shape {a.shape}")
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"`{name}` must hold integer indices, got dtype {a.dtype}")
+    return a.astype(np.int64)
+
+
+def pad_item_sets(
+    user_idx,
+    item_idx,
+    n_users: int,
+    *,
+    max_len: int | None = None,
+    n_items: int | None = None,
+) -> jax.Array:
+    """Build padded per-user item sets from interaction pairs.
+
+    Row ``u`` holds the distinct items ``{i : (u, i) in pairs}`` in ascending order,
+    followed by ``-1`` padding. Host-side (NumPy) data preparation; not jittable.
+
+    Args:
+      user_idx: ``[n]`` int user index of each interaction, in ``[0, n_users)``.
+      item_idx: ``[n]`` int item index of each interaction, ``>= 0`` (and
+        ``< n_items`` when ``n_items`` is given).
+      n_users: number of rows of the result.
+      max_len: width of the result; default the largest set size (at least 1). A
+        user with more distinct items than ``max_len`` raises ``ValueError`` (no
+        silent truncation).
+      n_items: optional catalogue size for range checking ``item_idx``.
+
+    Returns:
+      ``[n_users, max_len]`` int32 array, ``-1``-padded.
+
+    Example:
+      >>> pad_item_sets([0, 0, 2, 0], [5, 1, 3, 5], 3)  # doctest: +SKIP
+      [[ 1,  5], [-1, -1], [ 3, -1]]
+    """
+    n_users = check_positive_int("n_users", n_users)
+    u = _as_int_vector("user_idx", user_idx)
+    i = _as_int_vector("item_idx", item_idx)
+    if u.shape != i.shape:
+        raise ValueError(
+            f"`user_idx` and `item_idx` must have the same length, got {u.shape} and {i.shape}"
+        )
+    if u.size:
+        if u.min() < 0 or u.max() >= n_users:
+            raise ValueError(
+                f"`user_idx` must lie in [0, {n_users}), got range [{u.min()}, {u.max()}]"
+            )
+        if i.min() < 0:
+            raise ValueError(f"`item_idx` must be >= 0, got minimum {i.min()}")
+        if n_items is not None and i.max() >= n_items:
+            raise ValueError(f"`item_idx` must be < n_items={n_items}, got maximum {i.max()}")
+    if u.size:
+        order = np.lexsort((i, u))
+        u, i = u[order], i[order]
+        keep = np.ones(u.size, dtype=bool)
+        keep[1:] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+        u, i = u[keep], i[keep]
+    counts = np.bincount(u, minlength=n_users)
+    longest = int(counts.max()) if counts.size else 0
+    if max_len is None:
+        width = max(longest, 1)
+    else:
+        width = check_positive_int("max_len", max_len)
+        if longest > width:
+            raise ValueError(
+                f"`max_len`={width} is smaller than the largest item set ({longest} items)"
+            )
+    out = np.full((n_users, width), -1, dtype=np.int32)
+    if u.size:
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        pos = np.arange(u.size) - starts[u]
+        out[u, pos] = i
+    return jnp.asarray(out)
+
+
+def pad_item_lists(lists: Sequence, *, max_len: int | None = None) -> jax.Array:
+    """Stack one 1-D integer array per user into a ``-1``-padded ``[n_users, L]`` array.
+
+    Order within each row is preserved (so ranked lists stay ranked); use
+    :func:`pad_item_sets` to sort and de-duplicate.
+
+    Args:
+      lists: sequence of ``n_users`` 1-D integer arrays (may be empty) with entries
+        ``>= 0``.
+      max_len: width ``L``; default the longest list (at least 1). Longer lists raise.
+
+    Returns:
+      ``[n_users, L]`` int32 array.
+    """
+    if len(lists) == 0:
+        raise ValueError("`lists` must contain at least one (possibly empty) array")
+    rows = [_as_int_vector(f"lists[{j}]", a) for j, a in enumerate(lists)]
+    for j, r in enumerate(rows):
+        if r.size and r.min() < 0:
+            raise ValueError(f"`lists[{j}]` must hold item indices >= 0, got {r.min()}")
+    longest = max(r.size for r in rows)
+    if max_len is None:
+        width = max(longest, 1)
+    else:
+        width = check_positive_int("max_len", max_len)
+        if longest > width:
+            raise ValueError(f"`max_len`={width} is smaller than the longest list ({longest})")
+    out = np.full((len(rows), width), -1, dtype=np.int32)
+    for j, r in enumerate(rows):
+        out[j, : r.size] = r
+    return jnp.asarray(out)
+
+
+def _check_item_sets(name: str, x, n_rows: int, n_items: int | None) -> jax.Array:
+    """Validate a padded item-set array ``[n_rows, L]`` with entries in ``[-1, n_items)``."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        x = np.asarray(x)
+        dtype = x.dtype
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise ValueError(f"`{name}` must be an integer array (padded with -1), got dtype {dtype}")
+    if len(x.shape) != 2:
+        raise ValueError(f"`{name}` must have shape [n_users, max_len], got shape {x.shape}")
+    if x.shape[0] != n_rows:
+        raise ValueError(f"`{name}` must have {n_rows} rows (one per user), got shape {x.shape}")
+    if not isinstance(x, jax.core.Tracer) and x.size:
+        a = np.asarray(x)
+        lo, hi = int(a.min()), int(a.max())
+        if lo < -1:
+            raise ValueError(f"`{name}` entries must be item indices or -1 padding, got {lo}")
+        if n_items is not None and hi >= n_items:
+            raise ValueError(f"`{name}` entries must be < n_items={n_items}, got {hi}")
+    return jnp.asarray(x, dtype=jnp.int32)
+
+
+# ---------------------------------------------------------------------------
+# Chunked top-K core
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _TopKConfig:
+    """Static configuration of a chunked top-K pass (fixes shapes and control flow)."""
+
+    k: int
+    n_users: int
+    n_items: int
+    user_chunk: int
+    item_chunk: int  # == n_items when not item-chunked
+    similarity: str = "dot"
+    check_nan: bool = False
+
+
+def _auto_user_chunk(n_users: int, item_span: int) -> int:
+    cpu = jax.default_backend() == "cpu"
+    budget = _CHUNK_BUDGET_CPU if cpu else _CHUNK_BUDGET_ACCEL
+    return max(1, min(n_users, budget // max(item_span, 1)))
+
+
+def _zero_sign(x):
+    """Map -0.0 to +0.0 (``lax.top_k`` orders them as different values)."""
+    return jnp.where(x == 0, jnp.zeros((), x.dtype), x)
+
+
+def _block_size(n: int, k: int) -> int:
+    """Block length for :func:`_exact_topk`; 0 means plain ``lax.top_k`` is used."""
+    b = max(8, round(math.sqrt(n / k)))
+    return b if n >= 4 * k * b else 0
+
+
+def _exact_topk(scores, k):
+    """Exact top-k along axis 1 with ties to the lower index.
+
+    For long rows, a two-stage selection: the row is cut into contiguous blocks of
+    ``b`` items, the ``k`` blocks with the largest maxima (ties: lower block) are kept,
+    and the top-k of their ``k·b`` items (in ascending item order) is taken. This is
+    exact: an item ranked in the top k (score desc, index asc) cannot lie outside the
+    top-k blocks, since each of those blocks holds an item ranked above it. It replaces
+    one ``top_k`` over ``n`` by a fused max-reduction plus two small ``top_k`` calls.
+
+    Args:
+      scores: ``[c, n]`` float.
+      k: static, ``<= n``.
+
+    Returns:
+      (values ``[c, k]``, indices ``[c, k]`` int32). NaN scores give unspecified
+      results (XLA's vectorised max does not reliably propagate NaN); callers check.
+    """
+    c, n = scores.shape
+    b = _block_size(n, k)
+    if b == 0:
+        vals, idx = lax.top_k(_zero_sign(scores), k)
+        return vals, idx.astype(jnp.int32)
+    n_main = (n // b) * b
+    bmax = jnp.max(scores[:, :n_main].reshape(c, n_main // b, b), axis=2)
+    if n_main < n:
+        bmax = jnp.concatenate([bmax, jnp.max(scores[:, n_main:], axis=1, keepdims=True)], 1)
+    _, blocks = lax.top_k(_zero_sign(bmax), k)
+    blocks = jnp.sort(blocks, axis=1)  # ascending item order among the candidates
+    cand = (blocks[:, :, None] * b + jnp.arange(b, dtype=blocks.dtype)).reshape(c, k * b)
+    inside = cand < n
+    vals = jnp.take_along_axis(scores, jnp.minimum(cand, n - 1), axis=1)
+    vals = jnp.where(inside, _zero_sign(vals), -jnp.inf)
+    vals, pos = lax.top_k(vals, k)
+    return vals, jnp.take_along_axis(cand, pos, axis=1).astype(jnp.int32)
+
+
+def _mask_and_topk(scores, excl, offset, k, count_nan=False):
+    """Mask excluded items of one chunk, then top-k with lower-index tie-break.
+
+    Args:
+      scores: ``[c, n]`` scores of items ``offset .. offset + n - 1``.
+      excl: ``[c, L]`` global item indices to exclude (``-1`` = padding).
+      offset: global index of the chunk's first item (int or traced scalar).
+      k: static number of items to keep (``<= n``).
+      count_nan: count NaN scores (one extra pass over the chunk); else the count is 0.
+
+    Returns:
+      (values ``[c, k]``, global item indices ``[c, k]`` int32, NaN count scalar).
+    """
+    n = scores.shape[1]
+    if count_nan:
+        n_nan = jnp.sum(jnp.isnan(scores), dtype=jnp.int32)
+    else:
+        n_nan = jnp.zeros((), jnp.int32)
+    local = excl - offset
+    valid = (excl >= 0) & (local >= 0) & (local < n)
+    local = jnp.where(valid, local, n)  # out of bounds -> dropped
+    rows = jnp.arange(scores.shape[0])[:, None]
+    scores = scores.at[rows, local].set(-jnp.inf, mode="drop")  # in place
+    vals, idx = _exact_topk(scores, k)
+    return vals, (idx + offset).astype(jnp.int32), n_nan
+
+
+def _merge_topk(vals_a, items_a, vals_b, items_b, k):
+    """Exact merge of two top-k candidate sets: sort by (score desc, item asc), keep k."""
+    vals = jnp.concatenate([vals_a, vals_b], axis=1)
+    items = jnp.concatenate([items_a, items_b], axis=1)
+    neg, items = lax.sort((-vals, items), dimension=1, num_keys=2)
+    return -neg[:, :k], items[:, :k]
+
+
+def _finalise(vals, items):
+    items = jnp.where(vals == -jnp.inf, -1, items).astype(jnp.int32)
+    return vals, items
+
+
+def _pad_rows(x, n_rows, fill):
+    extra = n_rows - x.shape[0]
+    if extra == 0:
+        return x
+    pad = jnp.full((extra, *x.shape[1:]), fill, dtype=x.dtype)
+    return jnp.concatenate([x, pad], axis=0)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _topk_embeddings_core(user_emb, item_emb, exclude, cfg: _TopKConfig):
+    n_users, n_items, k = cfg.n_users, cfg.n_items, cfg.k
+    c, ic = cfg.user_chunk, cfg.item_chunk
+    if cfg.similarity == "cosine":
+        tiny = jnp.finfo(user_emb.dtype).tiny
+        user_emb = user_emb / jnp.maximum(jnp.linalg.norm(user_emb, axis=1, keepdims=True), tiny)
+        item_emb = item_emb / jnp.maximum(jnp.linalg.norm(item_emb, axis=1, keepdims=True), tiny)
+    n_uc = -(-n_users // c)
+    u = _pad_rows(user_emb, n_uc * c, 0).reshape(n_uc, c, -1)
+    ex = _pad_rows(exclude, n_uc * c, -1).reshape(n_uc, c, -1)
+
+    if ic >= n_items:
+
+        def one_chunk(args):
+            uc, exc = args
+            return _mask_and_topk(uc @ item_emb.T, exc, 0, k)
+
+    else:
+        n_ic = -(-n_items // ic)
+        items_p = _pad_rows(item_emb, n_ic * ic, 0).reshape(n_ic, ic, -1)
+        offsets = jnp.arange(n_ic, dtype=jnp.int32) * ic
+        pad_mask = jnp.arange(n_ic * ic).reshape(n_ic, ic) >= n_items  # [n_ic, ic]
+        kk = min(k, ic)
+
+        def one_chunk(args):
+            uc, exc = args
+
+            def step(carry, xs):
+                best_v, best_i, nan_count = carry
+                emb, off, pmask = xs
+                s = uc @ emb.T
+                s = jnp.where(pmask[None, :], -jnp.inf, s)
+                v, i, nn = _mask_and_topk(s, exc, off, kk)
+                best_v, best_i = _merge_topk(best_v, best_i, v, i, k)
+                return (best_v, best_i, nan_count + nn), None
+
+            init = (
+                jnp.full((c, k), -jnp.inf, dtype=uc.dtype),
+                jnp.full((c, k), jnp.iinfo(jnp.int32).max, dtype=jnp.int32),
+                jnp.zeros((), jnp.int32),
+            )
+            (v, i, nn), _ = lax.scan(step, init, (items_p, offsets, pad_mask))
+            return v, i, nn
+
+    vals, items, n_nan = lax.map(one_chunk, (u, ex))
+    vals = vals.reshape(n_uc * c, k)[:n_users]
+    items = items.reshape(n_uc * c, k)[:n_users]
+    vals, items = _finalise(vals, items)
+    return vals, items, jnp.sum(n_nan)
+
+
+def _check_no_overflow(user_emb, item_emb) -> None:
+    """Raise unless every partial dot product is provably finite (so no NaN score).
+
+    ``|Σ_{j∈S} u_j v_j| <= d · max|u| · max|v|`` (also bounds squared norms for cosine).
+    """
+    if isinstance(user_emb, jax.core.Tracer) or isinstance(item_emb, jax.core.Tracer):
+        return
+    d = user_emb.shape[1]
+    mu = float(jnp.max(jnp.abs(user_emb)))
+    mv = float(jnp.max(jnp.abs(item_emb)))
+    limit = float(jnp.finfo(user_emb.dtype).max) / 2
+    if d * max(mu * mv, mu * mu, mv * mv) >= limit:
+        raise ValueError(
+            f"`user_emb` / `item_emb` are too large: scores may overflow {user_emb.dtype} "
+            f"(d={d}, max|user_emb|={mu:.3g}, max|item_emb|={mv:.3g}); rescale them"
+        )
+
+
+def topk_from_embeddings(
+    user_emb,
+    item_emb,
+    *,
+    k: int,
+    exclude=None,
+    similarity: str = "dot",
+    user_chunk: int | None = None,
+    item_chunk: int | None = None,
+) -> TopK:
+    """Top-K items per user by embedding similarity, excluding history, chunked.
+
+    ``score(u, i) = <e_u, e_i>`` (``similarity="dot"``) or
+    ``<e_u, e_i> / (‖e_u‖ ‖e_i‖)`` (``"cosine"``; a zero vector has similarity 0).
+    Items in ``exclude[u]`` get score ``-inf``; ties break to the lower item index.
+
+    Users are processed in chunks of ``user_chunk`` by ``lax.map`` inside one jit; with
+    ``item_chunk`` the catalogue is scanned in chunks, a partial top-k is taken per item
+    chunk and merged exactly (same result as one shot). Peak memory is
+    ``O(user_chunk × item_chunk)`` plus the inputs and the ``[n_users, k]`` output.
+
+    Args:
+      user_emb: ``[n_users, d]`` float user embeddings (finite).
+      item_emb: ``[n_items, d]`` float item embeddings (finite).
+      k: list length, ``1 <= k <= n_items``.
+      exclude: optional ``[n_users, L]`` int padded item sets (``-1`` padding), e.g.
+        the training history; see :func:`pad_item_sets`.
+      similarity: ``"dot"`` or ``"cosine"``.
+      user_chunk: users per chunk; default keeps a chunk of scores at most 2**21
+        entries (8 MiB in float32) on CPU and 2**24 on GPU/TPU.
+      item_chunk: items per chunk; default ``None`` scores the whole catalogue at once.
+
+    Returns:
+      :class:`TopK` with ``items [n_users, k]`` (``-1`` where a user has fewer than
+      ``k`` candidates) and ``scores [n_users, k]``.
+
+    Example:
+      >>> top = topk_from_embeddings(u, v, k=10, exclude=pad_item_sets(us, its, n_users))
+      ... # doctest: +SKIP
+    """
+    user_emb = check_matrix("user_emb", user_emb)
+    item_emb = check_matrix("item_emb", item_emb)
+    if user_emb.shape[1] != item_emb.shape[1]:
+        raise ValueError(
+            "`user_emb` and `item_emb` must have the same embedding dimension: got "
+            f"user_emb.shape={tuple(user_emb.shape)} and item_emb.shape={tuple(item_emb.shape)}"
+        )
+    if similarity not in ("dot", "cosine"):
+        raise ValueError(f"`similarity` must be 'dot' or 'cosine', got {similarity!r}")
+    n_users, n_items = user_emb.shape[0], item_emb.shape[0]
+    k = check_positive_int("k", k, maximum=n_items)
+    dtype = jnp.result_type(user_emb.dtype, item_emb.dtype)
+    user_emb, item_emb = user_emb.astype(dtype), item_emb.astype(dtype)
+    _check_no_overflow(user_emb, item_emb)
+    if exclude is None:
+        exclude = jnp.full((n_users, 1), -1, dtype=jnp.int32)
+    exclude = _check_item_sets("exclude", exclude, n_users, n_items)
+    if item_chunk is None:
+        ic = n_items
+    else:
+        ic = min(check_positive_int("item_chunk", item_chunk), n_items)
+    if user_chunk is None:
+        uc = _auto_user_chunk(n_users, ic)
+    else:
+        uc = min(check_positive_int("user_chunk", user_chunk), n_users)
+    cfg = _TopKConfig(
+        k=k, n_users=n_users, n_items=n_items, user_chunk=uc, item_chunk=ic, similarity=similarity
+    )
+    vals, items, _ = _topk_embeddings_core(user_emb, item_emb, exclude, cfg)
+    return TopK(items=items, scores=vals)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _topk_score_fn_core(score_fn, exclude, cfg: _TopKConfig):
+    n_users, k, c = cfg.n_users, cfg.k, cfg.user_chunk
+    n_uc = -(-n_users // c)
+    users = jnp.minimum(jnp.arange(n_uc * c, dtype=jnp.int32), n_users - 1).reshape(n_uc, c)
+    ex = _pad_rows(exclude, n_uc * c, -1).reshape(n_uc, c, -1)
+
+    def one_chunk(args):
+        uidx, exc = args
+        return _mask_and_topk(score_fn(uidx), exc, 0, k, cfg.check_nan)
+
+    vals, items, n_nan = lax.map(one_chunk, (users, ex))
+    vals = vals.reshape(n_uc * c, k)[:n_users]
+    items = items.reshape(n_uc * c, k)[:n_users]
+    vals, items = _finalise(vals, items)
+    return vals, items, jnp.sum(n_nan)
+
+
+def topk_from_score_fn(
+    score_fn: Callable[[jax.Array], jax.Array],
+    *,
+    n_users: int,
+    n_items: int,
+    k: int,
+    exclude=None,
+    user_chunk: int | None = None,
+    check_nan: bool = True,
+) -> TopK:
+    """Top-K items per user from an arbitrary jittable scoring function, chunked.
+
+    ``score_fn(user_idx)`` maps an int32 vector ``[c]`` of user indices to scores
+    ``[c, n_items]``. The users are split into ``ceil(n_users / user_chunk)`` chunks
+    (the last one padded with repeats of the last user, whose rows are dropped) and the
+    chunks run under ``lax.map`` inside one ``jax.jit``: one compilation, no per-chunk
+    Python dispatch, memory ``O(user_chunk × n_items)``.
+
+    ``score_fn`` is passed to ``jax.jit`` as a pytree argument. Arrays it closes over
+    become compile-time constants; for large parameters, pass
+    ``jax.tree_util.Partial(fn, params)`` (with ``fn(params, user_idx)``) so the
+    parameters are traced arguments and repeated calls with new parameters reuse the
+    compiled program (compilation is cached on the function object, so define ``fn``
+    once, not as a fresh lambda per call).
+
+    Scores of ``-inf`` mark non-candidates; ties break to the lower item index;
+    excluded items get ``-inf``. NaN scores raise ``ValueError`` after the pass (the
+    check counts NaNs on device, no host callback).
+
+    Args:
+      score_fn: jittable ``int32 [c] -> float [c, n_items]``.
+      n_users: number of users (rows of the result).
+      n_items: catalogue size.
+      k: list length, ``1 <= k <= n_items``.
+      exclude: optional ``[n_users, L]`` int padded item sets to exclude.
+      user_chunk: users per chunk; default keeps a chunk at most 2**21 scores on CPU,
+        2**24 on GPU/TPU.
+      check_nan: count NaN scores on device and raise ``ValueError`` if any (costs one
+        extra read of each chunk of scores); ``False`` skips the check, and NaN scores
+        then give unspecified lists.
+
+    Returns:
+      :class:`TopK` with ``items [n_users, k]`` int32 and ``scores [n_users, k]``.
+
+    Example:
+      >>> fn = jax.tree_util.Partial(lambda p, u: p["U"][u] @ p["V"].T, params)
+      >>> top = topk_from_score_fn(fn, n_users=U, n_items=I, k=20)  # doctest: +SKIP
+    """
+    if not callable(score_fn):
+        raise ValueError(f"`score_fn` must be callable, got {type(score_fn).__name__}")
+    n_users = check_positive_int("n_users", n_users)
+    n_items = check_positive_int("n_items", n_items)
+    k = check_positive_int("k", k, maximum=n_items)
+    uc = (
+        _auto_user_chunk(n_users, n_items)
+        if user_chunk is None
+        else min(check_positive_int("user_chunk", user_chunk), n_users)
+    )
+    if exclude is None:
+        exclude = jnp.full((n_users, 1), -1, dtype=jnp.int32)
+    exclude = _check_item_sets("exclude", exclude, n_users, n_items)
+    if not isinstance(score_fn, jax.tree_util.Partial):
+        score_fn = jax.tree_util.Partial(score_fn)
+    out = jax.eval_shape(score_fn, jax.ShapeDtypeStruct((uc,), jnp.int32))
+    if (
+        not hasattr(out, "shape")
+        or tuple(out.shape) != (uc, n_items)
+        or not jnp.issubdtype(out.dtype, jnp.floating)
+    ):
+        raise ValueError(
+            f"`score_fn` must map int32 [{uc}] to float [{uc}, {n_items}], got "
+            f"{getattr(out, 'shape', out)} {getattr(out, 'dtype', '')}"
+        )
+    cfg = _TopKConfig(
+        k=k,
+        n_users=n_users,
+        n_items=n_items,
+        user_chunk=uc,
+        item_chunk=n_items,
+        check_nan=bool(check_nan),
+    )
+    vals, items, n_nan = _topk_score_fn_core(score_fn, exclude, cfg)
+    if not isinstance(n_nan, jax.core.Tracer) and int(n_nan) > 0:
+        raise ValueError(f"`score_fn` returned {int(n_nan)} NaN scores")
+    return TopK(items=items, scores=vals)
+
+
+# ---------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------
+
+
+def _n_distinct(sets):
+    """Number of distinct non-negative entries per row of a padded ``[U, T]`` array."""
+    big = jnp.iinfo(jnp.int32).max
+    s = jnp.sort(jnp.where(sets < 0, big, sets), axis=1)
+    first = jnp.concatenate([jnp.ones_like(s[:, :1], dtype=bool), s[:, 1:] != s[:, :-1]], axis=1)
+    return jnp.sum((s != big) & first, axis=1).astype(jnp.int32)
+
+
+@jax.jit
+def relevance_matrix(topk_items, test) -> tuple[jax.Array, jax.Array]:
+    """Binary relevance of each list position and the test-set sizes.
+
+    ``rel[u, r] = 1[L_u[r] ∈ T_u]`` (``-1`` list slots are never relevant);
+    ``n_test[u] = |T_u|`` (distinct non-negative entries).
+
+    The comparison ``[U, K, T]`` is fused into the reduction by XLA (not materialised);
+    compute ``O(U K T)``, memory ``O(U (K + T))``.
+
+    Args:
+      topk_items: ``[U, K]`` int item lists (``-1`` allowed).
+      test: ``[U, T]`` int padded test sets.
+
+    Returns:
+      (``rel [U, K]`` bool, ``n_test [U]`` int32).
+    """
+    items = topk_items.astype(jnp.int32)
+    test = test.astype(jnp.int32)
+    rel = jnp.any(items[:, :, None] == test[:, None, :], axis=2) & (items >= 0)
+    return rel, _n_distinct(test)
+
+
+def _per_user_metrics(rel, n_test, ks: tuple[int, ...]):
+    """Per-user metrics ``[n_ks, U]`` for each name in METRIC_NAMES (NaN if |T_u| = 0)."""
+    kmax = rel.shape[1]
+    dtype = jnp.result_type(float)
+    relf = rel.astype(dtype)
+    ranks = jnp.arange(1, kmax + 1, dtype=dtype)
+    disc = 1.0 / jnp.log2(ranks + 1.0)
+    cum_hits = jnp.cumsum(relf, axis=1)
+    cum_dcg = jnp.cumsum(relf * disc, axis=1)
+    cum_idcg = jnp.cumsum(disc)
+    any_hit = jnp.any(rel, axis=1)
+    first = jnp.argmax(rel, axis=1)  # 0-based rank of first hit (0 if none)
+    evaluated = n_test > 0
+    nt = jnp.maximum(n_test, 1).astype(dtype)
+    out = {m: [] for m in (*METRIC_NAMES, "hits")}
+    for k in ks:
+        h = cum_hits[:, k - 1]
+        ideal = jnp.minimum(n_test, k)
+        idcg = cum_idcg[jnp.maximum(ideal, 1) - 1]
+        vals = {
+            "hits": h,
+            "recall": h / nt,
+            "precision": h / k,
+            "hit": (h > 0).astype(dtype),
+            "mrr": jnp.where(any_hit & (first < k), 1.0 / (first + 1.0), 0.0).astype(dtype),
+            "ndcg": cum_dcg[:, k - 1] / idcg,
+        }
+        for m, v in vals.items():
+            out[m].append(jnp.where(evaluated, v, jnp.nan))
+    return {m: jnp.stack(v) for m, v in out.items()}
+
+
+_EVAL_CHUNK = 4096  # users per chunk in metric evaluation (bounds the [c, K] temporaries)
+
+
+@functools.partial(jax.jit, static_argnames=("ks",))
+def _evaluate_core(topk_items, test, ks):
+    """Per-user metrics over user chunks (``lax.map``): temporaries ``O(chunk · K)``."""
+    n_users = topk_items.shape[0]
+    c = min(n_users, _EVAL_CHUNK)
+    n_chunks = -(-n_users // c)
+    items = _pad_rows(topk_items.astype(jnp.int32), n_chunks * c, -1)
+    tst = _pad_rows(test.astype(jnp.int32), n_chunks * c, -1)
+
+    def one(args):
+        it, ts = args
+        rel, n_test = relevance_matrix(it, ts)
+        return _per_user_metrics(rel, n_test, ks), n_test
+
+    per_user, n_test = lax.map(one, (items.reshape(n_chunks, c, -1), tst.reshape(n_chunks, c, -1)))
+    per_user = {
+        m: jnp.moveaxis(v, 0, 1).reshape(len(ks), n_chunks * c)[:, :n_users]
+        for m, v in per_user.items()
+    }
+    return per_user, n_test.reshape(-1)[:n_users]
+
+
+def per_user_metrics(topk_items, test, *, ks: tuple[int, ...]) -> dict[str, jax.Array]:
+    """Jittable, vmappable per-user metrics (no validation; see :func:`evaluate_topk`).
+
+    Args:
+      topk_items: ``[U, Kmax]`` int lists (``-1`` = empty slot).
+      test: ``[U, T]`` int padded test sets.
+      ks: static tuple of cut-offs ``<= Kmax``.
+
+    Returns:
+      dict ``{"recall", "ndcg", "precision", "hit", "mrr", "hits"}`` of ``[n_ks, U]``
+      arrays (NaN for users with an empty test set) plus ``"n_test"`` ``[U]``.
+
+    Example:
+      >>> jax.vmap(lambda L: per_user_metrics(L, test, ks=(10,))["recall"])(lists)
+      ... # doctest: +SKIP
+    """
+    per_user, n_test = _evaluate_core(topk_items, test, tuple(ks))
+    return {**per_user, "n_test": n_test}
+
+
+class RankingMetrics(NamedTuple):
+    """Ranking metrics of one top-K pass, per user and averaged, at several K.
+
+    Per-user arrays are ``[n_ks, n_users]`` (row ``j`` is K = ``ks[j]``), NaN for
+    users whose test set is empty (skipped). Means average over evaluated users only.
+
+    Attributes:
+      ks: the cut-offs, in the order given.
+      recall, ndcg, precision, hit, mrr: ``[n_ks, U]`` per-user metrics.
+      hits: ``[n_ks, U]`` number of hits ``|L_u[:K] ∩ T_u|`` (NaN if skipped).
+      n_test: ``[U]`` int32 ``|T_u|``.
+      evaluated: ``[U]`` bool, ``|T_u| > 0``.
+      n_evaluated: number of evaluated users.
+      n_skipped: number of users skipped for an empty test set.
+    """
+
+    ks: tuple[int, ...]
+    recall: jax.Array
+    ndcg: jax.Array
+    precision: jax.Array
+    hit: jax.Array
+    mrr: jax.Array
+    hits: jax.Array
+    n_test: jax.Array
+    evaluated: jax.Array
+    n_evaluated: int
+    n_skipped: int
+
+    def mean(self, metric: str) -> jax.Array:
+        """Mean of ``metric`` over evaluated users, ``[n_ks]``."""
+        if metric not in (*METRIC_NAMES, "hits"):
+            raise ValueError(f"`metric` must be one of {METRIC_NAMES}, got {metric!r}")
+        return jnp.nanmean(getattr(self, metric), axis=1)
+
+    def summary(self) -> dict[str, float]:
+        """``{"recall@10": value, ...}`` for every metric and K."""
+        out = {}
+        for m in METRIC_NAMES:
+            means = np.asarray(self.mean(m))
+            for j, k in enumerate(self.ks):
+                out[f"{m}@{k}"] = float(means[j])
+        return out
+
+    def to_frame(self):
+        """Tidy pandas DataFrame with columns ``k, metric, value, n_users``."""
+        import pandas as pd
+
+        rows = []
+        for m in METRIC_NAMES:
+            means = np.asarray(self.mean(m))
+            for j, k in enumerate(self.ks):
+                rows.append(
+                    {"k": k, "metric": m, "value": float(means[j]), "n_users": self.n_evaluated}
+                )
+        return pd.DataFrame(rows, columns=["k", "metric", "value", "n_users"])
+
+
+def _check_topk_items(name: str, topk_items) -> jax.Array:
+    if isinstance(topk_items, TopK):
+        topk_items = topk_items.items
+    dtype = getattr(topk_items, "dtype", None)
+    if dtype is None:
+        topk_items = np.asarray(topk_items)
+        dtype = topk_items.dtype
+    if not jnp.issubdtype(dtype, jnp.integer) or len(topk_items.shape) != 2:
+        raise ValueError(
+            f"`{name}` must be an integer array [n_users, K], got dtype {dtype} "
+            f"shape {tuple(topk_items.shape)}"
+        )
+    if not isinstance(topk_items, jax.core.Tracer) and topk_items.size:
+        lo = int(np.asarray(topk_items).min())
+        if lo < -1:
+            raise ValueError(f"`{name}` entries must be item indices or -1, got {lo}")
+    return jnp.asarray(topk_items, dtype=jnp.int32)
+
+
+def _check_ks(ks, kmax: int) -> tuple[int, ...]:
+    if isinstance(ks, (int, np.integer)):
+        ks = (int(ks),)
+    ks = tuple(check_positive_int("ks", k) for k in ks)
+    if not ks:
+        raise ValueError("`ks` must contain at least one cut-off")
+    if max(ks) > kmax:
+        raise ValueError(f"`ks` must be <= the list length {kmax}, got max(ks)={max(ks)}")
+    return ks
+
+
+def evaluate_topk(topk_items, test, *, ks: Sequence[int] | int = (10, 20)) -> RankingMetrics:
+    """Recall, NDCG, Precision, Hit and MRR at every K in ``ks`` from one top-K pass.
+
+    With ``Kmax = topk_items.shape[1] >= max(ks)``, the metric at K uses the first K
+    entries of each list (see the module docstring for the formulas). Users with an
+    empty test set are skipped (NaN per-user values) and counted in ``n_skipped``.
+
+    Args:
+      topk_items: ``[U, Kmax]`` int item lists, best first (``-1`` = empty slot), or a
+        :class:`TopK`.
+      test: ``[U, T]`` int padded held-out sets (``-1`` padding).
+      ks: cut-offs, each ``<= Kmax``.
+
+    Returns:
+      :class:`RankingMetrics`.
+
+    Example:
+      >>> m = evaluate_topk(top.items, test, ks=(10, 20)); m.summary()["recall@10"]
+      ... # doctest: +SKIP
+    """
+    topk_items = _check_topk_items("topk_items", topk_items)
+    test = _check_item_sets("test", test, topk_items.shape[0], None)
+    ks = _check_ks(ks, topk_items.shape[1])
+    per_user, n_test = _evaluate_core(topk_items, test, ks)
+    n_eval = int(jnp.sum(n_test > 0))
+    if n_eval == 0:
+        raise ValueError(f"`test` has no user with a non-empty test set (shape {test.shape})")
+    return RankingMetrics(
+        ks=ks,
+        **{m: per_user[m] for m in (*METRIC_NAMES, "hits")},
+        n_test=n_test,
+        evaluated=n_test > 0,
+        n_evaluated=n_eval,
+        n_skipped=int(test.shape[0]) - n_eval,
+    )
+
+
+def item_coverage(topk_items, n_items: int, k: int) -> jax.Array:
+    """Catalogue coverage@K: fraction of items in at least one user's top-K list.
+
+    ``coverage@K = |∪_u L_u[:K]| / n_items`` (``-1`` slots ignored). Memory ``O(n_items)``.
+
+    Args:
+      topk_items: ``[U, Kmax]`` int item lists.
+      n_items: catalogue size.
+      k: cut-off ``<= Kmax``.
+
+    Returns:
+      Scalar float.
+    """
+    topk_items = _check_topk_items("topk_items", topk_items)
+    n_items = check_positive_int("n_items", n_items)
+    k = check_positive_int("k", k, maximum=topk_items.shape[1])
+    if topk_items.size and int(jnp.max(topk_items)) >= n_items:
+        raise ValueError(
+            f"`topk_items` entries must be < n_items={n_items}, got {int(jnp.max(topk_items))}"
+        )
+    return _coverage_core(topk_items[:, :k], n_items)
+
+
+@functools.partial(jax.jit, static_argnames=("n_items",))
+def _coverage_core(items, n_items):
+    idx = jnp.where(items < 0, n_items, items).ravel()
+    seen = jnp.zeros(n_items + 1, dtype=bool).at[idx].set(True)
+    return jnp.mean(seen[:n_items].astype(jnp.result_type(float)))
