@@ -68,12 +68,12 @@ from flax import struct
 from complemjax import _checks
 
 __all__ = [
-    "Interactions",
     "Latents",
     "Mixing",
     "PopulationStats",
     "Shift",
     "Split",
+    "SyntheticInteractions",
     "UserKnobs",
     "UsersConfig",
     "Views",
@@ -542,7 +542,7 @@ class UserKnobs:
         return self
 
 
-class Interactions(NamedTuple):
+class SyntheticInteractions(NamedTuple):
     """Synthetic interactions as padded per-user item sets (``-1`` = padding).
 
     ``train`` and ``test`` follow the project-wide contract for item sets: int32
@@ -561,7 +561,7 @@ def sample_interactions(
     latents: Latents,
     config: UsersConfig,
     knobs: UserKnobs,
-) -> Interactions:
+) -> SyntheticInteractions:
     """Sample users, their interactions with the items, and a per-user train/test split.
 
     User ``u`` has preference vectors ``(a_u, b_u, c_u) ~ N(0, I)`` over the shared,
@@ -584,7 +584,7 @@ def sample_interactions(
         knobs: dynamic user knobs.
 
     Returns:
-        :class:`Interactions` with padded ``train`` and ``test`` sets.
+        :class:`SyntheticInteractions` with padded ``train`` and ``test`` sets.
     """
     knobs.validate()
     c = config
@@ -640,4 +640,4 @@ def sample_interactions(
     train = jnp.sort(jnp.where(is_train, shuffled, n_items), axis=1)
     test = jnp.where(test == n_items, -1, test).astype(jnp.int32)
     train = jnp.where(train == n_items, -1, train).astype(jnp.int32)
-    return Interactions(train, test, pi, n_u, bias)
+    return SyntheticInteractions(train, test, pi, n_u, bias)
