@@ -1,0 +1,702 @@
+"""Alignment probes: maps from the semantic view ``X [n, d_x]`` to the collaborative ``Y [n, d_y]``.
+
+Three probe families share one interface:
+
+* :class:`Ridge` -- closed-form ridge regression with an unpenalised intercept.
+* :class:`ReducedRank` -- reduced-rank ridge regression (Mukherjee & Zhu, 2011), which for
+  ``l2 = 0`` is the classical reduced-rank regression estimator (Izenman, 1975).
+* :class:`MLP` -- a fully connected network trained with optax AdamW (full-batch or
+  minibatch) inside one :func:`jax.lax.scan`.
+
+A *spec* (frozen, hashable dataclass) fixes shapes and control flow and is a static
+argument; :class:`ProbeHParams` (a pytree) holds the knobs that may vary inside a
+``jax.vmap`` (``l2``, ``learning_rate``, ``weight_decay``)::
+
+    spec = MLP(width=32, steps=300)
+    params = fit(key, spec, x, y, ProbeHParams(learning_rate=1e-2))
+    y_hat = predict(spec, params, x_test)
+
+    # seeds x knobs, one program:
+    keys = jax.random.split(key, 8)
+    lrs = jnp.array([1e-3, 3e-3, 1e-2])
+    f = lambda k, lr: fit(k, spec, x, y, ProbeHParams(learning_rate=lr))
+    params = jax.vmap(jax.vmap(f, (None, 0)), (0, None))(keys, lrs)  # leaves [8, 3, ...]
+
+:func:`fit_capacities` fits many capacities (MLP widths, ranks) times many seeds. Different
+MLP widths have different shapes; they are handled either by *bucketing* (one compiled
+program per width, vmapped over seeds) or by *padding* (all widths of a group padded to the
+largest one, with hidden units beyond each width masked out, in one compiled program).
+Padding is exactly equivalent: the initial weights are drawn per entry from
+``fold_in(fold_in(key, row), col)``, so the first ``w`` units of a padded network start
+from the same values as a network of true width ``w``, and masked units have exactly zero
+activations, gradients, Adam moments and weights throughout training. Bucketing is the
+default (measured faster; numbers in :func:`fit_capacities`). On CPU, the fits of one program
+run in cache-sized vmapped chunks (``jax.lax.map(..., batch_size=...)``). All ranks of
+:class:`ReducedRank` share one ridge fit and one eigendecomposition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from jax.typing import ArrayLike
+
+from complemjax._checks import check_in_range, check_matrix, check_positive_int, check_same_rows
+
+__all__ = [
+    "MLP",
+    "CapacityFits",
+    "FitInfo",
+    "LinearParams",
+    "MLPParams",
+    "ProbeHParams",
+    "ReducedRank",
+    "Ridge",
+    "fit",
+    "fit_capacities",
+    "fit_with_info",
+    "predict",
+    "predict_capacities",
+]
+
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+_ACTIVATIONS = {
+    "relu": jax.nn.relu,
+    "gelu": jax.nn.gelu,
+    "silu": jax.nn.silu,
+    "tanh": jnp.tanh,
+    "identity": lambda z: z,
+}
+
+
+# --------------------------------------------------------------------------------------
+# Specs (static) and hyperparameters (dynamic)
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Ridge:
+    """Ridge regression with an unpenalised intercept (closed form).
+
+    ``W = argmin_W ||Yc - Xc W||_F^2 + l2 ||W||_F^2 = (Xcᵀ Xc + l2 I)^+ Xcᵀ Yc`` and
+    ``b = ȳ - x̄ W``, where ``Xc``/``Yc`` are the column-centred data. ``l2`` (from
+    :class:`ProbeHParams`) is on the sum-of-squares scale (as ``sklearn.linear_model.Ridge``'s
+    ``alpha``); ``l2 = 0`` gives the minimum-norm least-squares solution (pseudo-inverse).
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class ReducedRank:
+    """Reduced-rank ridge regression of rank ``rank`` (Mukherjee & Zhu, 2011).
+
+    Let ``B`` be the ridge solution of :class:`Ridge` on centred data and
+    ``Ŷ* = X* B`` the fitted values on the ridge-augmented design ``X* = [Xc; sqrt(l2) I]``.
+    With ``V_r`` the top-``rank`` right singular vectors of ``Ŷ*`` (equivalently, the top
+    eigenvectors of ``Ŷ*ᵀŶ* = Bᵀ(XcᵀXc + l2 I)B = Bᵀ Xcᵀ Yc``, a ``[d_y, d_y]`` matrix; no
+    ``n``-sized SVD is formed), the estimator is ``W_r = B V_r V_rᵀ`` and ``b = ȳ - x̄ W_r``.
+    For ``l2 = 0`` this is the classical reduced-rank regression with identity weighting
+    (Izenman, 1975): the rank-``r`` ``W`` minimising ``||Yc - Xc W||_F^2``.
+
+    Args:
+        rank: number of retained directions, ``1 <= rank <= min(d_x, d_y)``.
+
+    References:
+        A. J. Izenman (1975), Reduced-rank regression for the multivariate linear model,
+        J. Multivariate Analysis 5(2):248-264.
+        A. Mukherjee and J. Zhu (2011), Reduced rank ridge regression and its kernel
+        extensions, Statistical Analysis and Data Mining 4(6):612-622, Section 2.
+    """
+
+    rank: int
+
+    def __post_init__(self):
+        check_positive_int("rank", self.rank)
+
+
+@dataclasses.dataclass(frozen=True)
+class MLP:
+    """A fully connected network ``x -> y`` trained by AdamW on the mean squared error.
+
+    ``h_0 = x``; ``h_l = act(h_{l-1} W_l + b_l)`` for ``l = 1..depth`` (each ``width`` units);
+    ``ŷ = h_depth W_out + b_out``. Loss ``L = mean_{i,j} (ŷ_ij - y_ij)^2`` over the batch.
+    Weights start Glorot-uniform, ``U(±sqrt(6 / (fan_in + fan_out)))`` (as
+    ``sklearn.neural_network.MLPRegressor`` for non-logistic activations), biases at zero.
+    The optimiser is ``optax.adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8,
+    weight_decay)`` with decoupled decay on the weight matrices only (not biases).
+
+    Args:
+        width: hidden units per layer (``>= 1``).
+        depth: number of hidden layers (``>= 1``).
+        activation: one of ``"relu"``, ``"gelu"``, ``"silu"``, ``"tanh"``, ``"identity"``.
+        steps: number of optimiser steps (one ``lax.scan``).
+        batch_size: ``None`` for full-batch steps; otherwise minibatches of this size drawn
+            without replacement within an epoch (a fresh permutation per epoch, the last
+            ``n mod batch_size`` items of each permutation are skipped).
+    """
+
+    width: int = 64
+    depth: int = 1
+    activation: str = "relu"
+    steps: int = 300
+    batch_size: int | None = None
+
+    def __post_init__(self):
+        check_positive_int("width", self.width)
+        check_positive_int("depth", self.depth)
+        check_positive_int("steps", self.steps)
+        if self.batch_size is not None:
+            check_positive_int("batch_size", self.batch_size)
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"`activation` must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}"
+            )
+
+
+Spec = Ridge | ReducedRank | MLP
+
+
+@flax.struct.dataclass
+class ProbeHParams:
+    """Dynamic probe hyperparameters (a pytree; every field may be a traced/vmapped scalar).
+
+    Attributes:
+        l2: ridge penalty for :class:`Ridge` / :class:`ReducedRank` (sum-of-squares scale,
+            ``>= 0``). Ignored by :class:`MLP`.
+        learning_rate: AdamW step size for :class:`MLP`.
+        weight_decay: AdamW decoupled weight decay for :class:`MLP` (weights only).
+    """
+
+    l2: ArrayLike = 1.0
+    learning_rate: ArrayLike = 1e-3
+    weight_decay: ArrayLike = 0.0
+
+
+# --------------------------------------------------------------------------------------
+# Parameters and diagnostics
+# --------------------------------------------------------------------------------------
+
+
+class LinearParams(NamedTuple):
+    """Parameters of a linear probe ``ŷ = x W + b``."""
+
+    weight: jax.Array  # [d_x, d_y]
+    bias: jax.Array  # [d_y]
+
+
+class MLPParams(NamedTuple):
+    """Parameters of an :class:`MLP` probe.
+
+    ``hidden_mask`` marks the live hidden units (all ones unless the network was fitted
+    padded; padded units have zero weights and are masked in :func:`predict`).
+    """
+
+    weights: tuple[jax.Array, ...]  # [d_x, H], ([H, H],) * (depth - 1), [H, d_y]
+    biases: tuple[jax.Array, ...]  # [H] * depth, [d_y]
+    hidden_mask: jax.Array  # [H]
+
+
+class FitInfo(NamedTuple):
+    """Training diagnostics.
+
+    ``loss`` is ``[steps]`` for :class:`MLP` (batch MSE before each step) and ``[1]`` (the
+    training MSE of the fitted map) for the linear probes.
+    """
+
+    loss: jax.Array
+
+
+class CapacityFits(NamedTuple):
+    """Result of :func:`fit_capacities` (a host-side container, not a jit output).
+
+    Attributes:
+        specs: the specs, in the order given.
+        params: per spec, a params pytree whose leaves have a leading ``[n_seeds]`` axis,
+            at the spec's true size (padded fits are sliced back).
+        loss: per spec, ``[n_seeds, steps]`` (MLP) or ``[n_seeds, 1]`` (linear).
+        strategy: the MLP strategy that was used (``"pad"`` or ``"bucket"``).
+    """
+
+    specs: tuple
+    params: tuple
+    loss: tuple
+    strategy: str
+
+
+# --------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------
+
+
+def _check_spec(spec) -> None:
+    if not isinstance(spec, (Ridge, ReducedRank, MLP)):
+        raise ValueError(
+            f"`spec` must be Ridge(), ReducedRank(rank) or MLP(...), got {type(spec).__name__}"
+        )
+
+
+def _validate(spec, x, y, hparams):
+    _check_spec(spec)
+    x = check_matrix("x", x, min_rows=2)
+    y = check_matrix("y", y, min_rows=2)
+    check_same_rows("x", x, "y", y)
+    dtype = jnp.result_type(x.dtype, y.dtype)
+    x = x.astype(dtype)
+    y = y.astype(dtype)
+    if hparams is None:
+        hparams = ProbeHParams()
+    if not isinstance(hparams, ProbeHParams):
+        raise ValueError(f"`hparams` must be a ProbeHParams, got {type(hparams).__name__}")
+    check_in_range("l2", hparams.l2, 0.0, math.inf)
+    check_in_range("learning_rate", hparams.learning_rate, 0.0, math.inf, lo_open=True)
+    check_in_range("weight_decay", hparams.weight_decay, 0.0, math.inf)
+    if isinstance(spec, ReducedRank):
+        max_rank = min(x.shape[1], y.shape[1])
+        if spec.rank > max_rank:
+            raise ValueError(
+                f"`rank` must be <= min(d_x, d_y) = {max_rank}, got {spec.rank} "
+                f"(x.shape={tuple(x.shape)}, y.shape={tuple(y.shape)})"
+            )
+    if isinstance(spec, MLP) and spec.batch_size is not None and spec.batch_size > x.shape[0]:
+        raise ValueError(
+            f"`batch_size` must be <= the number of items {x.shape[0]}, got {spec.batch_size}"
+        )
+    return x, y, hparams
+
+
+# --------------------------------------------------------------------------------------
+# Linear probes
+# --------------------------------------------------------------------------------------
+
+
+def _mm(a, b):
+    return jnp.matmul(a, b, precision=_HIGHEST)
+
+
+def _ridge_core(x, y, l2):
+    """Ridge on centred data via an eigendecomposition of ``XcᵀXc`` (pseudo-inverse at 0)."""
+    x_mean = jnp.mean(x, axis=0)
+    y_mean = jnp.mean(y, axis=0)
+    xc = x - x_mean
+    yc = y - y_mean
+    gram = _mm(xc.T, xc)
+    cross = _mm(xc.T, yc)
+    evals, evecs = jnp.linalg.eigh(gram)
+    denom = evals + l2
+    eps = jnp.finfo(x.dtype).eps
+    tol = eps * x.shape[1] * jnp.max(jnp.abs(evals))
+    inv = jnp.where(denom > tol, 1.0 / jnp.where(denom > tol, denom, 1.0), 0.0)
+    w = _mm(evecs, inv[:, None] * _mm(evecs.T, cross))
+    return w, x_mean, y_mean, cross
+
+
+def _rrr_directions(w, cross):
+    """Right singular vectors of the augmented fitted values, descending: ``[d_y, d_y]``."""
+    m = _mm(w.T, cross)
+    m = 0.5 * (m + m.T)
+    _, v = jnp.linalg.eigh(m)
+    return v[:, ::-1]
+
+
+def _train_mse(x, y, params):
+    return jnp.mean((_mm(x, params.weight) + params.bias - y) ** 2)[None]
+
+
+def _fit_linear(spec, x, y, hparams, rank_mask=None):
+    l2 = jnp.asarray(hparams.l2, x.dtype)
+    w, x_mean, y_mean, cross = _ridge_core(x, y, l2)
+    if isinstance(spec, ReducedRank):
+        v = _rrr_directions(w, cross)
+        if rank_mask is None:
+            rank_mask = (jnp.arange(y.shape[1]) < spec.rank).astype(x.dtype)
+        w = _mm(w, _mm(v * rank_mask, v.T))
+    params = LinearParams(weight=w, bias=y_mean - _mm(x_mean, w))
+    return params, FitInfo(loss=_train_mse(x, y, params))
+
+
+# --------------------------------------------------------------------------------------
+# MLP
+# --------------------------------------------------------------------------------------
+
+
+def _fmix32(h):
+    """MurmurHash3's 32-bit finaliser (a bijection of uint32 with full avalanche)."""
+    h = h ^ (h >> 16)
+    h = h * jnp.uint32(0x85EBCA6B)
+    h = h ^ (h >> 13)
+    h = h * jnp.uint32(0xC2B2AE35)
+    return h ^ (h >> 16)
+
+
+def _glorot_entries(seeds, rows, cols, fan_in, fan_out, dtype):
+    """``[rows, cols]`` Glorot-uniform entries where entry (i, j) depends only on (seeds, i, j).
+
+    ``seeds`` are two uint32 drawn from the fit's key (threefry); entry (i, j) is
+    ``fmix32(fmix32(s0 ^ i) ^ (j + s1))`` mapped to ``U[-1, 1)`` and scaled by
+    ``sqrt(6 / (fan_in + fan_out))``. Because an entry does not depend on the array's shape,
+    the top-left block of a padded matrix equals the matrix of the true size. (Drawing
+    each entry from ``fold_in(fold_in(key, i), j)`` has the same property but costs about
+    a second of extra compile time per program on CPU.)
+    """
+    i = jnp.arange(rows, dtype=jnp.uint32)[:, None]
+    j = jnp.arange(cols, dtype=jnp.uint32)[None, :]
+    h = _fmix32(_fmix32(seeds[0] ^ i) ^ (j + seeds[1]))
+    unit = (h >> 8).astype(dtype) * jnp.asarray(2.0**-24, dtype)  # [0, 1)
+    limit = jnp.sqrt(6.0 / (fan_in + fan_out)).astype(dtype)
+    return (2.0 * unit - 1.0) * limit
+
+
+def _mlp_init(key, spec: MLP, d_x, d_y, mask, dtype):
+    # One threefry call for all layers' seeds keeps compile time low.
+    seeds = jax.random.bits(key, (spec.depth + 1, 2), jnp.uint32)
+    h = spec.width
+    width = jnp.sum(mask)
+    weights, biases = [], []
+    shapes = [(d_x, h, d_x, width)] + [(h, h, width, width)] * (spec.depth - 1)
+    for layer, (rows, cols, fan_in, fan_out) in enumerate(shapes):
+        w = _glorot_entries(seeds[layer], rows, cols, fan_in, fan_out, dtype)
+        if layer > 0:
+            w = w * mask[:, None]
+        weights.append(w * mask[None, :])
+        biases.append(jnp.zeros((h,), dtype))
+    w_out = _glorot_entries(seeds[spec.depth], h, d_y, width, d_y, dtype)
+    weights.append(w_out * mask[:, None])
+    biases.append(jnp.zeros((d_y,), dtype))
+    return tuple(weights), tuple(biases)
+
+
+def _mlp_forward(activation, weights, biases, mask, x):
+    act = _ACTIVATIONS[activation]
+    h = x
+    for w, b in zip(weights[:-1], biases[:-1]):
+        h = act(h @ w + b) * mask
+    return h @ weights[-1] + biases[-1]
+
+
+def _fit_mlp(key, spec: MLP, x, y, hparams, width=None):
+    """Train an MLP of (padded) width ``spec.width`` whose live width is ``width`` (dynamic)."""
+    n, d_x = x.shape
+    d_y = y.shape[1]
+    dtype = x.dtype
+    if width is None:
+        width = spec.width
+    mask = (jnp.arange(spec.width) < width).astype(dtype)
+    weights, biases = _mlp_init(key, spec, d_x, d_y, mask, dtype)
+    train = (weights, biases)
+    decay_mask = (tuple(True for _ in weights), tuple(False for _ in biases))
+    opt = optax.adamw(
+        learning_rate=jnp.asarray(hparams.learning_rate, dtype),
+        b1=0.9,
+        b2=0.999,
+        eps=1e-8,
+        weight_decay=jnp.asarray(hparams.weight_decay, dtype),
+        mask=decay_mask,
+    )
+    opt_state = opt.init(train)
+
+    def loss_fn(tr, xb, yb):
+        pred = _mlp_forward(spec.activation, tr[0], tr[1], mask, xb)
+        return jnp.mean((pred - yb) ** 2)
+
+    batch_size = spec.batch_size
+    steps_per_epoch = n // batch_size if batch_size is not None else 1
+
+    def step(carry, t):
+        tr, state = carry
+        if batch_size is None:
+            xb, yb = x, y
+        else:
+            epoch, j = jnp.divmod(t, steps_per_epoch)
+            perm = jax.random.permutation(jax.random.fold_in(key, epoch + 1), n)
+            idx = jax.lax.dynamic_slice_in_dim(perm, j * batch_size, batch_size)
+            xb, yb = x[idx], y[idx]
+        loss, grads = jax.value_and_grad(loss_fn)(tr, xb, yb)
+        updates, state = opt.update(grads, state, tr)
+        return (optax.apply_updates(tr, updates), state), loss
+
+    (train, _), losses = jax.lax.scan(step, (train, opt_state), jnp.arange(spec.steps))
+    params = MLPParams(weights=train[0], biases=train[1], hidden_mask=mask)
+    return params, FitInfo(loss=losses)
+
+
+# --------------------------------------------------------------------------------------
+# Public fit / predict
+# --------------------------------------------------------------------------------------
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _fit_impl(key, spec, x, y, hparams):
+    if isinstance(spec, MLP):
+        return _fit_mlp(key, spec, x, y, hparams)
+    return _fit_linear(spec, x, y, hparams)
+
+
+def fit_with_info(
+    key: jax.Array, spec: Spec, x: ArrayLike, y: ArrayLike, hparams: ProbeHParams | None = None
+) -> tuple[Any, FitInfo]:
+    """Fit a probe ``x -> y`` and return ``(params, FitInfo)``; see :func:`fit`."""
+    x, y, hparams = _validate(spec, x, y, hparams)
+    return _fit_impl(key, spec, x, y, hparams)
+
+
+def fit(
+    key: jax.Array, spec: Spec, x: ArrayLike, y: ArrayLike, hparams: ProbeHParams | None = None
+) -> LinearParams | MLPParams:
+    """Fit an alignment probe from the semantic view ``x`` to the collaborative view ``y``.
+
+    Ridge: ``W = (XcᵀXc + l2 I)^+ XcᵀYc``, ``b = ȳ - x̄ W``; reduced rank:
+    ``W_r = W V_r V_rᵀ`` (see :class:`ReducedRank`); MLP: AdamW on the mean squared error
+    (see :class:`MLP`). Pure in ``key``: same key and inputs, same result. Jit with the spec
+    static (``jax.jit(fit, static_argnums=1)``) and vmap over ``key``, ``x``, ``y`` and
+    ``hparams`` freely; inputs are validated on concrete values (NaN/inf counts, ``l2 >= 0``)
+    and on shapes/dtypes under tracing.
+
+    Args:
+        key: a ``jax.random.key`` (ignored by the linear probes).
+        spec: :class:`Ridge`, :class:`ReducedRank` or :class:`MLP` (static).
+        x: ``[n, d_x]`` floating semantic embeddings, ``n >= 2``.
+        y: ``[n, d_y]`` floating collaborative embeddings of the same items.
+        hparams: :class:`ProbeHParams` (defaults: ``l2=1``, ``learning_rate=1e-3``,
+            ``weight_decay=0``).
+
+    Returns:
+        :class:`LinearParams` or :class:`MLPParams`.
+
+    Raises:
+        ValueError: naming the argument (``x``, ``y``, ``rank``, ``l2``, ``batch_size``...).
+
+    Example:
+        >>> x = jax.random.normal(jax.random.key(0), (100, 8))
+        >>> y = x @ jnp.ones((8, 3))
+        >>> params = fit(jax.random.key(1), Ridge(), x, y, ProbeHParams(l2=1e-3))
+        >>> predict(Ridge(), params, x).shape
+        (100, 3)
+    """
+    return fit_with_info(key, spec, x, y, hparams)[0]
+
+
+def predict(spec: Spec, params: LinearParams | MLPParams, x: ArrayLike) -> jax.Array:
+    """Apply a fitted probe to ``x [n, d_x]``; returns ``ŷ [n, d_y]``."""
+    _check_spec(spec)
+    x = check_matrix("x", x)
+    if isinstance(spec, MLP):
+        if not isinstance(params, MLPParams):
+            raise ValueError(f"`params` must be MLPParams for MLP, got {type(params).__name__}")
+        expected = params.weights[0].shape[-2]
+        if x.shape[-1] != expected:
+            raise ValueError(f"`x` must have {expected} columns, got shape {tuple(x.shape)}")
+        x = x.astype(params.weights[0].dtype)
+        return _mlp_forward(spec.activation, params.weights, params.biases, params.hidden_mask, x)
+    if not isinstance(params, LinearParams):
+        raise ValueError(f"`params` must be LinearParams, got {type(params).__name__}")
+    if x.shape[-1] != params.weight.shape[0]:
+        raise ValueError(
+            f"`x` must have {params.weight.shape[0]} columns, got shape {tuple(x.shape)}"
+        )
+    return _mm(x.astype(params.weight.dtype), params.weight) + params.bias
+
+
+# --------------------------------------------------------------------------------------
+# Capacity sweeps
+# --------------------------------------------------------------------------------------
+
+
+_CPU_CHUNK_BYTES = 4 * 2**20
+
+
+def _auto_seed_chunk(n_fits: int, n: int, d_x: int, d_y: int, width: int, itemsize: int) -> int:
+    """Fits per vmapped chunk: all at once on accelerators; cache-sized chunks on CPU.
+
+    On CPU a ``[fits, n, d]`` working set larger than the cache makes every step memory-bound;
+    chunks of about ``_CPU_CHUNK_BYTES`` of per-step activations keep it cache-resident.
+    """
+    if jax.default_backend() != "cpu":
+        return n_fits
+    per_fit = itemsize * n * (d_x + d_y + 3 * width)
+    return int(max(1, min(n_fits, _CPU_CHUNK_BYTES // per_fit)))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 6))
+def _mlp_batched(keys, spec, x, y, hparams, widths, chunk):
+    """Fit ``spec`` (padded width ``spec.width``) for each (key, live width) pair ``[m]``.
+
+    ``jax.lax.map`` with ``batch_size=chunk``: chunks of ``chunk`` fits are vmapped, chunks run
+    one after another.
+    """
+    return jax.lax.map(
+        lambda kw: _fit_mlp(kw[0], spec, x, y, hparams, kw[1]), (keys, widths), batch_size=chunk
+    )
+
+
+@jax.jit
+def _rrr_ranks(x, y, hparams, rank_masks):
+    # One ridge fit and one eigendecomposition; XLA hoists them out of the vmap over masks
+    # because they do not depend on the mask.
+    spec = ReducedRank(rank=1)  # the rank is given by each mask
+    return jax.vmap(lambda m: _fit_linear(spec, x, y, hparams, m))(rank_masks)
+
+
+def _unpad(params: MLPParams, width: int) -> MLPParams:
+    w = params.weights
+    hidden = tuple(a[..., :width, :width] for a in w[1:-1])
+    weights = (w[0][..., :width], *hidden, w[-1][..., :width, :])
+    biases = (*(b[..., :width] for b in params.biases[:-1]), params.biases[-1])
+    return MLPParams(weights, biases, params.hidden_mask[..., :width])
+
+
+def _broadcast(tree, n):
+    return jax.tree.map(lambda a: jnp.broadcast_to(a, (n, *a.shape)), tree)
+
+
+def fit_capacities(
+    key: jax.Array,
+    specs: Sequence[Spec],
+    x: ArrayLike,
+    y: ArrayLike,
+    hparams: ProbeHParams | None = None,
+    *,
+    n_seeds: int = 1,
+    strategy: str = "bucket",
+    seed_chunk: int | None = None,
+) -> CapacityFits:
+    """Fit many probe capacities (MLP widths, ranks, ...) times ``n_seeds`` seeds.
+
+    Seed ``s`` uses ``jax.random.split(key, n_seeds)[s]`` for every spec, so results across
+    capacities share their random numbers (and, thanks to the per-entry initialisation, the
+    first ``w`` hidden units of every wider network start identical).
+
+    MLP specs that differ only in ``width`` form a group, fitted with ``strategy``:
+
+    * ``"bucket"`` (default): one compiled program per width, vmapped over seeds.
+    * ``"pad"``: one compiled program per group, vmapped over widths x seeds, every network
+      padded to the group's largest width with the extra hidden units masked out. Exactly
+      equivalent results (to float rounding), but ``max_width / width`` times the FLOPs.
+
+    ``"bucket"`` is the default because it was faster in ``experiments/bench_probe_sweep.py``
+    (2-core shared CPU, 300 full-batch Adam steps, 64 -> 64 dims): 8 seeds x widths
+    8..256 at n = 4000 took 72.1 s steady (86.9 s incl. compile) with bucketing against
+    207.4 s incl. compile with padding (which executes 3.05x the FLOPs); 64 seeds x widths
+    4..32 at n = 500 took 10.4 s vs 11.9 s steady. Padding only compiles one program
+    (17.2 s vs 26.6 s first call in the small case), so it can win when compile time dominates.
+
+    All :class:`ReducedRank` specs share one ridge fit and one eigendecomposition (the ranks
+    only mask singular directions); :class:`Ridge` is fitted once. Linear results are
+    broadcast to the ``[n_seeds]`` axis (they do not depend on the key).
+
+    Args:
+        key: a ``jax.random.key``.
+        specs: sequence of specs.
+        x: ``[n, d_x]``; y: ``[n, d_y]``.
+        hparams: shared :class:`ProbeHParams`.
+        n_seeds: number of seeds (``>= 1``).
+        strategy: ``"bucket"`` or ``"pad"`` (MLP widths).
+        seed_chunk: how many fits one compiled program vmaps at a time (the rest run in
+            sequence inside the same program, ``jax.lax.map(..., batch_size=seed_chunk)``).
+            ``None``: all at once on GPU/TPU; on CPU, chunks whose per-step activations take
+            about 4 MiB (measured faster on a 2-core CPU than one wide vmap, whose
+            ``[fits, n, d]`` arrays fall out of cache).
+
+    Returns:
+        :class:`CapacityFits` with per-spec params of leading shape ``[n_seeds]``.
+
+    Example:
+        >>> fits = fit_capacities(key, [MLP(width=w) for w in (8, 16, 32)], x, y, n_seeds=4)
+        >>> preds = predict_capacities(fits, x_test)  # tuple of [4, n_test, d_y]
+    """
+    specs = tuple(specs)
+    if not specs:
+        raise ValueError("`specs` must contain at least one spec, got an empty sequence")
+    for spec in specs:
+        _check_spec(spec)
+    if strategy not in ("bucket", "pad"):
+        raise ValueError(f"`strategy` must be 'bucket' or 'pad', got {strategy!r}")
+    n_seeds = check_positive_int("n_seeds", n_seeds)
+    if seed_chunk is not None:
+        seed_chunk = check_positive_int("seed_chunk", seed_chunk)
+    for spec in specs:
+        x_v, y_v, hparams_v = _validate(spec, x, y, hparams)
+    x, y, hparams = x_v, y_v, hparams_v
+    keys = jax.random.split(key, n_seeds)
+
+    params: dict[int, Any] = {}
+    losses: dict[int, Any] = {}
+
+    # Linear probes: one ridge, one shared eigendecomposition for all ranks.
+    rr_idx = [i for i, s in enumerate(specs) if isinstance(s, ReducedRank)]
+    if rr_idx:
+        d_y = y.shape[1]
+        masks = jnp.stack(
+            [(jnp.arange(d_y) < specs[i].rank).astype(x.dtype) for i in rr_idx], axis=0
+        )
+        p_all, info_all = _rrr_ranks(x, y, hparams, masks)
+        for j, i in enumerate(rr_idx):
+            pick = jax.tree.map(lambda a, j=j: a[j], (p_all, info_all))
+            params[i], losses[i] = _broadcast(pick[0], n_seeds), _broadcast(pick[1].loss, n_seeds)
+    ridge_idx = [i for i, s in enumerate(specs) if isinstance(s, Ridge)]
+    if ridge_idx:
+        p, info = _fit_impl(keys[0], Ridge(), x, y, hparams)
+        for i in ridge_idx:
+            params[i], losses[i] = _broadcast(p, n_seeds), _broadcast(info.loss, n_seeds)
+
+    # MLPs: group by everything but width.
+    groups: dict[MLP, list[int]] = {}
+    for i, s in enumerate(specs):
+        if isinstance(s, MLP):
+            groups.setdefault(dataclasses.replace(s, width=1), []).append(i)
+    for idx in groups.values():
+        widths = sorted({specs[i].width for i in idx})
+        itemsize = jnp.dtype(x.dtype).itemsize
+        d_x, d_y = x.shape[1], y.shape[1]
+        if strategy == "pad" and len(widths) > 1:
+            big = dataclasses.replace(specs[idx[0]], width=widths[-1])
+            m = len(widths) * n_seeds
+            chunk = seed_chunk or _auto_seed_chunk(m, x.shape[0], d_x, d_y, widths[-1], itemsize)
+            all_keys = jnp.tile(keys, len(widths))  # width-major: [w0 s0, w0 s1, ...]
+            all_widths = jnp.repeat(jnp.asarray(widths, jnp.int32), n_seeds)
+            p_all, info_all = _mlp_batched(
+                all_keys, big, x, y, hparams, all_widths, int(min(chunk, m))
+            )
+            for i in idx:
+                j = widths.index(specs[i].width)
+                sl = slice(j * n_seeds, (j + 1) * n_seeds)
+                params[i] = _unpad(jax.tree.map(lambda a, sl=sl: a[sl], p_all), specs[i].width)
+                losses[i] = info_all.loss[sl]
+        else:
+            for w in widths:
+                spec_w = dataclasses.replace(specs[idx[0]], width=w)
+                chunk = seed_chunk or _auto_seed_chunk(n_seeds, x.shape[0], d_x, d_y, w, itemsize)
+                p, info = _mlp_batched(
+                    keys,
+                    spec_w,
+                    x,
+                    y,
+                    hparams,
+                    jnp.full((n_seeds,), w, jnp.int32),
+                    int(min(chunk, n_seeds)),
+                )
+                for i in idx:
+                    if specs[i].width == w:
+                        params[i], losses[i] = p, info.loss
+
+    return CapacityFits(
+        specs=specs,
+        params=tuple(params[i] for i in range(len(specs))),
+        loss=tuple(losses[i] for i in range(len(specs))),
+        strategy=strategy,
+    )
+
+
+def predict_capacities(fits: CapacityFits, x: ArrayLike) -> tuple[jax.Array, ...]:
+    """Predict with every fitted spec and seed: a tuple (per spec) of ``[n_seeds, n, d_y]``."""
+    x = check_matrix("x", x)
+    return tuple(
+        jax.vmap(lambda p, s=spec: predict(s, p, x))(p) for spec, p in zip(fits.specs, fits.params)
+    )
