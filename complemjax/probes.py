@@ -60,11 +60,13 @@ __all__ = [
     "ProbeHParams",
     "ReducedRank",
     "Ridge",
+    "RidgeGCV",
     "fit",
     "fit_capacities",
     "fit_with_info",
     "predict",
     "predict_capacities",
+    "select_l2",
 ]
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -141,6 +143,11 @@ class MLP:
         batch_size: ``None`` for full-batch steps; otherwise minibatches of this size drawn
             without replacement within an epoch (a fresh permutation per epoch, the last
             ``n mod batch_size`` items of each permutation are skipped).
+        val_fraction: early stopping. With ``v = round(val_fraction · n) > 0``, a
+            key-derived random subset of ``v`` rows is held out, the network trains on the
+            other rows, the held-out MSE is computed before every step and the parameters
+            with the lowest held-out MSE seen (including after the last step) are
+            returned. ``0`` trains on every row and returns the final parameters.
     """
 
     width: int = 64
@@ -148,8 +155,11 @@ class MLP:
     activation: str = "relu"
     steps: int = 300
     batch_size: int | None = None
+    val_fraction: float = 0.0
 
     def __post_init__(self):
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"`val_fraction` must lie in [0, 1), got {self.val_fraction}")
         check_positive_int("width", self.width)
         check_positive_int("depth", self.depth)
         check_positive_int("steps", self.steps)
@@ -208,10 +218,12 @@ class FitInfo(NamedTuple):
     """Training diagnostics.
 
     ``loss`` is ``[steps]`` for :class:`MLP` (batch MSE before each step) and ``[1]`` (the
-    training MSE of the fitted map) for the linear probes.
+    training MSE of the fitted map) for the linear probes. ``val_loss`` is the held-out MSE
+    before each step and after the last one when ``MLP.val_fraction > 0``, else ``None``.
     """
 
     loss: jax.Array
+    val_loss: jax.Array | None = None  # [steps + 1] held-out MSE (MLP early stopping only)
 
 
 class CapacityFits(NamedTuple):
@@ -265,6 +277,13 @@ def _validate(spec, x, y, hparams):
                 f"`rank` must be <= min(d_x, d_y) = {max_rank}, got {spec.rank} "
                 f"(x.shape={tuple(x.shape)}, y.shape={tuple(y.shape)})"
             )
+    if isinstance(spec, MLP) and spec.val_fraction > 0:
+        n_val = round(spec.val_fraction * x.shape[0])
+        if n_val < 1 or x.shape[0] - n_val < 2:
+            raise ValueError(
+                f"`val_fraction`={spec.val_fraction} leaves {n_val} held-out and "
+                f"{x.shape[0] - n_val} training rows of {x.shape[0]}; need >= 1 and >= 2"
+            )
     if isinstance(spec, MLP) and spec.batch_size is not None and spec.batch_size > x.shape[0]:
         raise ValueError(
             f"`batch_size` must be <= the number of items {x.shape[0]}, got {spec.batch_size}"
@@ -296,6 +315,69 @@ def _ridge_core(x, y, l2):
     inv = jnp.where(denom > tol, 1.0 / jnp.where(denom > tol, denom, 1.0), 0.0)
     w = _mm(evecs, inv[:, None] * _mm(evecs.T, cross))
     return w, x_mean, y_mean, cross
+
+
+class RidgeGCV(NamedTuple):
+    """Result of :func:`select_l2`."""
+
+    l2: jax.Array  # [] the grid value with the lowest GCV score (first on ties)
+    grid: jax.Array  # [G] candidate l2 values
+    gcv: jax.Array  # [G] GCV score of each candidate
+
+
+def select_l2(x: ArrayLike, y: ArrayLike, l2_grid: ArrayLike) -> RidgeGCV:
+    """Choose the ridge penalty by generalised cross-validation (no refits, jit/vmap-able).
+
+    With ``Xc``/``Yc`` centred, ``XcᵀXc = V diag(e) Vᵀ`` and ``R = Vᵀ XcᵀYc``, the ridge
+    fit at penalty ``λ`` has residual sum of squares and effective degrees of freedom::
+
+        RSS(λ) = ||Yc||²_F − Σ_j ||R_j||² (2 / (e_j + λ) − e_j / (e_j + λ)²)
+        df(λ)  = 1 + Σ_j e_j / (e_j + λ)          (the 1 counts the intercept)
+        GCV(λ) = (RSS(λ) / n) / (1 − df(λ) / n)²
+
+    and the selected penalty minimises ``GCV`` over ``l2_grid`` (Golub, Heath & Wahba,
+    1979). The same penalty serves :class:`ReducedRank`, whose first stage is this ridge.
+
+    Args:
+        x: ``[n, d_x]`` inputs.
+        y: ``[n, d_y]`` targets.
+        l2_grid: ``[G]`` non-negative candidate penalties (sum-of-squares scale).
+
+    Returns:
+        :class:`RidgeGCV`.
+
+    Example:
+        >>> sel = select_l2(x, y, jnp.logspace(-2, 4, 13))  # doctest: +SKIP
+        >>> params = fit(key, Ridge(), x, y, ProbeHParams(l2=sel.l2))  # doctest: +SKIP
+
+    References:
+        G. H. Golub, M. Heath, G. Wahba (1979), Generalized cross-validation as a method
+        for choosing a good ridge parameter, Technometrics 21(2):215-223.
+    """
+    x, y, _ = _validate(Ridge(), x, y, None)
+    grid = jnp.atleast_1d(jnp.asarray(l2_grid, x.dtype))
+    if grid.ndim != 1 or grid.shape[0] < 1:
+        raise ValueError(f"`l2_grid` must be a non-empty 1-D array, got shape {grid.shape}")
+    check_in_range("l2_grid", grid, 0.0, math.inf)
+    return _select_l2(x, y, grid)
+
+
+@jax.jit
+def _select_l2(x, y, grid):
+    n = x.shape[0]
+    xc = x - jnp.mean(x, axis=0)
+    yc = y - jnp.mean(y, axis=0)
+    evals, evecs = jnp.linalg.eigh(_mm(xc.T, xc))
+    evals = jnp.maximum(evals, 0.0)
+    r2 = jnp.sum(_mm(evecs.T, _mm(xc.T, yc)) ** 2, axis=1)  # [d_x] ||R_j||^2
+    denom = evals[None, :] + grid[:, None]  # [G, d_x]
+    safe = jnp.where(denom > 0, denom, 1.0)
+    live = denom > 0
+    shrink = jnp.where(live, 2.0 / safe - evals[None, :] / safe**2, 0.0)
+    rss = jnp.sum(yc**2) - jnp.sum(r2[None, :] * shrink, axis=1)
+    df = 1.0 + jnp.sum(jnp.where(live, evals[None, :] / safe, 0.0), axis=1)
+    gcv = (jnp.maximum(rss, 0.0) / n) / jnp.maximum(1.0 - df / n, 1e-12) ** 2
+    return RidgeGCV(grid[jnp.argmin(gcv)], grid, gcv)
 
 
 def _rrr_directions(w, cross):
@@ -406,11 +488,19 @@ def _fit_mlp(key, spec: MLP, x, y, hparams, width=None):
         pred = _mlp_forward(spec.activation, tr[0], tr[1], mask, xb)
         return jnp.mean((pred - yb) ** 2)
 
-    batch_size = spec.batch_size
+    n_val = round(spec.val_fraction * n)
+    if n_val:
+        # Held-out rows for early stopping; fold_in constant 2**31 - 1 never collides with
+        # the per-epoch permutation keys (epoch + 1).
+        split = jax.random.permutation(jax.random.fold_in(key, 2**31 - 1), n)
+        x_val, y_val = x[split[:n_val]], y[split[:n_val]]
+        x, y = x[split[n_val:]], y[split[n_val:]]
+        n = n - n_val
+    batch_size = spec.batch_size if spec.batch_size is None else min(spec.batch_size, n)
     steps_per_epoch = n // batch_size if batch_size is not None else 1
 
     def step(carry, t):
-        tr, state = carry
+        tr, state, best = carry
         if batch_size is None:
             xb, yb = x, y
         else:
@@ -418,13 +508,32 @@ def _fit_mlp(key, spec: MLP, x, y, hparams, width=None):
             perm = jax.random.permutation(jax.random.fold_in(key, epoch + 1), n)
             idx = jax.lax.dynamic_slice_in_dim(perm, j * batch_size, batch_size)
             xb, yb = x[idx], y[idx]
+        if n_val:
+            best, val = _keep_best(best, tr, loss_fn(tr, x_val, y_val))
+        else:
+            val = jnp.zeros((), dtype)
         loss, grads = jax.value_and_grad(loss_fn)(tr, xb, yb)
         updates, state = opt.update(grads, state, tr)
-        return (optax.apply_updates(tr, updates), state), loss
+        return (optax.apply_updates(tr, updates), state, best), (loss, val)
 
-    (train, _), losses = jax.lax.scan(step, (train, opt_state), jnp.arange(spec.steps))
+    best0 = (train, jnp.asarray(jnp.inf, dtype))
+    (train, _, best), (losses, vals) = jax.lax.scan(
+        step, (train, opt_state, best0), jnp.arange(spec.steps)
+    )
+    val_loss = None
+    if n_val:
+        best, last = _keep_best(best, train, loss_fn(train, x_val, y_val))
+        train = best[0]
+        val_loss = jnp.concatenate([vals, last[None]])
     params = MLPParams(weights=train[0], biases=train[1], hidden_mask=mask)
-    return params, FitInfo(loss=losses)
+    return params, FitInfo(loss=losses, val_loss=val_loss)
+
+
+def _keep_best(best, params, val):
+    """``(best_params, best_val)`` updated with ``params`` if ``val`` is strictly lower."""
+    better = val < best[1]
+    kept = jax.tree.map(lambda new, old: jnp.where(better, new, old), params, best[0])
+    return (kept, jnp.where(better, val, best[1])), val
 
 
 # --------------------------------------------------------------------------------------

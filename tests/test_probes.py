@@ -379,3 +379,46 @@ def test_bad_inputs_raise_naming_argument(rng, key):
         fit_capacities(key, [SMALL, ReducedRank(rank=9)], x, y)
     with pytest.raises(ValueError, match="`x`"):
         predict(Ridge(), fit(key, Ridge(), x, y), x[:, :3])
+
+
+# ----------------------------------------------------------------------------- additions
+
+
+def test_select_l2_matches_numpy_gcv():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(60, 5))
+    y = x @ rng.normal(size=(5, 3)) + rng.normal(size=(60, 3))
+    grid = np.array([0.0, 0.1, 1.0, 10.0, 100.0])
+    sel = probes.select_l2(x.astype(np.float32), y.astype(np.float32), grid)
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    ref = []
+    for lam in grid:
+        w = np.linalg.solve(xc.T @ xc + lam * np.eye(5), xc.T @ yc)
+        h_trace = np.trace(xc @ np.linalg.solve(xc.T @ xc + lam * np.eye(5), xc.T)) + 1
+        rss = np.sum((yc - xc @ w) ** 2)
+        ref.append((rss / 60) / (1 - h_trace / 60) ** 2)
+    np.testing.assert_allclose(sel.gcv, ref, rtol=2e-3)
+    assert float(sel.l2) == grid[int(np.argmin(ref))]
+    with pytest.raises(ValueError, match="l2_grid"):
+        probes.select_l2(x.astype(np.float32), y.astype(np.float32), np.array([-1.0]))
+
+
+def test_mlp_early_stopping_returns_best_held_out_params():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(120, 6)).astype(np.float32)
+    y = (np.sin(x @ rng.normal(size=(6, 2))) + rng.normal(size=(120, 2))).astype(np.float32)
+    spec = probes.MLP(width=64, steps=200, val_fraction=0.25)
+    hp = probes.ProbeHParams(learning_rate=3e-2)
+    params, info = probes.fit_with_info(jax.random.key(0), spec, x, y, hp)
+    assert info.val_loss.shape == (201,)
+    # The returned parameters reach the minimum held-out loss seen during training.
+    perm = np.asarray(jax.random.permutation(jax.random.fold_in(jax.random.key(0), 2**31 - 1), 120))
+    hold = perm[:30]
+    pred = probes.predict(spec, params, x[hold])
+    np.testing.assert_allclose(
+        float(np.mean((np.asarray(pred) - y[hold]) ** 2)), float(info.val_loss.min()), rtol=1e-4
+    )
+    # Overfitting happens (held-out loss rises after its minimum), and is undone.
+    assert float(info.val_loss[-1]) > float(info.val_loss.min())
+    with pytest.raises(ValueError, match="val_fraction"):
+        probes.MLP(val_fraction=1.0)

@@ -63,7 +63,7 @@ class StudyConfig:
     n_boot: int = 300
     warm_min: int = 5
     cold_max: int = 3
-    probe_l2: float = 10.0
+    probe_l2_grid: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
     ranks: tuple[int, ...] = (8, 32)
     widths: tuple[int, ...] = (64, 256)
     mlp_steps: int = 500
@@ -109,8 +109,12 @@ def _probe_rows(x, y, counts, cfg: StudyConfig, key, extra):
     fit_idx, id_idx = perm[:n_fit], perm[n_fit:]
     specs = [("ridge", probes.Ridge())]
     specs += [(f"rrr-{r}", probes.ReducedRank(rank=r)) for r in cfg.ranks]
-    specs += [(f"mlp-{w}", probes.MLP(width=w, steps=cfg.mlp_steps)) for w in cfg.widths]
-    hp = probes.ProbeHParams(l2=cfg.probe_l2, learning_rate=cfg.mlp_lr)
+    specs += [
+        (f"mlp-{w}", probes.MLP(width=w, steps=cfg.mlp_steps, val_fraction=0.2))
+        for w in cfg.widths
+    ]
+    l2 = probes.select_l2(x[fit_idx], y[fit_idx], jnp.asarray(cfg.probe_l2_grid)).l2
+    hp = probes.ProbeHParams(l2=l2, learning_rate=cfg.mlp_lr)
     rows = []
     sets = {"in_distribution": id_idx, "cold_items": cold}
     for test_name, idx in sets.items():
@@ -402,7 +406,9 @@ restricted to the bucket.
 
 Probes are fitted on 80% of warm items (≥ {meta['warm_min']} training interactions) and
 scored on the other 20% (`in_distribution`) and on cold items (1–{meta['cold_max']}
-training interactions). `none (raw WordLlama)` compares the raw vectors with BPR's.
+training interactions). Ridge/reduced-rank l2 is chosen by GCV; MLPs early-stop on a
+held-out 20% of the fitting items. `none (raw WordLlama)` compares the raw vectors with
+BPR's (R² undefined).
 
 {report.markdown_table(t4, legend)}
 ![recall](figures/movielens_recall.png)

@@ -98,7 +98,8 @@ class StudyConfig:
     widths: tuple[int, ...] = (16, 64, 256)
     mlp_steps: int = 300
     learning_rate: float = 1e-2
-    l2: float = 1.0
+    l2_grid: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
+    val_fraction: float = 0.2
     views: gen.ViewsConfig = dataclasses.field(default_factory=gen.ViewsConfig)
     chunk_size: int = 6
 
@@ -118,7 +119,12 @@ class StudyConfig:
         specs: list[tuple[str, probes.Spec]] = [("ridge", probes.Ridge())]
         specs += [(f"rrr-{r}", probes.ReducedRank(rank=r)) for r in self.ranks]
         specs += [
-            (f"mlp-{w}", probes.MLP(width=w, steps=self.mlp_steps, activation="relu"))
+            (
+                f"mlp-{w}",
+                probes.MLP(
+                    width=w, steps=self.mlp_steps, activation="relu", val_fraction=self.val_fraction
+                ),
+            )
             for w in self.widths
         ]
         return tuple(specs)
@@ -142,11 +148,15 @@ def _scores(pred: jax.Array, test: gen.Views) -> jax.Array:
 def make_study_fn(cfg: StudyConfig):
     """The per-(seed, configuration) function evaluated by :func:`sweep.run_grid`."""
     specs = cfg.probe_specs()
-    hp = probes.ProbeHParams(l2=cfg.l2, learning_rate=cfg.learning_rate, weight_decay=0.0)
+    hp = probes.ProbeHParams(learning_rate=cfg.learning_rate, weight_decay=0.0)
 
     def fit_all(key, train: gen.Views):
+        # Ridge penalty by GCV (shared by ridge and reduced rank); MLPs early-stop on a
+        # held-out fifth of the training items.
+        l2 = probes.select_l2(train.x, train.y, jnp.asarray(cfg.l2_grid)).l2
+        hp_fit = hp.replace(l2=l2)
         keys = jax.random.split(key, len(specs))
-        return [probes.fit(k, spec, train.x, train.y, hp) for k, (_, spec) in zip(keys, specs)]
+        return [probes.fit(k, spec, train.x, train.y, hp_fit) for k, (_, spec) in zip(keys, specs)]
 
     def fn(key, shared_fraction, nonlinearity):
         knobs = gen.ViewsKnobs(
@@ -257,7 +267,8 @@ def _describe(cfg: StudyConfig) -> dict:
         "noise": cfg.noise,
         "mlp_steps": cfg.mlp_steps,
         "learning_rate": cfg.learning_rate,
-        "l2": cfg.l2,
+        "l2_grid": list(cfg.l2_grid),
+        "val_fraction": cfg.val_fraction,
         "dims": f"d_s=d_p=d_q={cfg.views.d_shared}, D_x=D_y={cfg.views.dim_sem}",
     }
 
