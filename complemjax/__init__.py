@@ -4,7 +4,11 @@ The public API of every module is re-exported here; submodules stay importable a
 ``complemjax.<module>`` (e.g. ``complemjax.data``, ``complemjax.fusion``).
 """
 
-from complemjax import (
+from complemjax import _xla_flags
+
+_xla_flags.apply()  # before any JAX computation; see complemjax/_xla_flags.py
+
+from complemjax import (  # noqa: E402
     cf,
     complementarity,
     data,
@@ -17,16 +21,16 @@ from complemjax import (
     similarity,
     sweep,
 )
-from complemjax.cf import *  # noqa: F403
-from complemjax.complementarity import *  # noqa: F403
-from complemjax.generative import *  # noqa: F403
-from complemjax.probes import *  # noqa: F403
-from complemjax.ranking import *  # noqa: F403
-from complemjax.recommenders import *  # noqa: F403
-from complemjax.report import *  # noqa: F403
-from complemjax.semantic import *  # noqa: F403
-from complemjax.similarity import *  # noqa: F403
-from complemjax.sweep import *  # noqa: F403
+from complemjax.cf import *  # noqa: E402, F403
+from complemjax.complementarity import *  # noqa: E402, F403
+from complemjax.generative import *  # noqa: E402, F403
+from complemjax.probes import *  # noqa: E402, F403
+from complemjax.ranking import *  # noqa: E402, F403
+from complemjax.recommenders import *  # noqa: E402, F403
+from complemjax.report import *  # noqa: E402, F403
+from complemjax.semantic import *  # noqa: E402, F403
+from complemjax.similarity import *  # noqa: E402, F403
+from complemjax.sweep import *  # noqa: E402, F403
 
 __version__ = "0.1.0"
 
