@@ -1,0 +1,132 @@
+"""Shared pieces of the learned fusion models: input checks, BPR sampling, losses, scan loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from complemjax import _checks
+
+__all__: list[str] = []
+
+
+def check_interactions(train_users, train_items, n_users: int, n_items: int):
+    """Validate interaction pairs ``[n_inter]`` (int) and return them as int32 arrays."""
+    u = jnp.asarray(train_users)
+    i = jnp.asarray(train_items)
+    for name, x, hi in (("train_users", u, n_users), ("train_items", i, n_items)):
+        if x.ndim != 1 or not jnp.issubdtype(x.dtype, jnp.integer):
+            raise ValueError(
+                f"`{name}` must be a 1-D int array, got shape {x.shape} and dtype {x.dtype}"
+            )
+        if x.shape[0] == 0:
+            raise ValueError(f"`{name}` must not be empty")
+        if not isinstance(x, jax.core.Tracer):
+            lo, top = int(jnp.min(x)), int(jnp.max(x))
+            if lo < 0 or top >= hi:
+                raise ValueError(f"`{name}` entries must lie in [0, {hi}), got [{lo}, {top}]")
+    if u.shape != i.shape:
+        raise ValueError(
+            f"`train_users` and `train_items` must have the same shape, got {u.shape} and {i.shape}"
+        )
+    return u.astype(jnp.int32), i.astype(jnp.int32)
+
+
+def check_padded(name: str, x, n_rows: int) -> jax.Array:
+    """Validate a ``[n_rows, L]`` int padded item-set array (``-1`` padding)."""
+    x = jnp.asarray(x)
+    if x.ndim != 2 or not jnp.issubdtype(x.dtype, jnp.integer):
+        raise ValueError(
+            f"`{name}` must be an int [n_users, max_len] padded array, got shape {x.shape} "
+            f"and dtype {x.dtype}"
+        )
+    if x.shape[0] != n_rows:
+        raise ValueError(f"`{name}` must have {n_rows} rows (users), got shape {x.shape}")
+    return x.astype(jnp.int32)
+
+
+def check_views(x, y):
+    """Validate two item-view matrices with the same rows; return them in a common float dtype."""
+    x = _checks.check_matrix("x", x, min_rows=2)
+    y = _checks.check_matrix("y", y, min_rows=2)
+    _checks.check_same_rows("x", x, "y", y)
+    dt = jnp.result_type(x.dtype, y.dtype)
+    return x.astype(dt), y.astype(dt)
+
+
+def check_hparam(name: str, value, lo: float, *, lo_open: bool = False):
+    _checks.check_in_range(name, value, lo, np.inf, lo_open=lo_open)
+
+
+def sample_bpr(key, users, items, n_items: int, batch: int):
+    """Uniform interaction ``(u, i+)`` and uniform negative item (collisions not rejected)."""
+    k1, k2 = jax.random.split(key)
+    idx = jax.random.randint(k1, (batch,), 0, users.shape[0])
+    neg = jax.random.randint(k2, (batch,), 0, n_items)
+    return users[idx], items[idx], neg
+
+
+def bpr_loss(pos, neg):
+    """``-mean(log sigmoid(pos - neg))`` (Rendle et al. 2009)."""
+    return -jnp.mean(jax.nn.log_sigmoid(pos - neg))
+
+
+def info_nce(a, b, temperature):
+    """Symmetric InfoNCE between paired rows of ``a [B, d]`` and ``b [B, d']`` (cosine / t).
+
+    ``L = (CE(softmax(A B^T / t), I) + CE(softmax(B A^T / t), I)) / 2`` with row-normalised A, B.
+    """
+    a = a / jnp.maximum(jnp.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / jnp.maximum(jnp.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    logits = a @ b.T / temperature
+    labels = jnp.arange(a.shape[0])
+    l1 = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    l2 = optax.softmax_cross_entropy_with_integer_labels(logits.T, labels)
+    return 0.5 * (jnp.mean(l1) + jnp.mean(l2))
+
+
+def fit_scan(key, params, loss_fn: Callable, lr, steps: int):
+    """Adam on ``loss_fn(params, key_t)`` for ``steps`` steps in a ``lax.scan``.
+
+    Per-step keys are ``fold_in(key, t)``. Returns ``(params, losses [steps])``.
+    """
+    opt = optax.adam(lr)
+    state = opt.init(params)
+
+    def step(carry, t):
+        p, s = carry
+        loss, g = jax.value_and_grad(loss_fn)(p, jax.random.fold_in(key, t))
+        upd, s = opt.update(g, s, p)
+        return (optax.apply_updates(p, upd), s), loss
+
+    (params, _), losses = jax.lax.scan(step, (params, state), jnp.arange(steps))
+    return params, losses
+
+
+def mlp_init(key, d_in: int, d_out: int, hidden: int | None, dtype):
+    """Linear (``hidden=None``) or one-hidden-layer MLP parameters, Glorot-style scale."""
+    if hidden is None:
+        w = jax.random.normal(key, (d_in, d_out), dtype) / np.sqrt(d_in)
+        return {"w1": w, "b1": jnp.zeros((d_out,), dtype)}
+    k1, k2 = jax.random.split(key)
+    return {
+        "w1": jax.random.normal(k1, (d_in, hidden), dtype) / np.sqrt(d_in),
+        "b1": jnp.zeros((hidden,), dtype),
+        "w2": jax.random.normal(k2, (hidden, d_out), dtype) / np.sqrt(hidden),
+        "b2": jnp.zeros((d_out,), dtype),
+    }
+
+
+def mlp_apply(p, x):
+    h = x @ p["w1"] + p["b1"]
+    if "w2" in p:
+        h = jax.nn.gelu(h) @ p["w2"] + p["b2"]
+    return h
+
+
+def l2_norm_sq(tree):
+    return sum(jnp.sum(x**2) for x in jax.tree.leaves(tree))
