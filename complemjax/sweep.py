@@ -1,16 +1,43 @@
-"""Run grids of seeds × configurations as vmapped, jitted programs.
+"""Run grids of seeds × configurations as vmapped, jitted, sharded programs that resume.
 
 A study is a pure function ``fn(key, **knobs) -> dict[str, Array]`` of a PRNG key and
 scalar *dynamic* knobs (anything that does not change shapes). :func:`run_grid` builds
-the Cartesian product of the knob values and the seeds, flattens it into one batch axis,
-and evaluates ``jax.jit(jax.vmap(fn))`` over chunks of that axis, so the whole grid costs
-one compilation per chunk shape. *Static* knobs (those that fix shapes or control flow,
-such as an MLP width) are handled by bucketing: one compiled program per static
-combination, listed in ``static``.
+the Cartesian product of the knob values and the seeds, flattens it into one batch axis
+(configuration-major, seed-minor) and evaluates ``jax.vmap(fn)`` over chunks of that
+axis. *Static* knobs (those that fix shapes or control flow, such as an MLP width) are
+handled by bucketing: one compiled program per static combination, listed in ``static``.
 
 Seeds use common random numbers: the key of seed ``s`` is ``fold_in(key, s)`` for every
 configuration, so differences between configurations are not confounded with
 different draws of the world.
+
+**Past one device.** Each chunk of the flat axis is sharded over a one-axis
+:class:`jax.sharding.Mesh` named ``"batch"`` (all devices by default,
+``NamedSharding(mesh, P("batch"))``); the chunk size is rounded up to a multiple of the
+device count and the padding rows (copies of the last real row) are dropped afterwards.
+The per-device program is a ``jax.shard_map`` of the vmapped function, so each device
+runs exactly the single-device program on its own rows with no communication; results
+equal the single-device run. In a multi-host run (:func:`init_distributed` first, then the
+same script on every process), the mesh spans the devices of all processes, every
+process feeds the rows of its own devices and the outputs are all-gathered, so every
+process returns the full table; only process 0 writes files.
+
+**Resume.** With ``checkpoint_dir`` the grid is recorded in ``manifest.json`` (grid,
+static grid, seeds, root key, chunk sizes and the caller's ``fingerprint`` of everything
+else that determines the results), each finished chunk is written atomically (temporary
+file in the same folder, ``fsync``, ``os.replace``) and a rerun skips finished chunks;
+the returned table is always assembled from the chunk files. A folder written by a
+different grid, key or fingerprint raises a :class:`ValueError`; finished results are
+never overwritten.
+
+**Memory.** ``chunk_size="auto"`` compiles the per-device program on batches of 1 and 2
+rows and reads XLA's ``memory_analysis()`` to model one configuration's device memory as
+``base + rows × per_row`` with ``per_row = max(m2 - m1, m2 / 2)`` (conservative when
+temporaries do not grow between 1 and 2 rows), then picks the largest multiple of the
+device count that fits ``memory_fraction`` of the free memory of the device (see
+:func:`device_free_bytes`). A configuration that cannot fit at all raises before any
+chunk runs. Every compiled chunk program is also checked against the free memory
+before it runs.
 
 Example:
     >>> def fn(key, noise):
@@ -23,19 +50,69 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
+import json
+import math
+import os
+import re
+import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from complemjax import _checks
 
-__all__ = ["expand_grid", "run_grid"]
+__all__ = [
+    "MemoryPlan",
+    "code_fingerprint",
+    "config_fingerprint",
+    "device_free_bytes",
+    "expand_grid",
+    "init_distributed",
+    "plan_chunk_size",
+    "run_grid",
+]
+
+MANIFEST = "manifest.json"
+_FORMAT = "complemjax.sweep/1"
+_CHUNK_RE = re.compile(r"^chunk-s(\d{4})-c(\d{6})\.npz$")
+#: Free bytes assumed per device when neither ``device.memory_stats()`` nor the host's
+#: available RAM can be read (e.g. CPU on a system without ``/proc/meminfo``).
+FALLBACK_FREE_BYTES = 1 << 30
+#: With ``checkpoint_dir`` and ``chunk_size="auto"``, each static bucket is split into at
+#: least this many chunks (so an interruption loses at most about 1/8 of a bucket).
+AUTO_MIN_CHUNKS_WITH_CHECKPOINT = 8
+
+
+class MemoryPlan(NamedTuple):
+    """Chunk size chosen for one static bucket and the estimate behind it.
+
+    Attributes:
+        chunk_size: rows (configurations × seeds) per compiled call, a multiple of the
+            device count.
+        bytes_base: estimated fixed device bytes of the per-device program.
+        bytes_per_row: estimated device bytes per configuration (per row).
+        free_bytes: free bytes per device used for the plan.
+        source: ``"memory_analysis"``, or ``"unavailable"`` when the backend reports no
+            memory analysis (then one row per device per call is used).
+    """
+
+    chunk_size: int
+    bytes_base: int
+    bytes_per_row: int
+    free_bytes: int
+    source: str
 
 
 def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -65,6 +142,466 @@ def _flatten_outputs(out: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
     return cols
 
 
+# ---------------------------------------------------------------------------------------
+# Fingerprints and JSON
+# ---------------------------------------------------------------------------------------
+
+
+def _jsonable(x: Any) -> Any:
+    """A JSON-serialisable, canonical form of configs, grids and static values."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        out = {"__class__": type(x).__qualname__}
+        for f in dataclasses.fields(x):
+            out[f.name] = _jsonable(getattr(x, f.name))
+        return out
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, (np.ndarray, jax.Array)):
+        return np.asarray(x).tolist()
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    return repr(x)
+
+
+def _dumps(x: Any) -> str:
+    return json.dumps(_jsonable(x), separators=(",", ":"))
+
+
+def config_fingerprint(config: Any) -> str:
+    """SHA-256 of a canonical JSON form of ``config`` (dataclasses, mappings, sequences).
+
+    Pass the study's configuration (everything besides the grid, seeds and key that
+    determines the results) as ``run_grid(..., fingerprint=config_fingerprint(cfg))`` so a
+    resumed sweep refuses a results folder written under another configuration.
+
+    Args:
+        config: a frozen dataclass (nested dataclasses allowed), mapping, sequence or scalar.
+
+    Returns:
+        A 64-character hexadecimal string.
+
+    Example:
+        >>> config_fingerprint({"n_train": 1000}) == config_fingerprint({"n_train": 1000})
+        True
+    """
+    return hashlib.sha256(_dumps(config).encode()).hexdigest()
+
+
+def code_fingerprint(*modules: Any) -> str:
+    """SHA-256 of the source files of ``modules`` (to invalidate checkpoints on code edits).
+
+    A checkpoint folder can only tell that the *configuration* is the same; if the code
+    that computes the results changes, combine this into the fingerprint, e.g.
+    ``config_fingerprint({"config": cfg, "code": code_fingerprint(study, probes)})``.
+
+    Args:
+        *modules: imported modules (or objects with a ``__file__``).
+
+    Returns:
+        A 64-character hexadecimal string.
+    """
+    h = hashlib.sha256()
+    for module in modules:
+        path = getattr(module, "__file__", None)
+        if path is None:
+            raise ValueError(f"`modules` entry {module!r} has no source file")
+        h.update(getattr(module, "__name__", str(path)).encode())
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------
+# Devices, processes and memory
+# ---------------------------------------------------------------------------------------
+
+
+def init_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    **kwargs: Any,
+) -> tuple[int, int]:
+    """Join a multi-host run (``jax.distributed.initialize``) and return ``(index, count)``.
+
+    Call it once per process, before any other JAX call, then run the same
+    :func:`run_grid` call on every process. The mesh spans the devices of all
+    processes; each process feeds the rows of its own devices, outputs are all-gathered
+    so every process returns the full table, and only process 0 writes the manifest and
+    chunk files. With ``checkpoint_dir``, the folder must be on a filesystem shared by all
+    processes (every process reads the manifest and the finished chunks).
+
+    Launch recipe (N processes, e.g. one per host)::
+
+        # on process i of N (same script and arguments everywhere):
+        from complemjax import sweep
+        sweep.init_distributed("host0.example:12355", num_processes=N, process_id=i)
+        df = sweep.run_grid(fn, key=jax.random.key(0), grid=..., n_seeds=...,
+                            checkpoint_dir="/shared/results/run1.chunks",
+                            fingerprint=sweep.config_fingerprint(cfg))
+
+    On SLURM, Open MPI, Cloud TPU pods and similar clusters ``init_distributed()`` with no
+    arguments lets JAX detect the coordinator, process count and index itself. Already
+    initialised runs are left as they are. On CPU, cross-process collectives use gloo.
+
+    Args:
+        coordinator_address: ``"host:port"`` of process 0 (None: auto-detect).
+        num_processes: total number of processes (None: auto-detect).
+        process_id: index of this process in ``[0, num_processes)`` (None: auto-detect).
+        **kwargs: passed to :func:`jax.distributed.initialize` (e.g. ``local_device_ids``).
+
+    Returns:
+        ``(jax.process_index(), jax.process_count())``.
+    """
+    if num_processes is not None:
+        num_processes = _checks.check_positive_int("num_processes", num_processes)
+    if process_id is not None:
+        _checks.check_positive_int(
+            "process_id",
+            process_id,
+            minimum=0,
+            maximum=None if num_processes is None else num_processes - 1,
+        )
+    if not jax.distributed.is_initialized():
+        jax.distributed.initialize(
+            coordinator_address=coordinator_address,
+            num_processes=num_processes,
+            process_id=process_id,
+            **kwargs,
+        )
+    return jax.process_index(), jax.process_count()
+
+
+def _host_available_bytes() -> int | None:
+    """Available host RAM: ``MemAvailable`` of /proc/meminfo, else ``sysconf``; or None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def device_free_bytes(device: jax.Device) -> tuple[int, str]:
+    """Free memory of one device and where the number comes from.
+
+    Accelerators report ``bytes_limit - bytes_in_use`` via ``device.memory_stats()``. CPU
+    devices report nothing; they share the host's RAM, so the host's available memory
+    (``MemAvailable`` in ``/proc/meminfo``, else ``sysconf``) is divided by the number of
+    local CPU devices. When neither is readable, :data:`FALLBACK_FREE_BYTES` (1 GiB).
+
+    Args:
+        device: a ``jax.Device``.
+
+    Returns:
+        ``(free_bytes, source)`` with source ``"memory_stats"``, ``"host_ram"`` or
+        ``"fallback"``.
+    """
+    stats = None
+    try:
+        stats = device.memory_stats()
+    except Exception:  # backends without the query raise various errors
+        stats = None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0)), "memory_stats"
+    host = _host_available_bytes()
+    if host is not None:
+        n_local = sum(1 for d in jax.local_devices() if d.platform == device.platform) or 1
+        return host // n_local, "host_ram"
+    return FALLBACK_FREE_BYTES, "fallback"
+
+
+def _compiled_bytes(compiled: Any) -> int | None:
+    """Device bytes of a compiled program (arguments + outputs + temporaries - aliases)."""
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # not implemented on some backends
+        return None
+    if m is None:
+        return None
+    total = (
+        m.argument_size_in_bytes
+        + m.output_size_in_bytes
+        + m.temp_size_in_bytes
+        - m.alias_size_in_bytes
+    )
+    return int(total)
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
+def _fmt_bytes(b: float) -> str:
+    return f"{b / 2**20:.1f} MiB"
+
+
+# ---------------------------------------------------------------------------------------
+# Programs
+# ---------------------------------------------------------------------------------------
+
+
+class _Key(NamedTuple):
+    data: np.ndarray  # uint32 key data
+    impl: str | None  # PRNG implementation of a typed key; None for a raw uint32 key
+
+
+def _split_key(key: Any) -> _Key:
+    if not isinstance(key, jax.Array):
+        raise ValueError(f"`key` must be a PRNG key from jax.random.key, got {type(key)}")
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"`key` must be a single key (shape ()), got shape {key.shape}")
+        return _Key(np.asarray(jax.random.key_data(key)), str(jax.random.key_impl(key)))
+    if key.dtype != jnp.uint32 or key.ndim != 1:
+        raise ValueError(
+            f"`key` must be a PRNG key (jax.random.key), got dtype {key.dtype}, shape {key.shape}"
+        )
+    return _Key(np.asarray(key), None)
+
+
+def _root(key: _Key) -> jax.Array:
+    data = jnp.asarray(key.data)
+    return data if key.impl is None else jax.random.wrap_key_data(data, impl=key.impl)
+
+
+def _row_fn(fn: Callable, key: _Key, srow: Mapping[str, Any]) -> Callable:
+    """``rows(seeds [b], knobs {name: [b]}) -> {name: [b, ...]}`` for one static bucket."""
+
+    def rows(seeds, knobs):
+        root = _root(key)
+        keys = jax.vmap(lambda s: jax.random.fold_in(root, s))(seeds)
+        return jax.vmap(lambda k, kn: fn(k, **kn, **srow))(keys, knobs)
+
+    return rows
+
+
+def _abstract(n: int, names: Sequence[str], sharding: Any = None):
+    seeds = jax.ShapeDtypeStruct((n,), jnp.int32, sharding=sharding)
+    knobs = {name: jax.ShapeDtypeStruct((n,), jnp.float32, sharding=sharding) for name in names}
+    return seeds, knobs
+
+
+def plan_chunk_size(
+    fn: Callable[..., Mapping[str, jax.Array]],
+    *,
+    key: jax.Array,
+    knob_names: Sequence[str] = (),
+    static: Mapping[str, Any] | None = None,
+    n_devices: int = 1,
+    max_rows: int | None = None,
+    free_bytes: int | None = None,
+    memory_fraction: float = 0.5,
+) -> MemoryPlan:
+    """Largest chunk (multiple of ``n_devices``) whose per-device memory fits the budget.
+
+    Compiles ``vmap(fn)`` for one device on 1 and 2 rows; with ``m_b`` the bytes XLA's
+    ``memory_analysis()`` reports for ``b`` rows,
+
+        per_row = max(m2 - m1, m2 / 2),   base = max(m1 - per_row, 0),
+        rows_per_device = floor((memory_fraction * free - base) / per_row),
+
+    and ``chunk_size = n_devices * rows_per_device`` (at most ``max_rows`` rounded up).
+    When the backend reports no memory analysis, one row per device is used.
+
+    Args:
+        fn: the study function ``fn(key, **knobs, **static)``.
+        key: PRNG key (only its type matters here).
+        knob_names: names of the dynamic (float32 scalar) knobs.
+        static: the static knob values of this bucket.
+        n_devices: devices the chunk is sharded over.
+        max_rows: upper bound on the chunk (e.g. rows in the bucket).
+        free_bytes: free bytes per device (default: the smallest over ``jax.devices()``
+            as measured by :func:`device_free_bytes`).
+        memory_fraction: share of the free memory a chunk may use, in ``(0, 1]``.
+
+    Returns:
+        A :class:`MemoryPlan`.
+
+    Raises:
+        ValueError: if a single configuration does not fit into ``free_bytes``.
+    """
+    _checks.check_in_range("memory_fraction", memory_fraction, 0.0, 1.0, lo_open=True)
+    n_devices = _checks.check_positive_int("n_devices", n_devices)
+    kd = _split_key(key)
+    if free_bytes is None:
+        free_bytes = min(device_free_bytes(d)[0] for d in jax.local_devices())
+    rows = _row_fn(fn, kd, dict(static or {}))
+    sizes = []
+    for b in (1, 2):
+        compiled = jax.jit(rows).lower(*_abstract(b, knob_names)).compile()
+        sizes.append(_compiled_bytes(compiled))
+    cap = None if max_rows is None else _round_up(max_rows, n_devices)
+    if sizes[0] is None or sizes[1] is None:
+        return MemoryPlan(n_devices, 0, 0, int(free_bytes), "unavailable")
+    m1, m2 = sizes
+    per_row = max(m2 - m1, math.ceil(m2 / 2), 1)
+    base = max(m1 - per_row, 0)
+    if base + per_row > free_bytes:
+        raise ValueError(
+            f"one configuration (static {dict(static or {})}) needs about "
+            f"{_fmt_bytes(base + per_row)} of device memory but only {_fmt_bytes(free_bytes)} "
+            f"is free per device; reduce the problem size or use a larger device"
+        )
+    per_device = max(int((memory_fraction * free_bytes - base) // per_row), 1)
+    chunk = n_devices * per_device
+    if cap is not None:
+        chunk = min(chunk, cap)
+    return MemoryPlan(int(chunk), int(base), int(per_row), int(free_bytes), "memory_analysis")
+
+
+# ---------------------------------------------------------------------------------------
+# Checkpoint folder
+# ---------------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """Write via a temporary file in the same folder, fsync, then ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=".chunk-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _chunk_path(folder: Path, s: int, c: int) -> Path:
+    return folder / f"chunk-s{s:04d}-c{c:06d}.npz"
+
+
+def _write_chunk(path: Path, rows: tuple[int, int], out: Mapping[str, np.ndarray]) -> None:
+    arrays = {f"out:{k}": np.asarray(v) for k, v in out.items()}
+    arrays["__rows__"] = np.asarray(rows, dtype=np.int64)
+    _atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def _read_chunk(path: Path, rows: tuple[int, int]) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        got = tuple(int(r) for r in z["__rows__"])
+        if got != rows:
+            raise ValueError(f"chunk file {path} holds rows {got}, expected {rows}")
+        out = {k[4:]: z[k] for k in z.files if k.startswith("out:")}
+    for k, v in out.items():
+        if v.shape[0] != rows[1] - rows[0]:
+            raise ValueError(f"chunk file {path}: output `{k}` has {v.shape[0]} rows")
+    return out
+
+
+_IDENTITY = ("grid", "static", "n_seeds", "key", "key_impl", "fingerprint")
+
+
+def _check_manifest(folder: Path, identity: Mapping[str, Any]) -> dict | None:
+    """Return the recorded manifest (None if the folder is new) or raise on a mismatch."""
+    path = folder / MANIFEST
+    if not path.exists():
+        if folder.exists() and any(p for p in folder.iterdir() if p.name != MANIFEST):
+            raise ValueError(
+                f"`checkpoint_dir` {folder} is not empty and has no {MANIFEST}; refusing to "
+                f"write sweep results into it (use an empty or new folder)"
+            )
+        return None
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"`checkpoint_dir` {folder}: unreadable {MANIFEST} ({err})") from err
+    if recorded.get("format") != _FORMAT:
+        raise ValueError(
+            f"`checkpoint_dir` {folder}: {MANIFEST} has format {recorded.get('format')!r}, "
+            f"expected {_FORMAT!r}"
+        )
+    for name in _IDENTITY:
+        want = json.dumps(identity[name], separators=(",", ":"))
+        got = json.dumps(recorded.get(name), separators=(",", ":"))
+        if want != got:
+            raise ValueError(
+                f"`checkpoint_dir` {folder} holds results of a different sweep: `{name}` was "
+                f"{_short(got)} there and is {_short(want)} now; finished results are never "
+                f"overwritten, so use another folder (or delete this one to start again)"
+            )
+    return recorded
+
+
+def _short(s: str, n: int = 200) -> str:
+    return s if len(s) <= n else s[:n] + "..."
+
+
+def _finished(folder: Path, n_static: int) -> set[tuple[int, int]]:
+    done = set()
+    if folder.exists():
+        for p in folder.iterdir():
+            m = _CHUNK_RE.match(p.name)
+            if m and int(m.group(1)) < n_static:
+                done.add((int(m.group(1)), int(m.group(2))))
+    return done
+
+
+# ---------------------------------------------------------------------------------------
+# Multi-process helpers (no-ops in a single process)
+# ---------------------------------------------------------------------------------------
+
+
+def _sync(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def _global_min(values: Sequence[int]) -> list[int]:
+    if jax.process_count() == 1:
+        return list(values)
+    from jax.experimental import multihost_utils
+
+    gathered = multihost_utils.process_allgather(np.asarray(values, dtype=np.int64))
+    return [int(v) for v in np.min(np.asarray(gathered).reshape(-1, len(values)), axis=0)]
+
+
+def _to_host(out: Any) -> dict[str, np.ndarray]:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        out = multihost_utils.process_allgather(out, tiled=True)
+    else:
+        out = jax.device_get(out)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _put(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+
+
+# ---------------------------------------------------------------------------------------
+# The runner
+# ---------------------------------------------------------------------------------------
+
+
 def run_grid(
     fn: Callable[..., Mapping[str, jax.Array]],
     *,
@@ -72,70 +609,260 @@ def run_grid(
     grid: Mapping[str, Sequence[float]] | None = None,
     n_seeds: int = 1,
     static: Mapping[str, Sequence[Any]] | None = None,
-    chunk_size: int | None = None,
+    chunk_size: int | str | None = None,
     progress: bool = True,
     description: str = "sweep",
+    checkpoint_dir: str | os.PathLike | None = None,
+    fingerprint: str | None = None,
+    resume: bool = True,
+    devices: Sequence[jax.Device] | None = None,
+    memory_fraction: float = 0.5,
+    free_bytes: int | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``fn`` on every (static config, dynamic config, seed) and return a table.
+
+    Row ``i`` of static bucket ``b`` evaluates ``fn(fold_in(key, seed_i), **dynamic_i,
+    **static_b)``; rows are configuration-major, seed-minor. Each chunk of rows is one call
+    of ``jit(shard_map(vmap(fn)))`` sharded over ``devices`` along the mesh axis
+    ``"batch"``.
 
     Args:
         fn: pure function ``fn(key, **dynamic, **static) -> {name: Array}``; each output
             is a scalar or a small fixed-shape array (flattened into ``name_i`` columns).
         key: PRNG key; seed ``s`` uses ``fold_in(key, s)`` for every configuration.
-        grid: dynamic knobs ``{name: values}`` (floats), vmapped together with seeds.
+        grid: dynamic knobs ``{name: values}`` (floats, passed as float32), vmapped
+            together with seeds.
         n_seeds: number of seeds per configuration.
         static: knobs that change shapes or control flow ``{name: values}``; one
             compiled program per combination (bucketing).
-        chunk_size: configurations × seeds per compiled call (default: all of them in
-            one call). The last chunk is padded by repeating its final row and the
-            padding is dropped, so every call has the same shape.
-        progress: show a progress bar over compiled chunks.
+        chunk_size: rows (configurations × seeds) per compiled call: an int, None (the
+            whole bucket in one call) or ``"auto"`` (from the memory estimate, see
+            :func:`plan_chunk_size`; with ``checkpoint_dir``, also at least
+            :data:`AUTO_MIN_CHUNKS_WITH_CHECKPOINT` chunks per bucket). Rounded up to a
+            multiple of the device count; the last chunk is padded by repeating its final
+            row and the padding is dropped. When resuming, the chunk sizes recorded in the
+            manifest are used (the layout of finished chunks is fixed).
+        progress: show a progress bar over configurations × seeds (with time left).
         description: label of the progress bar.
+        checkpoint_dir: folder for the manifest and the finished chunks (see the module
+            docstring); None keeps everything in memory.
+        fingerprint: a string identifying everything else that determines the results
+            (e.g. ``config_fingerprint(study_config)``); recorded in the manifest and
+            checked on resume.
+        resume: with ``checkpoint_dir``, continue a sweep whose manifest matches. If
+            False and the folder already holds finished chunks, raise instead.
+        devices: devices to shard over (default: ``jax.devices()``, i.e. all local
+            devices, or all devices of all processes after :func:`init_distributed`).
+        memory_fraction: share of free device memory ``"auto"`` may plan for, in (0, 1].
+        free_bytes: free bytes per device (default: measured, see
+            :func:`device_free_bytes`); used by ``"auto"`` and the pre-run memory check.
 
     Returns:
         A tidy DataFrame, one row per seed × configuration: static knob columns, dynamic
-        knob columns, ``seed``, then the outputs of ``fn``.
+        knob columns, ``seed``, then the outputs of ``fn``. ``df.attrs["sweep"]`` holds the
+        device count, chunk sizes, chunks computed and skipped and the seconds spent
+        computing and on checkpoint files.
+
+    Raises:
+        ValueError: empty grids, bad ``n_seeds``/``chunk_size``/``key``, a checkpoint folder
+            of another sweep, or a configuration that cannot fit into device memory.
     """
+    t_start = time.perf_counter()
     n_seeds = _checks.check_positive_int("n_seeds", n_seeds)
     dyn_rows = expand_grid(grid) if grid else [{}]
     static_rows = expand_grid(static) if static else [{}]
-    n_flat = len(dyn_rows) * n_seeds
-    chunk = n_flat if chunk_size is None else _checks.check_positive_int("chunk_size", chunk_size)
-    chunk = min(chunk, n_flat)
-    n_chunks = -(-n_flat // chunk)
-    dyn_names = list(dyn_rows[0])
+    if isinstance(chunk_size, str):
+        if chunk_size != "auto":
+            raise ValueError(f"`chunk_size` must be an int, None or 'auto', got {chunk_size!r}")
+    elif chunk_size is not None:
+        chunk_size = _checks.check_positive_int("chunk_size", chunk_size)
+    _checks.check_in_range("memory_fraction", memory_fraction, 0.0, 1.0, lo_open=True)
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise ValueError(f"`fingerprint` must be a string, got {type(fingerprint).__name__}")
+    kd = _split_key(key)
+    devices = list(jax.devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("`devices` must name at least one device, got an empty list")
+    n_dev = len(devices)
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    sharding = NamedSharding(mesh, P("batch"))
+    if free_bytes is None:
+        local = [d for d in devices if d.process_index == jax.process_index()] or devices[:1]
+        free_bytes = min(device_free_bytes(d)[0] for d in local)
+    else:
+        free_bytes = _checks.check_positive_int("free_bytes", free_bytes)
 
+    n_flat = len(dyn_rows) * n_seeds
+    dyn_names = list(dyn_rows[0])
     # Flat axis: configuration-major, seed-minor.
-    seeds = np.tile(np.arange(n_seeds), len(dyn_rows))
+    seeds = np.tile(np.arange(n_seeds, dtype=np.int32), len(dyn_rows))
     knob_cols = {
         name: np.repeat(np.asarray([r[name] for r in dyn_rows], dtype=np.float32), n_seeds)
         for name in dyn_names
     }
-    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.asarray(seeds))
 
-    frames = []
-    bar = tqdm(
-        total=n_chunks * len(static_rows), desc=description, disable=not progress, unit="chunk"
-    )
-    for srow in static_rows:
-        batched = jax.jit(
-            jax.vmap(lambda k, kn, _s=srow: fn(k, **kn, **_s))  # type: ignore[misc]
+    # --- checkpoint folder: identity check before any work --------------------------------
+    folder = None if checkpoint_dir is None else Path(checkpoint_dir)
+    writer = jax.process_index() == 0
+    recorded = None
+    done: set[tuple[int, int]] = set()
+    identity = {
+        "grid": _jsonable(dict(grid or {})),
+        "static": _jsonable(dict(static or {})),
+        "n_seeds": n_seeds,
+        "key": kd.data.tolist(),
+        "key_impl": kd.impl,
+        "fingerprint": fingerprint,
+    }
+    if folder is not None:
+        recorded = _check_manifest(folder, identity)
+        _sync("complemjax.sweep.check")
+        if recorded is not None:
+            done = _finished(folder, len(static_rows))
+            if done and not resume:
+                raise ValueError(
+                    f"`checkpoint_dir` {folder} already holds {len(done)} finished chunks of "
+                    f"this sweep and `resume` is False; refusing to overwrite them (pass "
+                    f"resume=True, or delete the folder to start again)"
+                )
+
+    # --- chunk sizes and compiled programs, before any chunk runs -------------------------
+    if recorded is not None:
+        chunks = [int(c) for c in recorded["chunk_sizes"]]
+    else:
+        chunks = []
+        for srow in static_rows:
+            if chunk_size == "auto":
+                plan = plan_chunk_size(
+                    fn,
+                    key=key,
+                    knob_names=dyn_names,
+                    static=srow,
+                    n_devices=n_dev,
+                    max_rows=n_flat,
+                    free_bytes=free_bytes,
+                    memory_fraction=memory_fraction,
+                )
+                c = plan.chunk_size
+                if folder is not None:
+                    c = min(c, _round_up(-(-n_flat // AUTO_MIN_CHUNKS_WITH_CHECKPOINT), n_dev))
+            else:
+                c = n_flat if chunk_size is None else min(chunk_size, n_flat)
+            chunks.append(_round_up(max(c, 1), n_dev))
+        chunks = _global_min(chunks)
+    n_chunks = [-(-n_flat // c) for c in chunks]
+    todo = [
+        (s, c) for s in range(len(static_rows)) for c in range(n_chunks[s]) if (s, c) not in done
+    ]
+    programs: dict[int, Any] = {}
+    for s in sorted({s for s, _ in todo}):
+        batch = _round_up(chunks[s], n_dev)
+        body = jax.shard_map(
+            _row_fn(fn, kd, static_rows[s]),
+            mesh=mesh,
+            in_specs=(P("batch"), P("batch")),
+            out_specs=P("batch"),
+            check_vma=False,
         )
-        outputs: list[dict[str, np.ndarray]] = []
-        for c in range(n_chunks):
-            lo, hi = c * chunk, min((c + 1) * chunk, n_flat)
-            idx = np.minimum(np.arange(lo, lo + chunk), hi - 1)  # pad with the last row
-            kn = {name: jnp.asarray(col[idx]) for name, col in knob_cols.items()}
-            out = jax.device_get(batched(keys[idx], kn))
-            outputs.append({k: np.asarray(v)[: hi - lo] for k, v in out.items()})
-            bar.update(1)
-        merged = {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
-        frame = pd.DataFrame({name: [srow[name]] * n_flat for name in srow})
-        for name, col in knob_cols.items():
-            frame[name] = col
-        frame["seed"] = seeds
-        for name, col in _flatten_outputs(merged, n_flat).items():
-            frame[name] = col
-        frames.append(frame)
+        compiled = jax.jit(body).lower(*_abstract(batch, dyn_names, sharding)).compile()
+        need = _compiled_bytes(compiled)  # per device (the SPMD program of one device)
+        if need is not None and need > free_bytes:
+            raise ValueError(
+                f"a chunk of {batch} rows (static {static_rows[s]}) needs about "
+                f"{_fmt_bytes(need)} per device but only {_fmt_bytes(free_bytes)} is "
+                f"free; use a smaller `chunk_size` or chunk_size='auto'"
+            )
+        programs[s] = (batch, compiled)
+
+    if folder is not None and recorded is None:
+        if writer:
+            folder.mkdir(parents=True, exist_ok=True)
+            manifest = {
+                "format": _FORMAT,
+                **identity,
+                "chunk_sizes": chunks,
+                "n_rows_per_static": n_flat,
+                "n_chunks": n_chunks,
+                "description": description,
+                "jax_version": jax.__version__,
+                "created_unix": time.time(),
+            }
+            text = json.dumps(manifest, indent=1)
+            _atomic_write(folder / MANIFEST, lambda fh: fh.write(text.encode()))
+        _sync("complemjax.sweep.manifest")
+    elif folder is not None and writer:
+        for p in folder.glob(".chunk-*.tmp"):  # leftovers of a killed write
+            p.unlink(missing_ok=True)
+
+    # --- run -----------------------------------------------------------------------------
+    total = len(static_rows) * n_flat
+    n_done_rows = sum(min((c + 1) * chunks[s], n_flat) - c * chunks[s] for s, c in done)
+    bar = tqdm(
+        total=total,
+        initial=n_done_rows,
+        desc=description,
+        disable=not progress or not writer,
+        unit="config",
+        dynamic_ncols=True,
+    )
+    bar.set_postfix(devices=n_dev)
+    t_compute = t_io = 0.0
+    memory: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    for s, c in todo:
+        batch, compiled = programs[s]
+        lo, hi = c * chunks[s], min((c + 1) * chunks[s], n_flat)
+        idx = np.minimum(np.arange(lo, lo + batch), hi - 1)  # pad with the last row
+        t0 = time.perf_counter()
+        args = (
+            _put(seeds[idx], sharding),
+            {name: _put(col[idx], sharding) for name, col in knob_cols.items()},
+        )
+        out = {k: v[: hi - lo] for k, v in _to_host(compiled(*args)).items()}
+        t1 = time.perf_counter()
+        t_compute += t1 - t0
+        if folder is None:
+            memory[(s, c)] = out
+        elif writer:
+            _write_chunk(_chunk_path(folder, s, c), (lo, hi), out)
+            t_io += time.perf_counter() - t1
+        bar.update(hi - lo)
     bar.close()
-    return pd.concat(frames, ignore_index=True)
+    if folder is not None:
+        _sync("complemjax.sweep.done")
+
+    # --- assemble ------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    frames = []
+    for s, srow in enumerate(static_rows):
+        parts = []
+        for c in range(n_chunks[s]):
+            lo, hi = c * chunks[s], min((c + 1) * chunks[s], n_flat)
+            if folder is None:
+                parts.append(memory.pop((s, c)))
+            else:
+                parts.append(_read_chunk(_chunk_path(folder, s, c), (lo, hi)))
+        names = list(parts[0])
+        for part in parts[1:]:
+            if list(part) != names:
+                raise ValueError(
+                    f"`checkpoint_dir` {folder}: chunk outputs differ ({names} vs {list(part)})"
+                )
+        merged = {k: np.concatenate([p[k] for p in parts]) for k in names}
+        columns: dict[str, Any] = {name: [srow[name]] * n_flat for name in srow}
+        columns.update(knob_cols)
+        columns["seed"] = seeds.astype(np.int64)
+        columns.update(_flatten_outputs(merged, n_flat))
+        frames.append(pd.DataFrame(columns))
+    df = pd.concat(frames, ignore_index=True)
+    if folder is not None:
+        t_io += time.perf_counter() - t0
+    df.attrs["sweep"] = {
+        "n_devices": n_dev,
+        "chunk_sizes": chunks,
+        "chunks_computed": len(todo),
+        "chunks_skipped": len(done),
+        "seconds_compute": t_compute,
+        "seconds_checkpoint_io": t_io,
+        "seconds_total": time.perf_counter() - t_start,
+    }
+    return df

@@ -1,5 +1,7 @@
 """Tests of the grid runner."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,3 +53,161 @@ def test_bad_grids_raise():
         sweep.run_grid(_fn, key=jax.random.key(0), grid={"noise": [1.0]}, n_seeds=0)
     with pytest.raises(ValueError, match="scale"):
         sweep.expand_grid({"scale": 1.0})
+
+
+# --- checkpoints, resume, memory planning ---------------------------------------------
+
+_GRID = {"noise": [0.5, 1.0, 2.0], "scale": [1.0, 2.0]}
+
+
+def _run(tmp_path=None, **kw):
+    args = {"key": jax.random.key(4), "grid": _GRID, "n_seeds": 2, "progress": False}
+    args.update(kw)
+    return sweep.run_grid(_fn, **args)
+
+
+def test_checkpoint_roundtrip_and_skip(tmp_path):
+    ref = _run()
+    ck = tmp_path / "ck"
+    a = _run(chunk_size=5, checkpoint_dir=ck, fingerprint="f1")
+    pd_equal(ref, a)
+    assert a.attrs["sweep"]["chunks_computed"] == 3
+    files = sorted(p.name for p in ck.iterdir())
+    assert files == [
+        "chunk-s0000-c000000.npz",
+        "chunk-s0000-c000001.npz",
+        "chunk-s0000-c000002.npz",
+        "manifest.json",
+    ]
+    manifest = json.loads((ck / "manifest.json").read_text())
+    assert manifest["grid"] == _GRID and manifest["n_seeds"] == 2
+    assert manifest["chunk_sizes"] == [5] and manifest["fingerprint"] == "f1"
+    # A rerun computes nothing and reads everything back.
+    b = _run(chunk_size=5, checkpoint_dir=ck, fingerprint="f1")
+    assert b.attrs["sweep"]["chunks_computed"] == 0
+    assert b.attrs["sweep"]["chunks_skipped"] == 3
+    pd_equal(ref, b)
+    # Losing one chunk file recomputes exactly that chunk.
+    (ck / "chunk-s0000-c000001.npz").unlink()
+    c = _run(chunk_size=5, checkpoint_dir=ck, fingerprint="f1")
+    assert c.attrs["sweep"]["chunks_computed"] == 1
+    pd_equal(ref, c)
+
+
+def pd_equal(a, b):
+    assert list(a.columns) == list(b.columns)
+    for col in a.columns:
+        np.testing.assert_array_equal(a[col].to_numpy(), b[col].to_numpy(), err_msg=col)
+
+
+def test_checkpoint_of_another_sweep_is_refused(tmp_path):
+    ck = tmp_path / "ck"
+    _run(checkpoint_dir=ck, fingerprint="f1", chunk_size=4)
+    before = {p.name: p.read_bytes() for p in ck.iterdir()}
+    bad = [
+        ({"fingerprint": "f2"}, "fingerprint"),
+        ({"fingerprint": None}, "fingerprint"),
+        ({"grid": {"noise": [0.5, 1.0], "scale": [1.0, 2.0]}}, "grid"),
+        ({"grid": {"scale": [1.0, 2.0], "noise": [0.5, 1.0, 2.0]}}, "grid"),
+        ({"n_seeds": 3}, "n_seeds"),
+        ({"key": jax.random.key(5)}, "key"),
+        ({"static": {"width": [2]}}, "static"),
+    ]
+    for override, name in bad:
+        kw = {"checkpoint_dir": ck, "fingerprint": "f1", **override}
+        with pytest.raises(ValueError, match=f"`{name}`"):
+            _run(**kw)
+    with pytest.raises(ValueError, match="resume"):
+        _run(checkpoint_dir=ck, fingerprint="f1", resume=False)
+    assert {p.name: p.read_bytes() for p in ck.iterdir()} == before  # nothing overwritten
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        _run(checkpoint_dir=other)
+
+
+def test_auto_chunk_size_from_memory_estimate(tmp_path):
+    ref = _run()
+    plan = sweep.plan_chunk_size(
+        _fn, key=jax.random.key(0), knob_names=["noise", "scale"], n_devices=2, max_rows=1000,
+        free_bytes=10**6,
+    )  # fmt: skip
+    assert plan.source == "memory_analysis"
+    assert plan.bytes_per_row > 0 and plan.chunk_size % 2 == 0
+    expect = 2 * int((0.5 * 10**6 - plan.bytes_base) // plan.bytes_per_row)
+    assert plan.chunk_size == min(expect, 1000)
+    small = sweep.plan_chunk_size(
+        _fn, key=jax.random.key(0), knob_names=["noise", "scale"], n_devices=2,
+        free_bytes=plan.bytes_base + 3 * plan.bytes_per_row,
+    )  # fmt: skip
+    assert small.chunk_size == 2  # at least one row per device
+    budget = plan.bytes_base + 4 * plan.bytes_per_row
+    df = _run(chunk_size="auto", free_bytes=budget, memory_fraction=1.0)
+    assert df.attrs["sweep"]["chunk_sizes"] == [4]
+    pd_equal(ref, df)
+
+
+def test_configuration_that_cannot_fit_fails_before_work(tmp_path):
+    ck = tmp_path / "ck"
+    with pytest.raises(ValueError, match="one configuration"):
+        _run(chunk_size="auto", free_bytes=64, checkpoint_dir=ck)
+    with pytest.raises(ValueError, match="chunk_size"):
+        _run(chunk_size=12, free_bytes=64, checkpoint_dir=ck)
+    assert not ck.exists()
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="chunk_size"):
+        _run(chunk_size="big")
+    with pytest.raises(ValueError, match="chunk_size"):
+        _run(chunk_size=0)
+    with pytest.raises(ValueError, match="key"):
+        _run(key=np.zeros(2))
+    with pytest.raises(ValueError, match="key"):
+        _run(key=jax.random.split(jax.random.key(0), 2))
+    with pytest.raises(ValueError, match="memory_fraction"):
+        _run(memory_fraction=0.0)
+    with pytest.raises(ValueError, match="fingerprint"):
+        _run(fingerprint=3)
+    with pytest.raises(ValueError, match="devices"):
+        _run(devices=[])
+
+
+def test_raw_uint32_key_matches_typed_key():
+    typed = _run(key=jax.random.key(4))
+    raw = _run(key=jax.random.PRNGKey(4))
+    pd_equal(typed, raw)
+
+
+def test_progress_bar_counts_configurations(capsys):
+    sweep.run_grid(
+        _fn, key=jax.random.key(0), grid=_GRID, n_seeds=2, chunk_size=4, progress=True,
+        description="tiny",
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert "tiny" in err and "12/12" in err and "config" in err
+
+
+def test_fingerprint_and_free_memory():
+    a = sweep.config_fingerprint({"n": 1, "xs": (1.0, 2.0)})
+    assert a == sweep.config_fingerprint({"n": 1, "xs": [1.0, 2.0]})
+    assert a != sweep.config_fingerprint({"n": 2, "xs": (1.0, 2.0)})
+    assert len(a) == 64
+    free, source = sweep.device_free_bytes(jax.devices()[0])
+    assert free > 0 and source in ("memory_stats", "host_ram", "fallback")
+
+
+def test_code_fingerprint_tracks_source(tmp_path):
+    import importlib.util
+
+    path = tmp_path / "mod_a.py"
+    path.write_text("X = 1\n")
+    spec = importlib.util.spec_from_file_location("mod_a", path)
+    mod = importlib.util.module_from_spec(spec)
+    before = sweep.code_fingerprint(mod)
+    assert before == sweep.code_fingerprint(mod)
+    path.write_text("X = 2\n")
+    assert sweep.code_fingerprint(mod) != before
+    with pytest.raises(ValueError, match="modules"):
+        sweep.code_fingerprint(object())
