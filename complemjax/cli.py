@@ -52,6 +52,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from complemjax import config
+
+    config.run_config(
+        args.config, resume=not args.no_resume, progress=not args.quiet, out_dir=args.out
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="complemjax",
@@ -80,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("results_dir", metavar="RESULTS_DIR")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "sweep",
+        help="run a study described by a TOML/YAML config (resumes after interruption)",
+        description="Run the study a config file describes (see complemjax/configs/ for the "
+        "shipped examples). Finished chunks are checkpointed; rerunning the same command "
+        "after an interruption continues where it stopped.",
+    )
+    p.add_argument("config", metavar="CONFIG", help="path to a .toml or .yaml study config")
+    p.add_argument("--out", default=None, help="override the config's out_dir")
+    p.add_argument(
+        "--no-resume", action="store_true", help="refuse to continue an existing checkpoint"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sweep)
     return parser
 
 

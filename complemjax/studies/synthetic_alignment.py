@@ -35,6 +35,7 @@ Run ``python experiments/synthetic_alignment.py`` (``--full`` for the larger gri
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -228,6 +229,7 @@ def run(
     config: StudyConfig | None = None,
     seed: int = 0,
     progress: bool = True,
+    resume: bool = True,
 ):
     """Run the grid and write ``out_dir/synthetic_alignment.csv``; returns the long table.
 
@@ -237,6 +239,9 @@ def run(
         config: explicit study configuration.
         seed: root PRNG seed.
         progress: show a progress bar.
+        resume: continue from the chunk files of an interrupted run in
+            ``out_dir/checkpoints/<study>`` (a folder from another configuration or code
+            version is refused, never overwritten).
     """
     cfg = config if config is not None else (StudyConfig.full() if full else StudyConfig())
     out_dir = Path(out_dir)
@@ -250,6 +255,15 @@ def run(
         chunk_size=cfg.chunk_size,
         progress=progress,
         description=NAME,
+        checkpoint_dir=out_dir / "checkpoints" / NAME,
+        fingerprint=sweep.config_fingerprint(
+            {
+                "study": NAME,
+                "config": cfg,
+                "code": sweep.code_fingerprint(sys.modules[__name__], probes, gen, similarity),
+            }
+        ),
+        resume=resume,
     )
     df = _to_long(wide, cfg)
     df.to_csv(out_dir / f"{NAME}.csv", index=False)

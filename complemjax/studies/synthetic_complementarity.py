@@ -21,6 +21,7 @@ Run ``python experiments/synthetic_complementarity.py`` (``--full`` for the larg
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -187,6 +188,7 @@ def run(
     config: StudyConfig | None = None,
     seed: int = 0,
     progress: bool = True,
+    resume: bool = True,
 ):
     """Run the grid and write ``out_dir/synthetic_complementarity.csv`` (long table)."""
     cfg = config if config is not None else (StudyConfig.full() if full else StudyConfig())
@@ -201,6 +203,17 @@ def run(
         chunk_size=cfg.chunk_size,
         progress=progress,
         description=NAME,
+        checkpoint_dir=out_dir / "checkpoints" / NAME,
+        fingerprint=sweep.config_fingerprint(
+            {
+                "study": NAME,
+                "config": cfg,
+                "code": sweep.code_fingerprint(
+                    sys.modules[__name__], gen, ranking, comp, recommenders
+                ),
+            }
+        ),
+        resume=resume,
     )
     rows = []
     for rec in wide.to_dict("records"):
@@ -291,12 +304,12 @@ def render(out_dir: str | Path) -> str:
         f"(configuration, seed) runs.",
     ]
     return f"""
-Synthetic users over {int(meta['n_items'])} items ({int(meta['n_users'])} users,
-shared fraction {meta['shared_fraction']}, nonlinearity {meta['nonlinearity']}, popularity
-skew {meta['popularity_skew']}); {int(meta['n_seeds'])} seeds per configuration. The
+Synthetic users over {int(meta["n_items"])} items ({int(meta["n_users"])} users,
+shared fraction {meta["shared_fraction"]}, nonlinearity {meta["nonlinearity"]}, popularity
+skew {meta["popularity_skew"]}); {int(meta["n_seeds"])} seeds per configuration. The
 semantic and collaborative rankers use the same recipe (mean of the user's normalised
 training-item vectors, cosine scores) on the two views, so differences come from the views.
-Cells: mean over seeds [95% t-interval]. Runtime {meta['seconds']:.0f} s.
+Cells: mean over seeds [95% t-interval]. Runtime {meta["seconds"]:.0f} s.
 
 **What the code finds.**
 {chr(10).join(findings)}
