@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_sweep)
+
+    from complemjax import diagnose
+
+    diagnose.add_parser(sub)
     return parser
 
 
