@@ -402,7 +402,9 @@ Grid: shared fraction rho ∈ {sorted(df["shared_fraction"].unique())} (both vie
 nonlinearity eta ∈ {sorted(df["nonlinearity"].unique())} (frequency {meta["frequency"]}),
 {int(meta["n_seeds"])} seeds, {int(meta["n_train"])} training / {n_test} test items,
 {meta["dims"]}, noise variance {meta["noise"]} per dimension; MLPs: {int(meta["mlp_steps"])}
-full-batch AdamW steps at learning rate {meta["learning_rate"]}; ridge l2 = {meta["l2"]}.
+full-batch AdamW steps at learning rate {meta["learning_rate"]}, early-stopped on a held-out
+{meta["val_fraction"]:.0%} of the training items; ridge and reduced-rank l2 chosen by GCV
+from {list(meta["l2_grid"])}.
 Cells are means over seeds with 95% Student-t intervals. Runtime {meta["seconds"]:.0f} s.
 Test conditions: `in_distribution` (fresh items), `shared_mean_shift` (s_1 + 2),
 `shared_scale` (s × 2), `private_variance` (p, q × 2), `cold_items` (collaborative noise
