@@ -398,8 +398,9 @@ def render(out_dir: str | Path) -> str:
     }
     return f"""
 Probes map the semantic view to the collaborative view of the shared-plus-private model.
-Grid: shared fraction rho ∈ {sorted(df["shared_fraction"].unique())} (both views),
-nonlinearity eta ∈ {sorted(df["nonlinearity"].unique())} (frequency {meta["frequency"]}),
+Grid: shared fraction rho ∈ {sorted(map(float, df["shared_fraction"].unique()))} (both views),
+nonlinearity eta ∈ {sorted(map(float, df["nonlinearity"].unique()))}
+(frequency {meta["frequency"]}),
 {int(meta["n_seeds"])} seeds, {int(meta["n_train"])} training / {n_test} test items,
 {meta["dims"]}, noise variance {meta["noise"]} per dimension; MLPs: {int(meta["mlp_steps"])}
 full-batch AdamW steps at learning rate {meta["learning_rate"]}, early-stopped on a held-out
