@@ -672,3 +672,12 @@ def test_aligned_mf_vmap_over_align_weight_equals_loop(item_views):
             n_users=iv["n_users"],
             hparams=fusion.AlignedMFHParams(align_weight=-0.5),
         )
+
+
+def test_info_nce_gradient_is_finite_at_a_zero_row():
+    from complemjax.fusion import _train
+
+    a = jnp.asarray([[0.0, 0.0], [1.0, 2.0], [0.5, -1.0]])
+    b = jnp.asarray([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    g = jax.grad(lambda x: _train.info_nce(x, b, 0.5))(a)
+    assert np.all(np.isfinite(np.asarray(g)))

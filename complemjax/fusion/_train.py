@@ -75,13 +75,23 @@ def bpr_loss(pos, neg):
     return -jnp.mean(jax.nn.log_sigmoid(pos - neg))
 
 
+def _unit_rows(x):
+    """``x / max(‖x‖, 1e-12)`` row-wise, with a finite gradient at an all-zero row.
+
+    ``jnp.linalg.norm`` has a NaN gradient at 0 (sqrt'(0)); taking the root of
+    ``max(‖x‖², 1e-24)`` keeps the same values and a finite gradient there.
+    """
+    sq = jnp.sum(x * x, axis=1, keepdims=True)
+    return x * jax.lax.rsqrt(jnp.maximum(sq, 1e-24))
+
+
 def info_nce(a, b, temperature):
     """Symmetric InfoNCE between paired rows of ``a [B, d]`` and ``b [B, d']`` (cosine / t).
 
     ``L = (CE(softmax(A B^T / t), I) + CE(softmax(B A^T / t), I)) / 2`` with row-normalised A, B.
     """
-    a = a / jnp.maximum(jnp.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / jnp.maximum(jnp.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    a = _unit_rows(a)
+    b = _unit_rows(b)
     logits = a @ b.T / temperature
     labels = jnp.arange(a.shape[0])
     l1 = optax.softmax_cross_entropy_with_integer_labels(logits, labels)

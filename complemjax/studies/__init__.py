@@ -12,6 +12,7 @@ STUDIES: dict[str, str] = {
     "synthetic_alignment": "Synthetic alignment probes",
     "synthetic_complementarity": "Synthetic complementarity of two rankers",
     "movielens_complementarity": "MovieLens: semantic and collaborative recommenders",
+    "fusion": "Fusion against alignment-centric integration (MovieLens)",
 }
 
 __all__ = ["STUDIES", "load"]

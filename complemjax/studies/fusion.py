@@ -71,11 +71,11 @@ class StudyConfig:
     bpr_l2s: tuple[float, ...] = (1e-4, 1e-3)
     wsum_weights: tuple[float, ...] = tuple(float(w) for w in np.linspace(0.0, 1.0, 11))
     rrf_ks: tuple[float, ...] = (1.0, 10.0, 30.0, 60.0, 100.0)
-    gate_steps: int = 200
+    gate_steps: int = 100
     gate_norm: str = "zscore"
     batch_size: int = 512
     map_batch_size: int = 128
-    learned_steps: int = 500
+    learned_steps: int = 400
     learned_lr: float = 0.01
     align_weights: tuple[float, ...] = (0.0, 0.1, 1.0)
     shared_private: bool = True
