@@ -34,7 +34,8 @@ def as_float_array(name: str, x, *, ndim: int | Sequence[int] | None = None) -> 
         dtype = x.dtype
         if np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_):
             raise ValueError(
-                f"`{name}` must be a floating-point array, got dtype {dtype}; cast with .astype(float)"
+                f"`{name}` must be a floating-point array, got dtype {dtype}; "
+                "cast with .astype(float)"
             )
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"`{name}` must be a floating-point array, got dtype {dtype}")
@@ -58,7 +59,8 @@ def check_finite(name: str, x) -> None:
     n_inf = int(np.isinf(a).sum())
     if n_nan or n_inf:
         raise ValueError(
-            f"`{name}` contains {n_nan} NaN and {n_inf} inf values (of {a.size} entries, shape {a.shape})"
+            f"`{name}` contains {n_nan} NaN and {n_inf} inf values "
+            f"(of {a.size} entries, shape {a.shape})"
         )
 
 
