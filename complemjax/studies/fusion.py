@@ -47,6 +47,7 @@ import pandas as pd
 from complemjax import cf, fusion, ranking, recommenders, report, semantic
 from complemjax import complementarity as comp
 from complemjax import data as cdata
+from complemjax.studies.movielens_complementarity import _subsample
 
 NAME = "fusion"
 KS = (10, 20)
@@ -95,14 +96,6 @@ class StudyConfig:
             map_batch_size=512,
             align_weights=(0.0, 0.01, 0.1, 1.0),
         )
-
-
-def _subsample(ml: cdata.Interactions, frac: float, seed: int, name: str):
-    if frac >= 1.0:
-        return ml
-    rng = np.random.default_rng(10_000 + seed)
-    keep = rng.random(ml.n_interactions) < frac
-    return ml.select(keep, name=name).compact()
 
 
 def _dot_scores(params, user_idx):
