@@ -126,3 +126,20 @@ def test_movielens_study_end_to_end(tmp_path):
     assert set(models["model"]) == {"popularity", "semantic", "semantic-map", "bpr", "ease"}
     assert models["value"].between(0, 1).all()
     assert "What the code finds" in ml.render(tmp_path)
+
+
+@pytest.mark.slow
+def test_fusion_study_end_to_end(tmp_path):
+    from complemjax.studies import fusion
+
+    cfg = dataclasses.replace(
+        fusion.StudyConfig(), variants=(("sparse", 0.25),), n_seeds=1, bpr_epochs=5,
+        bpr_l2s=(1e-4,), gate_steps=10, learned_steps=20, align_weights=(0.0, 1.0),
+    )  # fmt: skip
+    fusion.run(tmp_path, config=cfg, progress=False)
+    df = pd.read_csv(tmp_path / "fusion.csv")
+    methods = set(df["method"])
+    assert {"semantic", "bpr", "wsum", "rrf", "combmnz", "gate", "oracle-merge"} <= methods
+    assert {"aligned-mf (w=0)", "aligned-mf (w=1)"} <= methods
+    assert df["value"].dropna().between(0, 1).all()
+    assert "What the code finds" in fusion.render(tmp_path)
