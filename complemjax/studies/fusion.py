@@ -438,12 +438,16 @@ def render(out_dir: str | Path) -> str:
     sel = meta["selection"]
     w = {v: [round(x["wsum"]["weight"], 2) for x in lst] for v, lst in sel.items()}
     kk = {v: [x["rrf"]["rrf_k"] for x in lst] for v, lst in sel.items()}
-    bpr = {v: [x["bpr"] for x in lst] for v, lst in sel.items()}
+    bpr = {
+        v: [{h: float(f"{val:.3g}") for h, val in x["bpr"].items()} for x in lst]
+        for v, lst in sel.items()
+    }
     cfg = meta["config"]
     return f"""
 Dataset statistics (as in the MovieLens study):
 
 {meta["stats_table"]}
+
 Semantic encoder: `{meta["encoder"]}`; {meta["n_missing_text"]} movies without a title get a zero
 vector. {meta["n_seeds"]} seeds (split and models); intervals are 95% t-intervals over seeds.
 BPR selection per seed: `{json.dumps(bpr)}`. Validation-tuned semantic weight of `wsum`
