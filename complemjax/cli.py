@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     names = args.only or list(studies.STUDIES)
     for name in names:
+        ckpt = out / "checkpoints" / name
+        if ckpt.exists() and not args.resume:
+            # A fresh reproduction: drop this study's chunk files from an earlier run
+            # (they may come from other code or settings). --resume keeps them.
+            shutil.rmtree(ckpt)
         t0 = time.perf_counter()
         print(f"[complemjax] running {name} ...", flush=True)
         studies.load(name).run(out, full=args.full, progress=not args.quiet)
@@ -79,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="run the larger grids (slow)")
     p.add_argument("--only", nargs="*", help="run only these studies")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from its checkpoints instead of starting afresh",
+    )
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser(
