@@ -28,8 +28,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             # (they may come from other code or settings). --resume keeps them.
             shutil.rmtree(ckpt)
         t0 = time.perf_counter()
+        module = studies.load(name)
+        config = module.StudyConfig.full() if args.full else module.StudyConfig()
         print(f"[complemjax] running {name} ...", flush=True)
-        studies.load(name).run(out, full=args.full, progress=not args.quiet)
+        for line in getattr(module, "plan", lambda c: [])(config):
+            print(f"[complemjax]   plan: {line}", flush=True)
+        module.run(out, config=config, seed=args.seed, progress=not args.quiet, resume=args.resume)
         print(f"[complemjax] {name} done in {time.perf_counter() - t0:.1f} s", flush=True)
     path = _render(out, report)
     print(f"[complemjax] report written to {path}")
@@ -85,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="run the larger grids (slow)")
     p.add_argument("--only", nargs="*", help="run only these studies")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--seed", type=int, default=0, help="root seed of every study (default 0)")
     p.add_argument(
         "--resume",
         action="store_true",
