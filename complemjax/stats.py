@@ -52,6 +52,9 @@ What neither captures: the cluster methods condition on the seeds, so seed-level
 variance (e.g. a model that is much better in one training run than another) is not in
 their intervals; the seed t shows it.
 
+A ratio against a threshold other than a paired zero (``θ < 0.5``) is tested by
+:func:`cluster_ratio_test` (a t test on the linearised per-user values).
+
 Multiplicity: :func:`holm` adjusts a family of p-values (methods × variants).
 Power: :func:`minimum_detectable_effect` gives the smallest true mean difference the
 paired test detects with the given power, so "inconclusive" has a size.
@@ -98,10 +101,12 @@ __all__ = [
     "Claim",
     "ClaimResult",
     "PairedComparison",
+    "RatioTest",
     "SeedSummary",
     "SeedTTest",
     "SignFlipTest",
     "cluster_bootstrap",
+    "cluster_ratio_test",
     "holm",
     "minimum_detectable_effect",
     "paired_comparison",
@@ -193,6 +198,22 @@ class SeedTTest(NamedTuple):
     t: float
     p_value: float
     n_seeds: int
+
+
+class RatioTest(NamedTuple):
+    """Cluster-robust (delta-method) t test of a ratio of sums against a threshold.
+
+    Attributes:
+        estimate: ``Σ N / Σ D``.
+        t: ``mean(z) / (sd(z) / sqrt(n))`` with ``z_u = N_u − threshold · D_u``.
+        p_value: from Student t with ``n − 1`` degrees of freedom.
+        n_clusters: evaluated users (clusters).
+    """
+
+    estimate: float
+    t: float
+    p_value: float
+    n_clusters: int
 
 
 class PairedComparison(NamedTuple):
@@ -645,13 +666,62 @@ def seed_t_test(
     if n < 2 or not sd > 0:
         return SeedTTest(s.mean, s.low, s.high, math.nan, math.nan, n)
     t = s.mean / (sd / math.sqrt(n))
+    return SeedTTest(s.mean, s.low, s.high, float(t), _t_p_value(t, n - 1, alternative), n)
+
+
+def cluster_ratio_test(
+    num,
+    den=None,
+    mask=None,
+    *,
+    threshold: float = 0.0,
+    alternative: Alternative = "two-sided",
+) -> RatioTest:
+    """Test ``H0: Σ num / Σ den = threshold`` with users as clusters (all seeds kept).
+
+    The ratio ``θ = Σ_u N_u / Σ_u D_u`` exceeds ``t`` iff the linearised per-user values
+    ``z_u = N_u − t D_u`` have a positive sum, so the test is a one-sample Student t on
+    the ``n`` independent ``z_u`` (a cluster-robust, delta-method test; Davison & Hinkley
+    1997 §5.2): ``T = mean(z) / (sd(z) / sqrt(n))``, ``n − 1`` degrees of freedom. Use it
+    for claims that compare a ratio with a threshold other than a paired zero (e.g.
+    ``overlap(sem, CF) / overlap(CF, CF seed) < 0.5``: ``num`` the semantic overlap,
+    ``den`` the seed-reference overlap), where sign flips do not apply.
+
+    Args:
+        num: ``[S, U]`` numerators. den: ``[S, U]`` denominators or ``None`` (1: a mean).
+        mask: ``[S, U]`` bool or ``None``.
+        threshold: the null value ``t``.
+        alternative: ``"two-sided"``, ``"greater"`` (θ > t) or ``"less"``.
+
+    Returns:
+        :class:`RatioTest`; NaN t and p when the ``z_u`` have no spread.
+    """
+    n_arr, d_arr, m = _paired_inputs(num, den, mask, "num", "den")
+    d_arr = m.astype(np.float64) if d_arr is None else d_arr
+    if not (isinstance(threshold, int | float | np.floating | np.integer)):
+        raise ValueError(f"`threshold` must be a number, got {threshold!r}")
+    if not math.isfinite(threshold):
+        raise ValueError(f"`threshold` must be finite, got {threshold}")
+    alternative = _check_alternative(alternative)
+    N, D = _cluster_sums(n_arr, d_arr, m)
+    if D.sum() == 0:
+        raise ValueError("`den` sums to 0 over the evaluated entries; the ratio is undefined")
+    est = float(N.sum() / D.sum())
+    z = N - threshold * D
+    n = z.size
+    sd = float(z.std(ddof=1)) if n > 1 else math.nan
+    if not sd > 0:
+        return RatioTest(est, math.nan, math.nan, n)
+    t = float(z.mean() / (sd / math.sqrt(n)))
+    return RatioTest(est, t, _t_p_value(t, n - 1, alternative), n)
+
+
+def _t_p_value(t: float, df: int, alternative: str) -> float:
     if alternative == "two-sided":
-        p = 2.0 * _sps.t.sf(abs(t), n - 1)
-    elif alternative == "greater":
-        p = _sps.t.sf(t, n - 1)
-    else:
-        p = _sps.t.cdf(t, n - 1)
-    return SeedTTest(s.mean, s.low, s.high, float(t), float(p), n)
+        return float(2.0 * _sps.t.sf(abs(t), df))
+    if alternative == "greater":
+        return float(_sps.t.sf(t, df))
+    return float(_sps.t.cdf(t, df))
 
 
 def holm(pvalues) -> np.ndarray:
@@ -806,6 +876,7 @@ class Claim:
         null_reference: what the effect is measured against.
         interval: what the interval is over (e.g. "cluster bootstrap over users, pooled
             over seeds").
+        test: the test whose (Holm-adjusted) p-value decides the claim.
         alpha: family-wise level for the (Holm-adjusted) p-value.
         threshold: the value the effect must exceed (``direction="greater"``) or fall
             below (``"less"``).
@@ -820,6 +891,7 @@ class Claim:
     statistic: str
     null_reference: str
     interval: str
+    test: str = ""
     alpha: float = 0.05
     threshold: float = 0.0
     direction: Literal["greater", "less"] = "greater"
@@ -975,6 +1047,7 @@ C1 = Claim(
     statistic="overlap@20(semantic, CF) / overlap@20(CF, CF other seed), ratio of sums over users",
     null_reference="the same CF model with another seed",
     interval=_OVER_USERS,
+    test="cluster_ratio_test(sem_overlap, seed_overlap, threshold=0.5, alternative='less')",
     threshold=0.5,
     direction="less",
 )
@@ -986,6 +1059,7 @@ C2 = Claim(
     "(accuracy-matched CF + CF), paired per user",
     null_reference="CF + a CF ranker degraded to the semantic ranker's validation recall",
     interval=_OVER_USERS,
+    test="sign_flip_test(gain_sem_cf, gain_matched_cf_cf, alternative='greater')",
     threshold=0.0,
     direction="greater",
     margin=0.005,
@@ -997,6 +1071,8 @@ C3 = Claim(
     statistic="ridge probe R²(semantic → CF) / R²(CF other seed → CF), on held-out items",
     null_reference="the same probe from the same CF model with another seed",
     interval=_OVER_SEEDS,
+    test="one-sample t over seeds of the ratio against 0.5 "
+    "(seed_t_test(ratio[:, None], np.full((S, 1), 0.5), alternative='less'))",
     threshold=0.5,
     direction="less",
 )
@@ -1008,6 +1084,7 @@ C4 = Claim(
     "alignment-centric model, paired per user",
     null_reference="the validation-best alignment-centric model",
     interval=_OVER_USERS,
+    test="sign_flip_test(recall_fusion, recall_alignment, alternative='greater')",
     threshold=0.0,
     direction="greater",
     margin=0.005,
@@ -1021,6 +1098,7 @@ C5 = Claim(
     "(weight 0, other seed), paired per item",
     null_reference="the weight-0 (backbone) model with another seed",
     interval="95% cluster bootstrap (BCa) over items, pooled over seeds",
+    test="sign_flip_test over items (units = items), alternative='less'",
     threshold=0.0,
     direction="less",
     margin=0.02,
