@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from complemjax import recommenders as rec
 from complemjax import semantic
 from complemjax.data import load_movielens
 
@@ -215,54 +214,3 @@ def test_sentence_transformers_backend_errors(tmp_path):
     except ImportError:
         with pytest.raises(ValueError, match="sentence-transformers"):
             semantic.SentenceTransformerEncoder(tmp_path)
-
-
-# ---------------------------------------------------------------- recommenders
-def test_user_profiles_matches_numpy(rng):
-    emb = rng.normal(size=(6, 4)).astype(np.float32)
-    u = np.array([0, 0, 2, 2, 2])
-    i = np.array([1, 3, 0, 3, 5])
-    prof = np.asarray(rec.user_profiles(emb, u, i, n_users=4))
-    v = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    np.testing.assert_allclose(prof[0], v[[1, 3]].mean(0), rtol=1e-5)
-    np.testing.assert_allclose(prof[2], v[[0, 3, 5]].mean(0), rtol=1e-5)
-    np.testing.assert_array_equal(prof[[1, 3]], 0.0)
-    raw = np.asarray(rec.user_profiles(emb, u, i, n_users=4, normalize=False))
-    np.testing.assert_allclose(raw[2], emb[[0, 3, 5]].mean(0), rtol=1e-5)
-    jitted = jax.jit(lambda e: rec._profiles(e, u, i, 4, True))(emb)
-    np.testing.assert_allclose(jitted, prof, rtol=1e-6)
-    with pytest.raises(ValueError, match="item_emb"):
-        rec.user_profiles(emb.astype(int), u, i, n_users=4)
-
-
-def test_linear_map_matches_numpy_ridge(rng):
-    x = rng.normal(size=(50, 5))
-    a = rng.normal(size=(5, 3))
-    y = x @ a + 2.0 + 0.1 * rng.normal(size=(50, 3))
-    lam = 3.0
-    m = rec.fit_linear_map(x, y, l2=lam)
-    xc, yc = x - x.mean(0), y - y.mean(0)
-    w_ref = np.linalg.solve(xc.T @ xc + lam * np.eye(5), xc.T @ yc)
-    np.testing.assert_allclose(m.weight, w_ref, rtol=1e-4, atol=1e-5)
-    pred = rec.apply_linear_map(m, x)
-    np.testing.assert_allclose(pred, xc @ w_ref + y.mean(0), rtol=1e-4, atol=1e-4)
-    # exact recovery without noise and l2 = 0, fitting on a subset of rows
-    y_exact = x @ a - 1.0
-    mask = np.arange(50) < 20
-    m0 = rec.fit_linear_map(x, y_exact, l2=0.0, mask=mask)
-    np.testing.assert_allclose(rec.apply_linear_map(m0, x), y_exact, rtol=1e-3, atol=1e-3)
-    with pytest.raises(ValueError, match="x"):
-        rec.fit_linear_map(x[:10], y, l2=1.0)
-    with pytest.raises(ValueError, match="mask"):
-        rec.fit_linear_map(x, y, l2=1.0, mask=np.zeros(50, bool))
-
-
-def test_mapped_recommender_shapes(rng):
-    sem = rng.normal(size=(8, 5)).astype(np.float32)
-    cfe = rng.normal(size=(8, 3)).astype(np.float32)
-    u = np.array([0, 0, 1])
-    i = np.array([2, 4, 7])
-    ue, ie, m = rec.mapped_recommender(sem, cfe, u, i, n_users=2, l2=1.0)
-    assert ue.shape == (2, 3) and ie.shape == (8, 3)
-    z = np.asarray(rec.apply_linear_map(m, sem))
-    np.testing.assert_allclose(ue[0], z[[2, 4]].mean(0), rtol=1e-5)
