@@ -59,6 +59,7 @@ __all__ = [
     "fit_postprocess",
     "get_encoder",
     "item_text",
+    "item_text_imdb",
     "item_texts",
     "load_precomputed",
     "load_wordllama",
@@ -129,6 +130,44 @@ def item_text(row: dict | pd.Series) -> str | None:
             if items:
                 text += f". {label}: {', '.join(items)}"
     return text + "."
+
+
+def item_text_imdb(row: dict | pd.Series, *, include_ratings: bool = False) -> str | None:
+    """Text of one item with the IMDB metadata of :func:`complemjax.data.metadata.imdb_item_info`.
+
+    Template: :func:`item_text`, then (each only when present) ``" Runtime: {runtime}
+    min."``, ``" Rated {mpaa}."``, ``" Budget: ${budget:,}."``; with
+    ``include_ratings=True`` also ``" IMDb rating {imdb_rating} from {imdb_votes:,}
+    votes."``.
+
+    The headline template is ``include_ratings=False``: the IMDB rating and vote count are
+    what many users thought of the film — popularity and quality, i.e. collaborative
+    information — and would leak it into the "semantic" view. ``include_ratings=True``
+    exists only to measure that leak. (``Runtime``, ``MPAA`` and ``Budget`` are
+    metadata, not descriptive text; IMDB's genre flags duplicate MovieLens' genres and
+    are not written.)
+
+    Example:
+      >>> item_text_imdb({"title": "Matrix, The", "year": 1999, "genres": "Action",
+      ...                 "runtime": 136.0, "mpaa": "R", "budget": 63000000.0,
+      ...                 "imdb_rating": 8.5, "imdb_votes": 143853.0})
+      'The Matrix (1999). Genres: Action. Runtime: 136 min. Rated R. Budget: $63,000,000.'
+    """
+    text = item_text(row)
+    if text is None:
+        return None
+    runtime, mpaa, budget = row.get("runtime"), row.get("mpaa"), row.get("budget")
+    if _present(runtime):
+        text += f" Runtime: {round(float(runtime))} min."
+    if _present(mpaa):
+        text += f" Rated {str(mpaa).strip()}."
+    if _present(budget):
+        text += f" Budget: ${round(float(budget)):,}."
+    if include_ratings:
+        rating, votes = row.get("imdb_rating"), row.get("imdb_votes")
+        if _present(rating) and _present(votes):
+            text += f" IMDb rating {float(rating):.1f} from {int(votes):,} votes."
+    return text
 
 
 class ItemTexts(NamedTuple):
