@@ -64,7 +64,7 @@ def family_specs(cfg: PipelineConfig) -> dict[str, FamilySpec]:
         ),
         "lightgcn": FamilySpec(
             "lightgcn",
-            models.LightGCN(dim=cfg.dim, max_layers=2, batch_size=cfg.batch_size),
+            _lightgcn_family(cfg),
             _lightgcn_grid(n, 2),
         ),
     }
@@ -73,31 +73,34 @@ def family_specs(cfg: PipelineConfig) -> dict[str, FamilySpec]:
 
 
 def _alignment_specs(cfg: PipelineConfig) -> dict[str, FamilySpec]:
-    """AlphaRec and RLMRec-Con when their modules exist (``complemjax.models``)."""
-    out = {}
-    alpharec = getattr(models, "AlphaRec", None)
-    if alpharec is not None:
-        hp = models.AlphaRecHParams
-        taus, lrs = (0.1, 0.2), (1e-3, 5e-3)
-        grid = tuple(hp(learning_rate=lr, temperature=t) for t in taus for lr in lrs)
-        out["alpharec"] = FamilySpec(
-            "alpharec", alpharec(batch_size=cfg.batch_size), _fill(grid, cfg.n_configs), True
-        )
-    rlmrec = getattr(models, "RLMRec", None)
-    if rlmrec is not None:
-        out["rlmrec"] = FamilySpec(
-            "rlmrec",
-            rlmrec(dim=cfg.dim, max_layers=2, batch_size=cfg.batch_size),
-            _rlmrec_grid(cfg),
-            True,
-        )
-    return out
+    """AlphaRec with ``n_configs`` configurations: τ ∈ {0.1, 0.2} × learning rate ∈
+    {5e-4, 1e-3}, 2 layers (the official τ 0.15, lr 5e-4 and 2 layers lie inside)."""
+    from complemjax.models.alpharec import AlphaRec, AlphaRecHParams
+
+    grid = tuple(
+        AlphaRecHParams(temperature=t, learning_rate=lr, n_layers=2)
+        for t in (0.1, 0.2) for lr in (5e-4, 1e-3)
+    )  # fmt: skip
+    fam = AlphaRec(dim=cfg.dim, batch_size=cfg.batch_size)
+    return {"alpharec": FamilySpec("alpharec", fam, _fill(grid, cfg.n_configs), True)}
 
 
-def _rlmrec_grid(cfg: PipelineConfig) -> tuple:
-    hp = models.RLMRecHParams
-    ws = [w for w in cfg.align_weights if w > 0][: cfg.n_configs]
-    return tuple(hp(learning_rate=3e-3, l2=1e-4, n_layers=2, align_weight=w) for w in ws)
+def rlmrec_spec(cfg: PipelineConfig, backbone_hp) -> FamilySpec:
+    """RLMRec-Con on the LightGCN backbone at ``backbone_hp`` (LightGCN's tuned settings);
+    the grid is the first ``n_configs`` alignment weights of ``cfg`` (0 = the backbone) at
+    τ = 0.2, so weight 0 is exactly the tuned LightGCN."""
+    from complemjax.models.rlmrec import RLMRec, RLMRecHParams
+
+    grid = tuple(
+        RLMRecHParams(backbone_hp.learning_rate, backbone_hp.l2, backbone_hp.n_layers,
+                      float(w), 0.2)
+        for w in cfg.align_weights[: cfg.n_configs]
+    )  # fmt: skip
+    return FamilySpec("rlmrec", RLMRec(backbone=_lightgcn_family(cfg)), grid, True)
+
+
+def _lightgcn_family(cfg: PipelineConfig):
+    return models.LightGCN(dim=cfg.dim, max_layers=2, batch_size=cfg.batch_size)
 
 
 def _fill(grid: tuple, n: int) -> tuple:
@@ -188,36 +191,70 @@ def random_ranker(prep, key) -> Ranker:
     return Ranker("random", scores, None, {"method": "random"})
 
 
-def semantic_ranker(prep: Prepared) -> Ranker:
-    """The semantic ranker chosen on ``valid_select`` among its variants.
+def _semantic_grid(full: bool):
+    from complemjax import semantic
 
-    Variants (user = mean of the unit vectors of the training items, cosine scores):
-    raw encoder vectors, and vectors centred by the mean over items (removes the shared
-    direction that makes every cosine high). Uses only item text and the user's own
-    training history: no popularity, no other user.
+    if full:
+        return recommenders.DEFAULT_RANKERS, semantic.DEFAULT_POSTPROCESSES
+    names = ("mean", "rating", "recency(h=50)", "item_knn(N=20)", "item_knn(N=100)")
+    kinds = [r for r in recommenders.DEFAULT_RANKERS if r.describe() in names]
+    return tuple(kinds), tuple(semantic.DEFAULT_POSTPROCESSES[:3])
+
+
+def tune_semantic(prep: Prepared, cache: ml.ModelCache, *, full: bool = False) -> dict:
+    """The semantic ranker × embedding post-processing, chosen once per variant on the
+    tuning split's ``valid_select`` (:func:`complemjax.recommenders.select_semantic_ranker`).
+
+    The semantic view uses only item text and the user's own training history (ratings
+    and times of it for the weighted profiles): no popularity, no other user.
     """
-    t = time.perf_counter()
-    best = None
-    for variant in ("centred", "raw"):
-        r = _mean_profile(prep, centred=variant == "centred")
-        rec = ml.recall_at_k(r.topk(prep.train_sets), prep.valid_select)
-        if best is None or rec > best[0]:
-            best = (rec, variant, r)
-    rec, variant, r = best
-    info = {"method": "semantic", "configs": 2, "chosen": f"profile=mean, vectors={variant}",
-            "valid_recall": rec, "seconds": time.perf_counter() - t}  # fmt: skip
-    return Ranker("semantic", r.user_emb, r.item_emb, info)
+    rankers, pps = _semantic_grid(full)
+
+    def fit() -> Ranker:
+        t = time.perf_counter()
+        sel = recommenders.select_semantic_ranker(
+            prep.x, prep.train_user, prep.train_item, n_users=prep.n_users,
+            valid_sets=prep.valid_select, ratings=prep.train_ratings,
+            timestamps=prep.train_times, rankers=rankers, postprocesses=pps,
+            fit_mask=prep.has_text, k=K,
+        )  # fmt: skip
+        info = {"method": "semantic", "configs": len(sel.trials),
+                "chosen": f"{sel.ranker.describe()}, {sel.postprocess.describe()}",
+                "ranker_index": rankers.index(sel.ranker),
+                "pp_index": pps.index(sel.postprocess), "epochs": 0,
+                "valid_recall@20": sel.valid_score, "train_s": time.perf_counter() - t,
+                "edge": "", "trials": sel.trials}  # fmt: skip
+        return Ranker("semantic", jnp.zeros((1, 1)), None, info)
+
+    key = {"rankers": [r.describe() for r in rankers], "pps": [p.describe() for p in pps]}
+    return cache.get_or_fit(prep, "tune-semantic", key, fit).info
 
 
-def _mean_profile(prep, *, centred: bool) -> Ranker:
-    x = jnp.asarray(prep.x)
-    if centred:
-        has = jnp.asarray(prep.has_text)[:, None]
-        mu = jnp.sum(x * has, 0) / jnp.maximum(jnp.sum(has), 1)
-        x = jnp.where(has, x - mu, 0.0)
-    x = ml.unit_rows(x)
-    prof = recommenders.user_profiles(x, prep.train_user, prep.train_item, n_users=prep.n_users)
-    return Ranker("semantic", ml.unit_rows(prof), x, {})
+def semantic_ranker(prep, tuned: dict, *, full: bool = False) -> Ranker:
+    """The tuned semantic ranker on ``prep``'s seed (post-processing refitted on the
+    catalogue text vectors; profiles or item-kNN from the seed's training history)."""
+    from complemjax import semantic
+
+    rankers, pps = _semantic_grid(full)
+    r, pp = rankers[tuned["ranker_index"]], pps[tuned["pp_index"]]
+    x = semantic.postprocess(prep.x, pp, mask=prep.has_text)
+    info = {"method": "semantic", "chosen": tuned["chosen"]}
+    u, i = prep.train_user, prep.train_item
+    if r.kind == "item_knn":
+        nb = recommenders.item_neighbors(x, n_neighbors=r.n_neighbors)
+        fn = recommenders.item_knn_score_fn(nb, prep.train_sets)
+        rows = [fn(jnp.arange(a, min(a + 128, prep.n_users))) for a in range(0, prep.n_users, 128)]
+        return Ranker("semantic", jnp.concatenate(rows), None, info)
+    w = None
+    if r.kind in ("rating", "liked"):
+        w = recommenders.rating_weights(prep.train_ratings, min_rating=r.min_rating)
+    elif r.kind == "recency":
+        w = recommenders.recency_weights(
+            u, prep.train_times, n_users=prep.n_users, half_life=r.half_life
+        )
+    xu = ml.unit_rows(x)
+    prof = recommenders.user_profiles(xu, u, i, n_users=prep.n_users, weights=w)
+    return Ranker("semantic", ml.unit_rows(prof), xu, info)
 
 
 def ease(prep: Prepared, l2: float) -> Ranker:
@@ -264,8 +301,8 @@ def select_ease(prep: Prepared, cfg: PipelineConfig, cache: ml.ModelCache) -> di
         grid = ease_grid(cfg.n_configs)
         edge = "l2 at the edge of the grid" if j in (0, len(grid) - 1) else ""
         info = {"method": "EASE", "configs": len(grid), "chosen": f"l2={grid[j]:g}",
-                "chosen_index": j, "l2": float(grid[j]), "epochs": 0,
-                "valid_recall@20": recs[j], "train_s": time.perf_counter() - t, "edge": edge}  # fmt: skip
+                "chosen_index": j, "l2": float(grid[j]), "epochs": 0, "edge": edge,
+                "valid_recall@20": recs[j], "train_s": time.perf_counter() - t}  # fmt: skip
         return Ranker("ease", jnp.zeros((1, 1)), None, info)
 
     return cache.get_or_fit(prep, "tune-ease", {"grid": list(ease_grid(cfg.n_configs))}, fit).info
@@ -298,3 +335,81 @@ def degraded(base: Ranker, prep: Prepared, target: float, key, *, steps: int = 1
     info = {"method": f"{base.name} degraded", "noise_scale": float(10.0**mid),
             "valid_recall": rec, "target_valid_recall": target}  # fmt: skip
     return Ranker(f"{base.name}-degraded", r.user_emb, r.item_emb, info)
+
+
+# ----------------------------------------------------------------------------- orchestration
+def tune_variant(variant: str, cfg: PipelineConfig, cache: ml.ModelCache, timer) -> dict:
+    """Tune every model once for ``variant`` on the tuning split (validation only).
+
+    Returns ``{model: selection row}`` for semantic, bpr, lightgcn, ease, alpharec and
+    rlmrec (RLMRec's backbone settings are LightGCN's chosen ones).
+    """
+    prep = ml.prepare(variant, ml.TUNE_SEED, cfg)
+    full = cfg.n_configs > PipelineConfig().n_configs
+    out = {}
+    with timer("tune: semantic"):
+        out["semantic"] = tune_semantic(prep, cache, full=full)
+    specs = family_specs(cfg)
+    for name, spec in specs.items():
+        with timer(f"tune: {name}"):
+            out[name] = tune(spec, prep, cfg, cache)
+    with timer("tune: ease"):
+        out["ease"] = select_ease(prep, cfg, cache)
+    with timer("tune: rlmrec"):
+        out["rlmrec"] = tune(rlmrec_spec(cfg, _chosen(specs["lightgcn"], out)), prep, cfg, cache)
+    return out
+
+
+def _chosen(spec: FamilySpec, tuned: dict):
+    return spec.grid[tuned[spec.name]["chosen_index"]]
+
+
+def learned_ranker(name: str, prep, cfg, tuned, cache, *, init_seed: int = 0, weight=None):
+    """A learned model on ``prep``'s seed at its tuned configuration.
+
+    ``name`` in bpr, lightgcn, alpharec, rlmrec. For rlmrec, ``weight`` overrides the
+    selected alignment weight (the C5 sweep); weight 0 returns the cached LightGCN (the
+    same model, bit for bit, as the RLMRec tests show) instead of training it again.
+    """
+    specs = family_specs(cfg)
+    if name != "rlmrec":
+        label = name if init_seed == 0 else f"{name}-seed{init_seed + 1}"
+        return fit_learned(specs[name], prep, tuned[name], cfg, cache, init_seed=init_seed,
+                           name=label)  # fmt: skip
+    spec = rlmrec_spec(cfg, _chosen(specs["lightgcn"], tuned))
+    hp = spec.grid[tuned["rlmrec"]["chosen_index"]]
+    if weight is not None:
+        hp = hp.replace(align_weight=float(weight))
+    if float(hp.align_weight) == 0.0:
+        r = learned_ranker("lightgcn", prep, cfg, tuned, cache, init_seed=init_seed)
+        return Ranker("rlmrec", r.user_emb, r.item_emb, {**r.info, "method": "rlmrec (w=0)"})
+    label = f"rlmrec(w={float(hp.align_weight):g})"
+    if init_seed:
+        label += f"-seed{init_seed + 1}"
+    return fit_learned(spec, prep, tuned["rlmrec"], cfg, cache, init_seed=init_seed,
+                       hparams=hp, name=label)  # fmt: skip
+
+
+def base_rankers(prep, cfg: PipelineConfig, tuned: dict, cache, timer, key) -> dict:
+    """Every single-view ranker of one seed (the studies share this, and the cache).
+
+    Keys: semantic, popularity, random, bpr, bpr-seed2 (the CF-seed null), lightgcn,
+    ease, alpharec, rlmrec (selected weight), bpr-degraded (accuracy-matched null).
+    """
+    full = cfg.n_configs > PipelineConfig().n_configs
+    out = {}
+    with timer("semantic ranker"):
+        out["semantic"] = semantic_ranker(prep, tuned["semantic"], full=full)
+    out["popularity"] = popularity(prep)
+    out["random"] = random_ranker(prep, jax.random.fold_in(key, 7))
+    for name, seed in (("bpr", 0), ("bpr", 1), ("lightgcn", 0), ("alpharec", 0), ("rlmrec", 0)):
+        r = None
+        with timer(f"train: {name}"):
+            r = learned_ranker(name, prep, cfg, tuned, cache, init_seed=seed)
+        out[r.name if name != "rlmrec" else "rlmrec"] = r
+    with timer("train: ease"):
+        out["ease"] = fit_ease(prep, tuned["ease"], cache)
+    with timer("degraded null"):
+        target = ml.recall_at_k(out["semantic"].topk(prep.train_sets), prep.valid_select)
+        out["bpr-degraded"] = degraded(out["bpr-seed2"], prep, target, jax.random.fold_in(key, 9))
+    return out

@@ -95,7 +95,9 @@ class PipelineConfig:
     def __post_init__(self):
         for v in self.variants:
             if v not in VARIANT_FRACTIONS:
-                raise ValueError(f"`variants` entries must be in {sorted(VARIANT_FRACTIONS)}, got {v!r}")
+                raise ValueError(
+                    f"`variants` entries must be in {sorted(VARIANT_FRACTIONS)}, got {v!r}"
+                )
         if self.split not in ("random", "temporal"):
             raise ValueError(f"`split` must be 'random' or 'temporal', got {self.split!r}")
         if self.n_seeds < 2:
@@ -126,22 +128,12 @@ def dataset() -> cdata.Interactions:
 
 @functools.lru_cache(maxsize=2)
 def item_embeddings(encoder: str = "wordllama") -> semantic.SemanticEmbeddings:
-    """Semantic vectors of every movie of :func:`dataset` (zero rows for missing text)."""
-    if encoder != "wordllama":
-        enc = _other_encoder(encoder)
-        return semantic.embed_items(dataset(), encoder=enc, on_missing="skip", cache_dir=_cache())
-    return semantic.embed_items(dataset(), on_missing="skip", cache_dir=_cache())
-
-
-def _other_encoder(name: str):
-    factory = getattr(semantic, f"load_{name}", None) or getattr(semantic, f"{name.upper()}Encoder", None)
-    if factory is None:
-        raise ValueError(f"`encoder` {name!r} is not available in complemjax.semantic")
-    return factory()
-
-
-def _cache() -> Path:
-    return Path.home() / ".cache" / "complemjax" / "embeddings"
+    """Raw (un-normalised) semantic vectors of every movie of :func:`dataset` (zero rows
+    for the movies without a title), cached per user outside the results folder."""
+    return semantic.embed_items(
+        dataset(), encoder=semantic.get_encoder(encoder), on_missing="skip", cache_dir=True,
+        normalize=False,
+    )  # fmt: skip
 
 
 def _subsample(inter: cdata.Interactions, frac: float, seed: int, name: str):
@@ -160,13 +152,14 @@ class Prepared(NamedTuple):
         inter: the variant's interactions.
         n_users, n_items: sizes.
         train_user, train_item: ``[E]`` training pairs (NumPy).
+        train_ratings, train_times: ``[E]`` their ratings and timestamps.
         train_sets: ``[U, L]`` padded training items (the validation-time exclusion).
         valid_select: ``[U, *]`` validation half that selects base models.
         valid_fuse: ``[U, *]`` validation half that selects/fits second-level learners.
         exclude_fuse: ``[U, *]`` train ∪ valid_select (excluded when ranking for valid_fuse).
         test_sets: ``[U, *]`` test items.
         exclude_test: ``[U, *]`` train ∪ validation (excluded when ranking for test).
-        x: ``[I, D]`` semantic item vectors (unit rows; zero rows for missing text).
+        x: ``[I, D]`` raw semantic item vectors (zero rows for missing text).
         has_text: ``[I]`` bool.
         counts: ``[I]`` training interactions per item.
     """
@@ -179,6 +172,8 @@ class Prepared(NamedTuple):
     n_items: int
     train_user: np.ndarray
     train_item: np.ndarray
+    train_ratings: np.ndarray
+    train_times: np.ndarray
     train_sets: jax.Array
     valid_select: jax.Array
     valid_fuse: jax.Array
@@ -245,6 +240,8 @@ def prepare(variant: str, seed: int, config: PipelineConfig) -> Prepared:
         n_items=n_items,
         train_user=tr.user_idx,
         train_item=tr.item_idx,
+        train_ratings=np.asarray(tr.ratings),
+        train_times=np.asarray(tr.timestamps),
         train_sets=_pad(tr.user_idx, tr.item_idx, U),
         valid_select=_pad(va.user_idx[sel], va.item_idx[sel], U),
         valid_fuse=_pad(va.user_idx[~sel], va.item_idx[~sel], U),
