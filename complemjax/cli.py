@@ -49,7 +49,9 @@ def _render(out: Path, report_mod) -> Path:
             sections.append((title, studies.load(name).render(out)))
     if not sections:
         raise SystemExit(f"no study results found in {out}; run `complemjax reproduce` first")
-    return report_mod.assemble_report(out, sections, intro=INTRO)
+    verdicts = studies.verdict_section(out)
+    intro = INTRO if verdicts is None else f"## Verdicts\n\n{verdicts}\n{INTRO}"
+    return report_mod.assemble_report(out, sections, intro=intro)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -261,22 +261,28 @@ def prepare(variant: str, seed: int, config: PipelineConfig) -> Prepared:
 class PreparedCold(NamedTuple):
     """A cold-item split: ``valid_items``/``test_items`` never occur in training.
 
-    Rankers rank the candidate items only (``valid_items`` for selection, ``test_items``
-    for test), so a model without item features (ID-based CF) cannot rank them.
+    Rankers rank the candidate items only (``test_items`` at test time), so a model
+    without item features (ID-based CF) cannot rank them. Fields as in :class:`Prepared`;
+    ``valid_select`` holds the validation interactions (all on cold validation items).
     """
 
     variant: str
     seed: int
+    split: str
     n_users: int
     n_items: int
+    user_ids: np.ndarray
     train_user: np.ndarray
     train_item: np.ndarray
+    train_ratings: np.ndarray
+    train_times: np.ndarray
     train_sets: jax.Array
-    valid_sets: jax.Array
+    valid_select: jax.Array
     test_sets: jax.Array
     valid_items: np.ndarray
     test_items: np.ndarray
     x: jax.Array
+    has_text: np.ndarray
     counts: np.ndarray
 
 
@@ -289,21 +295,26 @@ def prepare_cold(variant: str, seed: int, config: PipelineConfig) -> PreparedCol
     )
     U = inter.n_users
     keep = np.isin(base.item_ids, inter.item_ids)
-    x = jnp.asarray(item_embeddings(config.encoder).embeddings[keep])
+    emb = item_embeddings(config.encoder)
     tr = sp.train
     return PreparedCold(
         variant=variant,
         seed=seed,
+        split="cold",
         n_users=U,
         n_items=inter.n_items,
+        user_ids=np.asarray(inter.user_ids),
         train_user=tr.user_idx,
         train_item=tr.item_idx,
+        train_ratings=np.asarray(tr.ratings),
+        train_times=np.asarray(tr.timestamps),
         train_sets=_pad(tr.user_idx, tr.item_idx, U),
-        valid_sets=_pad(sp.valid.user_idx, sp.valid.item_idx, U),
+        valid_select=_pad(sp.valid.user_idx, sp.valid.item_idx, U),
         test_sets=_pad(sp.test.user_idx, sp.test.item_idx, U),
         valid_items=np.asarray(sp.info["valid_items"]),
         test_items=np.asarray(sp.info["test_items"]),
-        x=x,
+        x=jnp.asarray(emb.embeddings[keep]),
+        has_text=np.asarray(emb.has_text)[keep],
         counts=np.bincount(tr.item_idx, minlength=inter.n_items),
     )
 

