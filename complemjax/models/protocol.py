@@ -280,6 +280,9 @@ def _run(family, key, data, grid, *, valid_sets, exclude_sets, max_epochs, eval_
 
     if not isinstance(data, TrainData):
         raise ValueError(f"`data` must be a TrainData (make_train_data), got {type(data).__name__}")
+    check = getattr(family, "check_hparams", None)
+    if check is not None:
+        check(grid)
     max_epochs = check_positive_int("max_epochs", max_epochs)
     eval_every = check_positive_int("eval_every", eval_every)
     patience = check_positive_int("patience", patience)
@@ -295,9 +298,6 @@ def _run(family, key, data, grid, *, valid_sets, exclude_sets, max_epochs, eval_
             + str({n: a.shape for n, a in fields.items()})
         )
     n_grid = sizes.pop()
-    check = getattr(family, "check_hparams", None)
-    if check is not None:
-        check(grid)
     for n, a in fields.items():
         if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
             raise ValueError(f"`hparams.{n}` has non-finite values: {a}")
