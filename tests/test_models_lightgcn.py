@@ -56,10 +56,12 @@ def test_loss_matches_numpy_reference(toy):
 
 
 def test_sampler_triples_are_valid(toy):
-    data, u, i, nu, ni = toy
+    data, u, i, nu, _ = toy
     pos = set(zip(u.tolist(), i.tolist()))
-    uu, ii, jj, w = (np.asarray(x) for x in L.sample_triples(
-        jax.random.key(2), data, L.positive_keys(data), 500, 8))  # fmt: skip
+    uu, ii, jj, w = (
+        np.asarray(x)
+        for x in L.sample_triples(jax.random.key(2), data, L.positive_keys(data), 500, 8)
+    )
     has = np.bincount(u, minlength=nu) > 0
     np.testing.assert_array_equal(w, has[uu].astype(w.dtype))
     for a, b, c, ww in zip(uu, ii, jj, w):
@@ -146,22 +148,35 @@ def test_degree_zero_rows_finite_and_jit_equals_eager(toy):
     tr = L.sample_triples(jax.random.key(1), data, L.positive_keys(data), 16, 8)
     with jax.disable_jit():
         eager = L.lightgcn_loss(st.params, data, hp, tr, 3)[0]
-    np.testing.assert_allclose(jax.jit(L.lightgcn_loss, static_argnums=4)(st.params, data, hp, tr, 3)[0],
-                               eager, rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        jax.jit(L.lightgcn_loss, static_argnums=4)(st.params, data, hp, tr, 3)[0], eager, rtol=1e-5
+    )
 
 
 def test_bad_hparams_named(toy):
     data = toy[0]
     cfg = L.LightGCN(dim=4, max_layers=2)
     valid = jnp.full((data.n_users, 1), -1).at[0, 0].set(10)
-    for hp, name in [(L.LightGCNHParams(learning_rate=0.0), "learning_rate"),
-                     (L.LightGCNHParams(learning_rate=float("nan")), "learning_rate"),
-                     (L.LightGCNHParams(l2=-1.0), "l2"),
-                     (L.LightGCNHParams(n_layers=3), "n_layers"),
-                     (L.LightGCNHParams(n_layers=1.5), "n_layers")]:  # fmt: skip
+    for hp, name in [
+        (L.LightGCNHParams(learning_rate=0.0), "learning_rate"),
+        (L.LightGCNHParams(learning_rate=float("nan")), "learning_rate"),
+        (L.LightGCNHParams(l2=-1.0), "l2"),
+        (L.LightGCNHParams(n_layers=3), "n_layers"),
+        (L.LightGCNHParams(n_layers=1.5), "n_layers"),
+    ]:
         with pytest.raises(ValueError, match=name):
-            P.retrain(cfg, jax.random.key(0), data, hp, valid_sets=valid,
-                      exclude_sets=data.history, max_epochs=2, eval_every=1, patience=1, k=5)  # fmt: skip
+            P.retrain(
+                cfg,
+                jax.random.key(0),
+                data,
+                hp,
+                valid_sets=valid,
+                exclude_sets=data.history,
+                max_epochs=2,
+                eval_every=1,
+                patience=1,
+                k=5,
+            )
     with pytest.raises(ValueError, match="dim"):
         L.LightGCN(dim=0)
 
@@ -176,9 +191,17 @@ def test_lightgcn_learns_low_rank_preferences():
     grid = P.stack_hparams(
         [L.LightGCNHParams(learning_rate=1e-2, l2=1e-4, n_layers=k) for k in (0, 2)]
     )
-    sel = P.select(L.LightGCN(dim=16, max_layers=2, batch_size=256), jax.random.key(0), data, grid,
-                   valid_sets=valid, exclude_sets=data.history, max_epochs=40, eval_every=5,
-                   patience=3)  # fmt: skip
+    sel = P.select(
+        L.LightGCN(dim=16, max_layers=2, batch_size=256),
+        jax.random.key(0),
+        data,
+        grid,
+        valid_sets=valid,
+        exclude_sets=data.history,
+        max_epochs=40,
+        eval_every=5,
+        patience=3,
+    )
     from complemjax.models.popularity import popularity_embeddings
 
     pu, pi = popularity_embeddings(tr_i, n_users=nu, n_items=ni)

@@ -54,8 +54,9 @@ def toy():
 
 def _select(toy, grid, **kw):
     data, valid = toy
-    args = dict(valid_sets=valid, exclude_sets=data.history, max_epochs=60, eval_every=5,
-                patience=2, k=1)  # fmt: skip
+    args = dict(
+        valid_sets=valid, exclude_sets=data.history, max_epochs=60, eval_every=5, patience=2, k=1
+    )
     args.update(kw)
     return P.select(Scripted(), jax.random.key(0), data, grid, **args)
 
@@ -111,8 +112,18 @@ def test_ties_go_to_lower_index(toy):
 
 def test_retrain_per_seed_epoch(toy):
     data, valid = toy
-    fit = P.retrain(Scripted(), jax.random.key(3), data, ScriptHParams(25, 0.8), valid_sets=valid,
-                    exclude_sets=data.history, max_epochs=60, eval_every=5, patience=3, k=1)  # fmt: skip
+    fit = P.retrain(
+        Scripted(),
+        jax.random.key(3),
+        data,
+        ScriptHParams(25, 0.8),
+        valid_sets=valid,
+        exclude_sets=data.history,
+        max_epochs=60,
+        eval_every=5,
+        patience=3,
+        k=1,
+    )
     assert fit.best_epoch == 25
     assert fit.valid_score == pytest.approx(np.nanmax(fit.scores)) and fit.scores.ndim == 1
 
@@ -122,7 +133,6 @@ def test_selection_never_receives_test_data(toy):
     test items are, the selection is identical (here: the test split is corrupted)."""
     for fn in (P.select, P.retrain):
         assert not any("test" in p for p in inspect.signature(fn).parameters)
-    data, valid = toy
     grid = P.stack_hparams([ScriptHParams(10, 0.5), ScriptHParams(20, 0.9)])
     rng = np.random.default_rng(0)
     picks = []
@@ -148,8 +158,17 @@ def test_bad_inputs(toy):
     with pytest.raises(ValueError, match="same leading axis"):
         _select(toy, ScriptHParams(jnp.array([10, 20]), jnp.array([0.5])))
     with pytest.raises(ValueError, match="TrainData"):
-        P.select(Scripted(), jax.random.key(0), (1, 2), grid, valid_sets=valid,
-                 exclude_sets=data.history, max_epochs=10, eval_every=5, patience=1)  # fmt: skip
+        P.select(
+            Scripted(),
+            jax.random.key(0),
+            (1, 2),
+            grid,
+            valid_sets=valid,
+            exclude_sets=data.history,
+            max_epochs=10,
+            eval_every=5,
+            patience=1,
+        )
     with pytest.raises(ValueError, match="empty"):
         P.stack_hparams([])
 
