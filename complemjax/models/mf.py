@@ -1,22 +1,22 @@
-"""Collaborative item (and user) embeddings from interactions: BPR-MF, EASE, popularity.
+"""BPR matrix factorisation (Rendle et al. 2009), fast and vmappable.
 
-* :func:`fit_bpr` — matrix factorisation trained with the BPR pairwise loss
-  (Rendle et al. 2009) by minibatch Adam or SGD (optax), one ``jax.jit``-compiled
-  ``lax.scan`` over epochs and minibatches, negatives sampled with ``jax.random``.
-  A pure function of a key, the interactions and :class:`BPRHParams`, so
-  ``jax.vmap`` over keys and/or hyper-parameters trains many models in one program.
-* :func:`select_bpr` — picks ``l2``/``lr`` (a vmapped grid) and the number of epochs
-  by Recall@K on a validation split.
-* :func:`fit_ease` — EASE, the closed-form item-item model of Steck (2019).
-* :func:`popularity` / :func:`popularity_embeddings` — the most-popular baseline.
+* :func:`fit_bpr` — factors trained with the BPR pairwise loss, a pure function of a key,
+  the interactions and :class:`BPRHParams`, so ``jax.vmap`` over keys and/or
+  hyper-parameters trains many models in one program.
+* :class:`BPR` — the same model as a :class:`~complemjax.models.protocol.ModelFamily`
+  for :func:`complemjax.models.protocol.select` / ``retrain``.
+* :func:`select_bpr` — the protocol's selection with BPR's historical signature.
 
-Scores are consumed by :mod:`complemjax.ranking` (``topk_from_embeddings`` for
-factor models and popularity, ``topk_from_score_fn`` with :func:`ease_score_fn`).
+Speed (issue 15): a whole epoch is one ``lax.scan``; the epoch's permutation and its
+negatives (with rejection of training positives) are drawn in bulk before the scan; with
+``optimizer="lazy_adam"`` (default) or ``"sgd"`` a step reads and writes only the rows
+of its minibatch, so its cost does not grow with the table sizes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import flax.struct
@@ -26,41 +26,46 @@ import numpy as np
 import optax
 from jax import lax
 
-from complemjax._checks import check_finite, check_positive_int
+from complemjax._checks import check_positive_int
 
 __all__ = [
+    "BPR",
     "BPRConfig",
     "BPRHParams",
     "BPRParams",
     "BPRResult",
     "BPRSelection",
     "BPRState",
+    "LazyAdamState",
     "bpr_init",
     "bpr_train_epochs",
-    "ease_score_fn",
+    "check_bpr_hparams",
     "fit_bpr",
-    "fit_ease",
-    "popularity",
-    "popularity_embeddings",
     "select_bpr",
 ]
 
+_OPTIMIZERS = ("lazy_adam", "adam", "sgd")
+_B1, _B2, _EPS = 0.9, 0.999, 1e-8
 
-# ----------------------------------------------------------------------------- BPR
+
 @dataclasses.dataclass(frozen=True)
 class BPRConfig:
     """Static BPR-MF configuration (fixes shapes and control flow).
 
     Attributes:
       dim: embedding dimension d.
-      n_epochs: passes over the training interactions.
-      batch_size: positives per minibatch B; each epoch runs ``n // B`` minibatches over
-        a fresh random permutation (the ``n mod B`` left-over positives of an epoch are
-        skipped that epoch; ``B`` is capped at ``n``).
-      optimizer: ``"adam"`` (optax ``scale_by_adam`` on the full tables, every step) or
-        ``"sgd"`` (plain minibatch SGD, applied as a scatter-add to the sampled rows only:
-        the same update as a dense SGD step, at a cost independent of the table sizes);
-        both scaled by ``-hparams.lr``.
+      n_epochs: passes over the training interactions (:func:`fit_bpr`; the protocol's
+        ``max_epochs`` replaces it in :func:`select_bpr` and :class:`BPR`).
+      batch_size: positives per minibatch B; each epoch runs ``E // B`` minibatches over
+        a fresh random permutation of the E interaction entries (the ``E mod B`` left
+        over are skipped that epoch; ``B`` is capped at ``E``).
+      optimizer: ``"lazy_adam"`` (default): Adam whose moments and parameters are
+        updated on the minibatch rows only (the "lazy"/sparse Adam of TensorFlow's
+        ``LazyAdam`` and PyTorch's ``SparseAdam``; a row repeated in a batch gets the
+        summed gradient in the first moment and the summed squared gradients in the
+        second); ``"adam"``: optax Adam on the full tables every step (dense; kept as
+        the reference); ``"sgd"``: plain minibatch SGD applied to the sampled rows
+        (identical to a dense SGD step). All use step size ``hparams.lr``.
       init_scale: embeddings start as ``init_scale * N(0, 1)``.
       reject_positives: resample a negative that is a training positive of the user (up
         to ``n_neg_retries`` times; needs ``n_users * n_items < 2**31``).
@@ -70,7 +75,7 @@ class BPRConfig:
     dim: int = 64
     n_epochs: int = 30
     batch_size: int = 1024
-    optimizer: str = "adam"
+    optimizer: str = "lazy_adam"
     init_scale: float = 0.1
     reject_positives: bool = True
     n_neg_retries: int = 4
@@ -80,8 +85,8 @@ class BPRConfig:
         check_positive_int("n_epochs", self.n_epochs)
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("n_neg_retries", self.n_neg_retries, minimum=0)
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"`optimizer` must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.optimizer not in _OPTIMIZERS:
+            raise ValueError(f"`optimizer` must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
         if not self.init_scale > 0:
             raise ValueError(f"`init_scale` must be > 0, got {self.init_scale}")
 
@@ -91,12 +96,26 @@ class BPRHParams:
     """Dynamic BPR hyper-parameters (arrays; add a leading axis to vmap a grid).
 
     Attributes:
-      lr: learning rate (step size after the Adam/SGD direction).
-      l2: weight of ``||p_u||² + ||q_i||² + ||q_j||²`` per sampled triple.
+      lr: learning rate (step size after the Adam/SGD direction), finite and > 0.
+      l2: weight of ``||p_u||² + ||q_i||² + ||q_j||²`` per sampled triple, finite ≥ 0.
     """
 
     lr: jax.Array | float = 1e-3
     l2: jax.Array | float = 1e-4
+
+
+def check_bpr_hparams(hparams) -> None:
+    """ValueError naming the field unless ``lr`` is finite > 0 and ``l2`` finite ≥ 0
+    (any shape; skipped under tracing)."""
+    if not isinstance(hparams, BPRHParams):
+        raise ValueError(f"`hparams` must be a BPRHParams, got {type(hparams).__name__}")
+    if isinstance(hparams.lr, jax.core.Tracer) or isinstance(hparams.l2, jax.core.Tracer):
+        return
+    lr, l2 = np.asarray(hparams.lr, float), np.asarray(hparams.l2, float)
+    if not (np.isfinite(lr).all() and (lr > 0).all()):
+        raise ValueError(f"`hparams.lr` must be finite and > 0, got {hparams.lr}")
+    if not (np.isfinite(l2).all() and (l2 >= 0).all()):
+        raise ValueError(f"`hparams.l2` must be finite and >= 0, got {hparams.l2}")
 
 
 class BPRParams(NamedTuple):
@@ -111,18 +130,26 @@ class BPRParams(NamedTuple):
     item_emb: jax.Array
 
 
+class LazyAdamState(NamedTuple):
+    """Row-wise Adam moments (same shapes as the parameters) and the step count."""
+
+    mu: BPRParams
+    nu: BPRParams
+    count: jax.Array
+
+
 class BPRState(NamedTuple):
     """Training state carried across calls of :func:`bpr_train_epochs`.
 
     Attributes:
       params: :class:`BPRParams`.
-      opt_state: optax state of the direction transform.
+      opt_state: optimizer state (:class:`LazyAdamState`, optax Adam state, or empty).
       key: PRNG key for the next epoch.
       epoch: int32 scalar, epochs done.
     """
 
     params: BPRParams
-    opt_state: optax.OptState
+    opt_state: object
     key: jax.Array
     epoch: jax.Array
 
@@ -141,8 +168,13 @@ class BPRResult(NamedTuple):
     losses: jax.Array
 
 
-def _direction(config: BPRConfig) -> optax.GradientTransformation:
-    return optax.scale_by_adam() if config.optimizer == "adam" else optax.identity()
+def _opt_init(config: BPRConfig, params: BPRParams):
+    if config.optimizer == "adam":
+        return optax.scale_by_adam().init(params)
+    if config.optimizer == "lazy_adam":
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return LazyAdamState(zeros, zeros, jnp.zeros((), jnp.int32))
+    return optax.EmptyState()
 
 
 def bpr_init(key, *, n_users: int, n_items: int, config: BPRConfig) -> BPRState:
@@ -159,18 +191,23 @@ def bpr_init(key, *, n_users: int, n_items: int, config: BPRConfig) -> BPRState:
         user_emb=config.init_scale * jax.random.normal(k_u, (n_users, config.dim), dtype),
         item_emb=config.init_scale * jax.random.normal(k_i, (n_items, config.dim), dtype),
     )
-    return BPRState(params, _direction(config).init(params), k_next, jnp.zeros((), jnp.int32))
+    return BPRState(params, _opt_init(config, params), k_next, jnp.zeros((), jnp.int32))
 
 
 def _bpr_loss(params: BPRParams, u, i, j, l2):
     return _bpr_rows_loss((params.user_emb[u], params.item_emb[i], params.item_emb[j]), l2)
 
 
-def _bpr_rows_loss(rows, l2):
+def _bpr_rows_loss(rows, l2, w=None):
+    """``sum_b w_b [-log σ(p·(q_i − q_j)) + l2 (‖p‖² + ‖q_i‖² + ‖q_j‖²)] / max(Σw, 1)``
+    (the plain batch mean when ``w`` is None)."""
     p, qi, qj = rows
     x = jnp.sum(p * (qi - qj), axis=-1)
     reg = jnp.sum(p * p, -1) + jnp.sum(qi * qi, -1) + jnp.sum(qj * qj, -1)
-    return jnp.mean(-jax.nn.log_sigmoid(x) + l2 * reg)
+    per = -jax.nn.log_sigmoid(x) + l2 * reg
+    if w is None:
+        return jnp.mean(per)
+    return jnp.sum(w * per) / jnp.maximum(jnp.sum(w), 1.0)
 
 
 def _is_positive(sorted_keys, u, j, n_items):
@@ -179,49 +216,91 @@ def _is_positive(sorted_keys, u, j, n_items):
     return sorted_keys[pos] == q
 
 
-@jax.jit(static_argnames=("n_items", "config", "n_epochs"))
-def _train_epochs(state: BPRState, user_idx, item_idx, hparams, n_items, config, n_epochs):
+def _row_counts(idx, n_rows, dtype):
+    """How often each entry's row occurs in ``idx`` (O(n_rows) scalars, not rows × d)."""
+    return jnp.zeros(n_rows, dtype).at[idx].add(1.0)[idx]
+
+
+def _lazy_adam_rows(table, m, v, idx, g, lr, bc1, bc2):
+    """Adam on the rows ``idx`` only; ``g [n, d]`` per-occurrence gradients."""
+    inv = 1.0 / _row_counts(idx, table.shape[0], g.dtype)[:, None]
+    m = m.at[idx].add((1 - _B1) * g + (_B1 - 1) * m[idx] * inv)
+    v = v.at[idx].add((1 - _B2) * g * g + (_B2 - 1) * v[idx] * inv)
+    step = (m[idx] / bc1) / (jnp.sqrt(v[idx] / bc2) + _EPS)
+    return table.at[idx].add(-lr * step * inv), m, v
+
+
+def _bulk_negatives(key, u, sorted_keys, n_items, config):
+    keys = jax.random.split(key, config.n_neg_retries + 1)
+    j = jax.random.randint(keys[0], u.shape, 0, n_items, dtype=jnp.int32)
+    if config.reject_positives:
+        for r in range(config.n_neg_retries):
+            again = jax.random.randint(keys[r + 1], u.shape, 0, n_items, jnp.int32)
+            j = jnp.where(_is_positive(sorted_keys, u, j, n_items), again, j)
+    return j
+
+
+@functools.partial(jax.jit, static_argnames=("n_items", "config", "n_epochs"))
+def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, config, n_epochs):
     n = user_idx.shape[0]
     bsz = min(config.batch_size, n)
     n_batches = n // bsz
-    tx = _direction(config)
     lr = jnp.asarray(hparams.lr)
     l2 = jnp.asarray(hparams.l2)
     user_idx = user_idx.astype(jnp.int32)
     item_idx = item_idx.astype(jnp.int32)
-    sorted_keys = jnp.sort(user_idx * n_items + item_idx) if config.reject_positives else None
+    dtype = state.params.user_emb.dtype
+    w_all = jnp.ones(n, dtype) if mask is None else jnp.asarray(mask).astype(dtype)
+    sorted_keys = None
+    if config.reject_positives:
+        keys = user_idx * n_items + item_idx
+        sorted_keys = jnp.sort(keys if mask is None else jnp.where(mask, keys, -1))
+    grad_rows = jax.value_and_grad(_bpr_rows_loss)
+    tx = optax.scale_by_adam()
 
     def step(carry, batch):
-        params, opt_state, key = carry
-        key, k_neg = jax.random.split(key)
-        u = user_idx[batch]
-        i = item_idx[batch]
-        keys = jax.random.split(k_neg, config.n_neg_retries + 1)
-        j = jax.random.randint(keys[0], (bsz,), 0, n_items, dtype=jnp.int32)
-        if config.reject_positives:
-            for r in range(config.n_neg_retries):
-                resample = jax.random.randint(keys[r + 1], (bsz,), 0, n_items, jnp.int32)
-                j = jnp.where(_is_positive(sorted_keys, u, j, n_items), resample, j)
+        params, opt_state = carry
+        u, i, j, w = batch
+        rows = (params.user_emb[u], params.item_emb[i], params.item_emb[j])
+        if config.optimizer == "adam":
+            loss, grads = jax.value_and_grad(
+                lambda p: _bpr_rows_loss((p.user_emb[u], p.item_emb[i], p.item_emb[j]), l2, w)
+            )(params)
+            direction, opt_state = tx.update(grads, opt_state, params)
+            params = jax.tree.map(lambda p, d: p - lr.astype(p.dtype) * d, params, direction)
+            return (params, opt_state), loss
+        loss, (g_p, g_i, g_j) = grad_rows(rows, l2, w)
+        step_ = lr.astype(dtype)
+        items = jnp.concatenate([i, j])
+        g_items = jnp.concatenate([g_i, g_j])
         if config.optimizer == "sgd":
             # the gradient is non-zero only on the gathered rows: update them in place
-            rows = (params.user_emb[u], params.item_emb[i], params.item_emb[j])
-            loss, (g_p, g_i, g_j) = jax.value_and_grad(_bpr_rows_loss)(rows, l2)
-            step_ = lr.astype(g_p.dtype)
             params = BPRParams(
                 params.user_emb.at[u].add(-step_ * g_p),
-                params.item_emb.at[i].add(-step_ * g_i).at[j].add(-step_ * g_j),
+                params.item_emb.at[items].add(-step_ * g_items),
             )
-            return (params, opt_state, key), loss
-        loss, grads = jax.value_and_grad(_bpr_loss)(params, u, i, j, l2)
-        direction, opt_state = tx.update(grads, opt_state, params)
-        params = jax.tree.map(lambda p, d: p - lr.astype(p.dtype) * d, params, direction)
-        return (params, opt_state, key), loss
+            return (params, opt_state), loss
+        t = opt_state.count + 1
+        bc1 = (1 - _B1 ** t.astype(dtype)).astype(dtype)
+        bc2 = (1 - _B2 ** t.astype(dtype)).astype(dtype)
+        pu, mu_u, nu_u = _lazy_adam_rows(
+            params.user_emb, opt_state.mu.user_emb, opt_state.nu.user_emb, u, g_p, step_, bc1, bc2
+        )
+        pi, mu_i, nu_i = _lazy_adam_rows(
+            params.item_emb, opt_state.mu.item_emb, opt_state.nu.item_emb, items, g_items,
+            step_, bc1, bc2,
+        )  # fmt: skip
+        opt_state = LazyAdamState(BPRParams(mu_u, mu_i), BPRParams(nu_u, nu_i), t)
+        return (BPRParams(pu, pi), opt_state), loss
 
     def epoch(carry, _):
         params, opt_state, key = carry
-        key, k_perm = jax.random.split(key)
-        perm = jax.random.permutation(k_perm, n)[: n_batches * bsz].reshape(n_batches, bsz)
-        (params, opt_state, key), losses = lax.scan(step, (params, opt_state, key), perm)
+        key, k_perm, k_neg = jax.random.split(key, 3)
+        perm = jax.random.permutation(k_perm, n)[: n_batches * bsz]
+        u, i, w = user_idx[perm], item_idx[perm], w_all[perm]
+        j = _bulk_negatives(k_neg, u, sorted_keys, n_items, config)
+        batches = tuple(x.reshape(n_batches, bsz) for x in (u, i, j, w))
+        (params, opt_state), losses = lax.scan(step, (params, opt_state), batches)
         return (params, opt_state, key), jnp.mean(losses)
 
     (params, opt_state, key), losses = lax.scan(
@@ -230,7 +309,7 @@ def _train_epochs(state: BPRState, user_idx, item_idx, hparams, n_items, config,
     return BPRState(params, opt_state, key, state.epoch + n_epochs), losses
 
 
-def _check_pairs(user_idx, item_idx, n_users, n_items):
+def _check_pairs(user_idx, item_idx, n_users, n_items, mask=None):
     n_users = check_positive_int("n_users", n_users)
     n_items = check_positive_int("n_items", n_items, minimum=2)
     u = jnp.asarray(user_idx)
@@ -242,6 +321,19 @@ def _check_pairs(user_idx, item_idx, n_users, n_items):
         raise ValueError(f"`user_idx` and `item_idx` must match, got {u.shape} and {i.shape}")
     if u.shape[0] == 0:
         raise ValueError("`user_idx` is empty: no training interactions")
+    if mask is not None:
+        m = jnp.asarray(mask)
+        if m.shape != u.shape:
+            raise ValueError(f"`mask` must have the shape of `user_idx` {u.shape}, got {m.shape}")
+        if not isinstance(m, jax.core.Tracer):
+            m = np.asarray(m).astype(bool)
+            if not m.any():
+                raise ValueError("`mask` marks no interaction as real")
+            # padded entries may hold anything: point them at row 0 (their weight is 0)
+            if not isinstance(u, jax.core.Tracer):
+                u = jnp.asarray(np.where(m, np.asarray(u), 0))
+            if not isinstance(i, jax.core.Tracer):
+                i = jnp.asarray(np.where(m, np.asarray(i), 0))
     if not isinstance(u, jax.core.Tracer):
         if int(u.min()) < 0 or int(u.max()) >= n_users:
             raise ValueError(f"`user_idx` must lie in [0, {n_users})")
@@ -270,6 +362,7 @@ def bpr_train_epochs(
     n_items: int,
     config: BPRConfig,
     n_epochs: int,
+    mask=None,
 ) -> tuple[BPRState, jax.Array]:
     """Run ``n_epochs`` BPR epochs from ``state`` (resumable training; vmappable).
 
@@ -277,10 +370,11 @@ def bpr_train_epochs(
     mean minibatch losses.
     """
     n_epochs = check_positive_int("n_epochs", n_epochs)
+    check_bpr_hparams(hparams)
     n_users = state.params.user_emb.shape[-2]
-    u, i, _, n_items = _check_pairs(user_idx, item_idx, n_users, n_items)
+    u, i, _, n_items = _check_pairs(user_idx, item_idx, n_users, n_items, mask)
     _check_config(config, n_users, n_items)
-    return _train_epochs(state, u, i, hparams, n_items, config, n_epochs)
+    return _train_epochs(state, u, i, mask, hparams, n_items, config, n_epochs)
 
 
 def fit_bpr(
@@ -292,6 +386,7 @@ def fit_bpr(
     n_items: int,
     config: BPRConfig,
     hparams: BPRHParams,
+    mask=None,
 ) -> BPRResult:
     """Fit BPR matrix factorisation on implicit interactions.
 
@@ -301,18 +396,24 @@ def fit_bpr(
 
         L = mean_b [ -log σ(p_u·q_i − p_u·q_j) + l2 (‖p_u‖² + ‖q_i‖² + ‖q_j‖²) ]
 
-    with Adam or SGD at step size ``hparams.lr``. Score: ``s(u, i) = p_u · q_i``.
+    with lazy (row-wise) Adam, dense Adam or SGD at step size ``hparams.lr``.
+    Score: ``s(u, i) = p_u · q_i``.
 
-    Pure in ``(key, user_idx, item_idx, hparams)``; vmap over keys or over a stacked
-    :class:`BPRHParams` to train many models in one compiled program.
+    Pure in ``(key, user_idx, item_idx, mask, hparams)``; vmap over keys, over a stacked
+    :class:`BPRHParams` or over padded interaction arrays with their masks (e.g. a
+    density grid) to train many models in one compiled program.
 
     Args:
       key: ``jax.random.key`` (initialisation, permutations, negatives).
-      user_idx: ``[n]`` int training user indices.
-      item_idx: ``[n]`` int training item indices (each pair once).
+      user_idx: ``[E]`` int training user indices.
+      item_idx: ``[E]`` int training item indices (each real pair once).
       n_users, n_items: table sizes (static).
       config: :class:`BPRConfig` (static).
-      hparams: :class:`BPRHParams` (dynamic).
+      hparams: :class:`BPRHParams` (dynamic): ``lr`` finite > 0, ``l2`` finite ≥ 0.
+      mask: optional ``[E]`` bool, the real entries of padded arrays. Padded entries
+        get weight 0 in the loss (the mean is over the real entries of a batch) and are
+        never positives for the negative rejection; an epoch still runs ``E // B``
+        batches of the padded length.
 
     Returns:
       :class:`BPRResult` with ``user_emb [n_users, d]``, ``item_emb [n_items, d]``,
@@ -327,11 +428,41 @@ def fit_bpr(
       Rendle, Freudenthaler, Gantner, Schmidt-Thieme. BPR: Bayesian Personalized Ranking
       from Implicit Feedback. UAI 2009.
     """
-    u, i, n_users, n_items = _check_pairs(user_idx, item_idx, n_users, n_items)
+    check_bpr_hparams(hparams)
+    u, i, n_users, n_items = _check_pairs(user_idx, item_idx, n_users, n_items, mask)
     _check_config(config, n_users, n_items)
     state = bpr_init(key, n_users=n_users, n_items=n_items, config=config)
-    state, losses = _train_epochs(state, u, i, hparams, n_items, config, config.n_epochs)
+    state, losses = _train_epochs(state, u, i, mask, hparams, n_items, config, config.n_epochs)
     return BPRResult(state.params.user_emb, state.params.item_emb, losses)
+
+
+@dataclasses.dataclass(frozen=True)
+class BPR:
+    """BPR-MF as a :class:`~complemjax.models.protocol.ModelFamily`.
+
+    Attributes:
+      config: :class:`BPRConfig` (``n_epochs`` unused: the protocol sets the epochs).
+      name: label in selection tables.
+    """
+
+    config: BPRConfig = BPRConfig()
+    name: str = "BPR-MF"
+
+    def check_hparams(self, hparams) -> None:
+        check_bpr_hparams(hparams)
+
+    def init(self, key, data, hparams) -> BPRState:
+        _check_config(self.config, data.n_users, data.n_items)
+        return bpr_init(key, n_users=data.n_users, n_items=data.n_items, config=self.config)
+
+    def train_epochs(self, state, data, hparams, n_epochs: int):
+        return _train_epochs(
+            state, data.user_idx, data.item_idx, data.mask, hparams, data.n_items,
+            self.config, n_epochs,
+        )  # fmt: skip
+
+    def embeddings(self, state, data, hparams):
+        return state.params.user_emb, state.params.item_emb
 
 
 class BPRSelection(NamedTuple):
@@ -341,11 +472,13 @@ class BPRSelection(NamedTuple):
       best: index of the chosen grid point.
       best_epoch: number of epochs of the chosen checkpoint.
       hparams: the chosen :class:`BPRHParams` (scalars).
-      recall: ``[G, C]`` validation Recall@K of grid point g after ``epochs[c]`` epochs.
+      recall: ``[G, C]`` validation Recall@K of grid point g after ``epochs[c]`` epochs
+        (NaN after early stopping).
       epochs: ``[C]`` epochs at each checkpoint.
       user_emb, item_emb: embeddings of the chosen model at its chosen epoch.
-      losses: ``[G, C * eval_every]`` training losses.
+      losses: ``[G, epochs run]`` training losses.
       k: the K of Recall@K.
+      selection: the full :class:`~complemjax.models.protocol.Selection` record.
     """
 
     best: int
@@ -357,6 +490,7 @@ class BPRSelection(NamedTuple):
     item_emb: jax.Array
     losses: np.ndarray
     k: int
+    selection: object = None
 
 
 def select_bpr(
@@ -371,37 +505,37 @@ def select_bpr(
     grid: BPRHParams,
     eval_every: int = 5,
     k: int = 20,
+    patience: int | None = None,
+    mask=None,
 ) -> BPRSelection:
     """Choose BPR ``lr``/``l2`` and the number of epochs by validation Recall@K.
 
-    Every grid point (a :class:`BPRHParams` whose fields share a leading axis G) is
-    trained from the same initialisation in one vmapped program for ``config.n_epochs``
-    epochs; every ``eval_every`` epochs each model ranks all items for every user
-    (training items excluded, :func:`complemjax.ranking.topk_from_embeddings`) and
-    Recall@K on ``valid_sets`` is recorded. The (grid point, epoch) with the highest
-    recall wins (ties: the earlier epoch, then the lower grid index).
+    :func:`complemjax.models.protocol.select` with :class:`BPR`: every grid point (a
+    :class:`BPRHParams` whose fields share a leading axis G) is trained from the same
+    initialisation in one vmapped program for at most ``config.n_epochs`` epochs;
+    every ``eval_every`` epochs each model ranks all items for every user (training
+    items excluded) and Recall@K on ``valid_sets`` is recorded. The (grid point,
+    epoch) with the highest recall wins (ties: the lower grid index, then the earlier
+    epoch).
 
     Args:
       key: ``jax.random.key``.
-      user_idx, item_idx: ``[n]`` training interactions.
+      user_idx, item_idx: ``[E]`` training interactions.
       valid_sets: ``[n_users, L]`` padded validation item sets (``-1`` padding).
       n_users, n_items: table sizes.
       config: :class:`BPRConfig`; ``n_epochs`` is the maximum number of epochs.
       grid: :class:`BPRHParams` with ``[G]`` arrays.
       eval_every: epochs between validation checkpoints (must divide ``n_epochs``).
       k: cut-off of Recall@K.
+      patience: early stopping (evaluations without improvement); default none.
+      mask: optional ``[E]`` bool of real entries.
 
     Returns:
       :class:`BPRSelection`.
-
-    Example:
-      >>> grid = BPRHParams(lr=jnp.array([1e-3, 1e-3, 1e-2]), l2=jnp.array([0., 1e-4, 1e-4]))
-      >>> sel = select_bpr(key, u, i, split_valid_sets, n_users=U, n_items=I,
-      ...                  config=BPRConfig(n_epochs=40), grid=grid)  # doctest: +SKIP
     """
-    from complemjax import ranking
+    from complemjax.models import protocol
 
-    u, i, n_users, n_items = _check_pairs(user_idx, item_idx, n_users, n_items)
+    u, i, n_users, n_items = _check_pairs(user_idx, item_idx, n_users, n_items, mask)
     _check_config(config, n_users, n_items)
     eval_every = check_positive_int("eval_every", eval_every)
     if config.n_epochs % eval_every:
@@ -414,143 +548,17 @@ def select_bpr(
         raise ValueError(
             f"`grid.lr` and `grid.l2` must be 1-D of equal length, got {lr.shape}, {l2.shape}"
         )
-    check_finite("grid.lr", lr)
-    check_finite("grid.l2", l2)
-    n_grid = lr.shape[0]
     grid = BPRHParams(lr=lr, l2=l2)
-    exclude = ranking.pad_item_sets(np.asarray(u), np.asarray(i), n_users)
-
-    state0 = bpr_init(key, n_users=n_users, n_items=n_items, config=config)
-    state = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_grid, *x.shape)), state0)
-    train = jax.vmap(
-        lambda s, h: _train_epochs(s, u, i, h, n_items, config, eval_every), in_axes=(0, 0)
-    )
+    check_bpr_hparams(grid)
     n_checks = config.n_epochs // eval_every
-    recall = np.zeros((n_grid, n_checks))
-    losses = []
-    best = (-np.inf, 0, 0)
-    best_emb = None
-    for c in range(n_checks):
-        state, loss_c = train(state, grid)
-        losses.append(np.asarray(loss_c))
-        for g in range(n_grid):
-            top = ranking.topk_from_embeddings(
-                state.params.user_emb[g], state.params.item_emb[g], k=k, exclude=exclude
-            )
-            rec = float(ranking.evaluate_topk(top.items, valid_sets, ks=(k,)).mean("recall")[0])
-            recall[g, c] = rec
-            if rec > best[0]:
-                best = (rec, g, c)
-                best_emb = (state.params.user_emb[g], state.params.item_emb[g])
-    _, g_best, c_best = best
-    if best_emb is None:  # every recall NaN: cannot select
-        raise ValueError("validation Recall@K is NaN for every grid point (diverged training?)")
+    patience = n_checks if patience is None else check_positive_int("patience", patience)
+    data = protocol.make_train_data(u, i, n_users=n_users, n_items=n_items, mask=mask)
+    sel = protocol.select(
+        BPR(config), key, data, grid, valid_sets=valid_sets, exclude_sets=data.history,
+        max_epochs=config.n_epochs, eval_every=eval_every, patience=patience, k=k,
+    )  # fmt: skip
     return BPRSelection(
-        best=int(g_best),
-        best_epoch=int((c_best + 1) * eval_every),
-        hparams=BPRHParams(lr=lr[g_best], l2=l2[g_best]),
-        recall=recall,
-        epochs=np.arange(1, n_checks + 1) * eval_every,
-        user_emb=best_emb[0],
-        item_emb=best_emb[1],
-        losses=np.concatenate(losses, axis=1),
-        k=k,
-    )
-
-
-# ----------------------------------------------------------------------------- EASE
-def _gram(user_idx, item_idx, n_users, n_items) -> np.ndarray:
-    import scipy.sparse as sp
-
-    u = np.asarray(user_idx)
-    i = np.asarray(item_idx)
-    x = sp.csr_matrix((np.ones(u.size, np.float64), (u, i)), shape=(n_users, n_items))
-    x.data[:] = 1.0  # binarise (duplicate pairs would otherwise add up)
-    return (x.T @ x).toarray()
-
-
-@jax.jit
-def _ease_from_gram(g, l2):
-    n = g.shape[0]
-    p = jnp.linalg.inv(g + l2 * jnp.eye(n, dtype=g.dtype))
-    b = -p / jnp.diag(p)[None, :]
-    return b.at[jnp.diag_indices(n)].set(0.0)
-
-
-def fit_ease(user_idx, item_idx, *, n_users: int, n_items: int, l2: float) -> jax.Array:
-    """EASE item-item weights (Steck 2019), closed form.
-
-    With the binary user-item matrix X ``[n_users, n_items]`` and
-    ``P = (XᵀX + λI)⁻¹``: ``B_ij = −P_ij / P_jj`` for ``i ≠ j`` and ``B_ii = 0``; the
-    score of user u is ``s_u = x_u B``. The Gram matrix ``XᵀX`` is computed with a
-    sparse product on the host (never the dense X), then inverted in JAX: memory and
-    time are ``O(n_items²)`` and ``O(n_items³)``, fine up to ~10k items.
-
-    Args:
-      user_idx, item_idx: ``[n]`` int training interactions.
-      n_users, n_items: matrix sizes.
-      l2: ridge weight λ > 0 (Steck reports a few hundred on ML-20M).
-
-    Returns:
-      ``B [n_items, n_items]``; rank with :func:`ease_score_fn`.
-
-    References:
-      Steck. Embarrassingly Shallow Autoencoders for Sparse Data. WWW 2019, eq. 8.
-    """
-    u, i, n_users, n_items = _check_pairs(user_idx, item_idx, n_users, n_items)
-    if not np.isfinite(l2) or l2 <= 0:
-        raise ValueError(f"`l2` must be a finite positive number, got {l2}")
-    dtype = jnp.zeros(()).dtype
-    g = jnp.asarray(_gram(u, i, n_users, n_items), dtype=dtype)
-    return _ease_from_gram(g, jnp.asarray(l2, dtype))
-
-
-def _ease_scores(args, users):
-    b, sets = args
-    n_items = b.shape[0]
-    rows = sets[users]  # [c, L]
-    valid = rows >= 0
-    idx = jnp.where(valid, rows, n_items)  # out of range -> dropped
-    x = jnp.zeros((users.shape[0], n_items), b.dtype)
-    x = x.at[jnp.arange(users.shape[0])[:, None], idx].add(valid.astype(b.dtype), mode="drop")
-    return x @ b
-
-
-def ease_score_fn(b, history_sets) -> jax.tree_util.Partial:
-    """Scoring function for :func:`complemjax.ranking.topk_from_score_fn`.
-
-    ``score_fn(users) = X[users] B`` with X the multi-hot history built on the fly from
-    the padded ``history_sets [n_users, L]`` (so memory is ``O(chunk × n_items)``).
-
-    Example:
-      >>> fn = ease_score_fn(B, train_sets)  # doctest: +SKIP
-      >>> top = ranking.topk_from_score_fn(fn, n_users=U, n_items=I, k=20,
-      ...                                  exclude=train_sets)  # doctest: +SKIP
-    """
-    b = jnp.asarray(b)
-    if b.ndim != 2 or b.shape[0] != b.shape[1]:
-        raise ValueError(f"`b` must be a square [n_items, n_items] matrix, got {b.shape}")
-    sets = jnp.asarray(history_sets, jnp.int32)
-    if sets.ndim != 2:
-        raise ValueError(f"`history_sets` must be [n_users, L], got shape {sets.shape}")
-    return jax.tree_util.Partial(_ease_scores, (b, sets))
-
-
-# ----------------------------------------------------------------------------- popularity
-def popularity(item_idx, *, n_items: int) -> jax.Array:
-    """Item popularity ``[n_items]``: number of training interactions of each item."""
-    n_items = check_positive_int("n_items", n_items)
-    i = jnp.asarray(item_idx)
-    if not jnp.issubdtype(i.dtype, jnp.integer) or i.ndim != 1:
-        raise ValueError(f"`item_idx` must be a 1-D integer array, got {i.dtype} {i.shape}")
-    dtype = jnp.zeros(()).dtype
-    return jnp.zeros(n_items, dtype).at[i].add(1.0, mode="drop")
-
-
-def popularity_embeddings(item_idx, *, n_users: int, n_items: int) -> tuple[jax.Array, jax.Array]:
-    """Popularity as a rank-1 factor model: ``user_emb = 1 [n_users, 1]``, ``item_emb =
-    popularity [n_items, 1]``, so ``ranking.topk_from_embeddings`` ranks by popularity
-    (ties to the lower item index) with each user's history excluded."""
-    pop = popularity(item_idx, n_items=n_items)
-    n_users = check_positive_int("n_users", n_users)
-    return jnp.ones((n_users, 1), pop.dtype), pop[:, None]
+        best=sel.best_index, best_epoch=sel.best_epoch, hparams=sel.hparams,
+        recall=sel.scores, epochs=sel.epochs, user_emb=sel.user_emb, item_emb=sel.item_emb,
+        losses=sel.losses, k=sel.k, selection=sel,
+    )  # fmt: skip
