@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -344,7 +345,7 @@ def _split_rows(fn, n_split, *arrays):
     if n_split <= 1 or c < 2:
         return fn(*arrays)
     bounds = sorted({c * j // n_split for j in range(n_split + 1)})
-    outs = [fn(*(a[lo:hi] for a in arrays)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    outs = [fn(*(a[lo:hi] for a in arrays)) for lo, hi in itertools.pairwise(bounds)]
     return jax.tree.map(
         lambda *x: jnp.concatenate(x, axis=0) if x[0].ndim else sum(x[1:], x[0]), *outs
     )
@@ -423,8 +424,7 @@ def _check_candidates(candidates, n_items: int, k: int) -> np.ndarray:
     elif np.issubdtype(c.dtype, np.integer):
         if c.size and (c.min() < 0 or c.max() >= n_items):
             raise ValueError(
-                f"`candidates` indices must lie in [0, {n_items}), got range "
-                f"[{c.min()}, {c.max()}]"
+                f"`candidates` indices must lie in [0, {n_items}), got range [{c.min()}, {c.max()}]"
             )
         idx = np.unique(c)
         if idx.size != c.size:

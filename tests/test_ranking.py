@@ -256,7 +256,11 @@ def test_topk_randomized_equals_numpy_reference(seed, n_items, k):
     np.testing.assert_array_equal(top.items, want)
     for n_split in (1, 3):
         cfg = ranking._TopKConfig(
-            k=k, n_users=n_users, n_items=n_items, user_chunk=16, item_chunk=n_items,
+            k=k,
+            n_users=n_users,
+            n_items=n_items,
+            user_chunk=16,
+            item_chunk=n_items,
             n_split=n_split,
         )
         _, items, _ = ranking._topk_embeddings_core(
