@@ -373,7 +373,10 @@ def sample_mixing(key: jax.Array, config: ViewsConfig) -> Mixing:
 
 
 def _init_net(key: jax.Array, c: ViewsConfig) -> tuple:
-    """Random tanh network ``d_s -> width^depth -> D_y``: ``W_l ~ N(0, 1/fan_in)``, ``b ~ N(0, 1)``."""
+    """Random tanh network ``d_s -> width^depth -> D_y``.
+
+    ``W_l ~ N(0, 1/fan_in)``, ``b_l ~ N(0, 1)``, ``W_out ~ N(0, 1/width)``.
+    """
     keys = jax.random.split(key, 2 * c.net_depth + 1)
     layers, fan = [], c.d_shared
     for layer in range(c.net_depth):
@@ -671,7 +674,6 @@ def population_stats(mixing: Mixing, knobs: ViewsKnobs) -> PopulationStats:
     """
     H_s, H_p, D_eff, lam_s = _linear_parts(mixing, knobs)
     ry = jnp.asarray(knobs.shared_fraction_cf)
-    rx = jnp.asarray(knobs.shared_fraction_sem)
     dtype = H_s.dtype
     D_x, D_y = H_s.shape[0], D_eff.shape[0]
     K = _pq_cov(D_eff.shape[1], H_p.shape[1], knobs.private_correlation, dtype)

@@ -235,7 +235,7 @@ def test_network_decomposition_and_shared_part_depends_on_s_only():
     v2 = gen.render_views(mix, lat2, knobs, noise_key=jax.random.key(9))
     np.testing.assert_allclose(v.y_shared, v2.y_shared, atol=1e-6)
     # Semantic view is linear-Gaussian in the network family, whatever eta.
-    H_s, H_p, _, _ = gen._linear_parts(mix, knobs)
+    H_s, _, _, _ = gen._linear_parts(mix, knobs)
     np.testing.assert_allclose(v.x_shared, v.latents.s @ H_s.T, rtol=1e-4, atol=1e-5)
 
 
