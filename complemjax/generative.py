@@ -24,6 +24,29 @@ knob ``eta`` (``nonlinearity``) moves from the linear-Gaussian case (``eta = 0``
 purely nonlinear map; ``omega`` (``frequency``) sets how rough the map is. Small
 ``omega`` makes the sine nearly linear; large ``omega`` makes it highly oscillatory.
 
+**Network family** (``ViewsConfig(cf_map="network")``): the semantic view is
+linear-Gaussian, ``x = sqrt(rho_x) A s + sqrt(1 - rho_x) B p + e^x``, and the
+collaborative view is::
+
+    y = sqrt(rho_y) g(s) + sqrt(1 - rho_y) D q + e^y,
+    g(s) = sqrt(1 - eta) C s + sqrt(eta) G(s),
+    G(s) = (N(s) - m) / k,  N(s) = h_L W_out,  h_l = tanh(omega h_{l-1} W_l + b_l),  h_0 = s
+
+a smooth random network of the shared factors only (``net_depth`` layers of
+``net_width`` units, ``W_l ~ N(0, 1/fan_in)``, ``b_l ~ N(0, 1)``; ``omega`` =
+``frequency`` is the gain of every layer, so the Lipschitz constant of ``N`` is at most
+``omega^L Π ||W_l|| ||W_out||``), centred and scaled (``m``, ``k``) on reference draws of
+``s`` to unit average per-dimension variance. Private parts enter additively, so
+``y_shared = sqrt(rho_y) g(s)`` exactly, and ``(s, p) | x`` is Gaussian in closed form
+(:func:`latent_posterior`): the Bayes predictor ``E[y | x]`` is a Monte Carlo average over
+that posterior (:func:`bayes_predict`) and its R² is the ceiling of any probe
+(:func:`bayes_ceiling`).
+
+**Correlated privates.** ``private_correlation = c`` makes the collaborative-private
+factors ``q_j <- c p_j + sqrt(1 - c²) q_j`` (``j < min(d_p, d_q)``), so a share
+``Var(E[y_private | x]) / Var(y_private)`` (:func:`population_stats`) of the private part
+becomes recoverable from x; with ``c = 0`` it is exactly zero (an identity of the model).
+
 **Attribution.** Each view is split exactly into three additive parts::
 
     x = x_shared + x_private + x_noise,
@@ -58,16 +81,21 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.typing import ArrayLike
 
 from complemjax import _checks
 
 __all__ = [
+    "BayesCeiling",
+    "BayesPrediction",
+    "LatentPosterior",
     "Latents",
     "Mixing",
     "PopulationStats",
@@ -79,6 +107,9 @@ __all__ = [
     "Views",
     "ViewsConfig",
     "ViewsKnobs",
+    "bayes_ceiling",
+    "bayes_predict",
+    "latent_posterior",
     "population_stats",
     "render_views",
     "sample_interactions",
@@ -102,7 +133,14 @@ class ViewsConfig:
         d_cf_private: number of collaborative-private factors ``q``.
         dim_sem: dimension ``D_x`` of the semantic view.
         dim_cf: dimension ``D_y`` of the collaborative view.
-        n_features: width of the random sine-feature layer of ``f``.
+        n_features: width of the random sine-feature layer of ``f`` (``"sine"`` family).
+        cf_map: ``"sine"`` (both views through the sine-feature map ``f``) or
+            ``"network"`` (linear-Gaussian semantic view; the collaborative shared part is
+            a smooth random tanh network of ``s`` alone, see the module docstring).
+        net_depth: hidden layers of the random network (``"network"`` family).
+        net_width: hidden units per layer of the random network.
+        n_reference: reference draws of ``s`` used to centre and scale the network and
+            to compute its linear ceiling ``R²*`` (``"network"`` family).
     """
 
     d_shared: int = 8
@@ -111,11 +149,20 @@ class ViewsConfig:
     dim_sem: int = 64
     dim_cf: int = 64
     n_features: int = 256
+    cf_map: str = "sine"
+    net_depth: int = 2
+    net_width: int = 64
+    n_reference: int = 4096
 
     def __post_init__(self):
         for name in ("d_shared", "d_sem_private", "d_cf_private", "dim_sem", "dim_cf"):
             _checks.check_positive_int(name, getattr(self, name))
         _checks.check_positive_int("n_features", self.n_features)
+        _checks.check_positive_int("net_depth", self.net_depth)
+        _checks.check_positive_int("net_width", self.net_width)
+        _checks.check_positive_int("n_reference", self.n_reference, minimum=2)
+        if self.cf_map not in ("sine", "network"):
+            raise ValueError(f"`cf_map` must be 'sine' or 'network', got {self.cf_map!r}")
 
 
 @struct.dataclass
@@ -128,8 +175,11 @@ class ViewsKnobs:
         noise_sem: ``sigma_x^2``, noise variance per dimension (signal variance is 1).
         noise_cf: ``sigma_y^2``.
         nonlinearity: ``eta`` in [0, 1]; 0 is the linear-Gaussian model.
-        frequency: ``omega`` > 0, roughness of the nonlinear map.
+        frequency: ``omega`` > 0, roughness of the nonlinear map: the sine frequency, or
+            the gain of every hidden layer of the random network (its Lipschitz scale).
         spectrum_decay: ``decay`` >= 0 of the latent spectrum ``lambda_j ∝ j^-decay``.
+        private_correlation: ``c`` in [-1, 1], correlation between ``p_j`` and ``q_j``
+            for ``j < min(d_p, d_q)`` (0: independent private blocks).
     """
 
     shared_fraction_sem: float | jax.Array = 0.5
@@ -139,6 +189,7 @@ class ViewsKnobs:
     nonlinearity: float | jax.Array = 0.0
     frequency: float | jax.Array = 1.0
     spectrum_decay: float | jax.Array = 0.0
+    private_correlation: float | jax.Array = 0.0
 
     def validate(self) -> ViewsKnobs:
         """Check ranges on concrete values (no-op under tracing); returns ``self``."""
@@ -149,6 +200,7 @@ class ViewsKnobs:
         _checks.check_in_range("nonlinearity", self.nonlinearity, 0.0, 1.0)
         _checks.check_in_range("frequency", self.frequency, 0.0, math.inf)
         _checks.check_in_range("spectrum_decay", self.spectrum_decay, 0.0, math.inf)
+        _checks.check_in_range("private_correlation", self.private_correlation, -1.0, 1.0)
         return self
 
 
@@ -166,6 +218,13 @@ class Shift:
             and tests above it.
         cf_noise_scale: multiplier of the collaborative noise std of test items
             (cold items have collaborative embeddings estimated from few interactions).
+        selection_cf_private: ``mu`` in [0, 1] with ``lambda + mu <= 1``; weight of the
+            first collaborative-private latent ``q_1`` in the selection score
+            ``lambda s_1 + mu q_1 + (1 - lambda - mu) u`` (selection the semantic view
+            cannot see).
+        concept: ``kappa`` in [0, 1], concept shift of the shared -> collaborative map on
+            test items: ``C <- sqrt(1 - kappa) C + sqrt(kappa) C'`` and (network family)
+            ``G <- sqrt(1 - kappa) G + sqrt(kappa) G'`` with independent ``C'``, ``G'``.
     """
 
     shared_mean: float | jax.Array = 0.0
@@ -173,12 +232,22 @@ class Shift:
     private_scale: float | jax.Array = 1.0
     selection: float | jax.Array = 0.0
     cf_noise_scale: float | jax.Array = 1.0
+    selection_cf_private: float | jax.Array = 0.0
+    concept: float | jax.Array = 0.0
 
     def validate(self) -> Shift:
         _checks.check_in_range("shared_scale", self.shared_scale, 0.0, math.inf)
         _checks.check_in_range("private_scale", self.private_scale, 0.0, math.inf)
         _checks.check_in_range("selection", self.selection, 0.0, 1.0)
         _checks.check_in_range("cf_noise_scale", self.cf_noise_scale, 0.0, math.inf)
+        _checks.check_in_range("selection_cf_private", self.selection_cf_private, 0.0, 1.0)
+        _checks.check_in_range(
+            "selection + selection_cf_private",
+            jnp.asarray(self.selection) + jnp.asarray(self.selection_cf_private),
+            0.0,
+            1.0,
+        )
+        _checks.check_in_range("concept", self.concept, 0.0, 1.0)
         return self
 
 
@@ -198,6 +267,11 @@ class Mixing(NamedTuple):
     W1_y: jax.Array  # [width, D_y]
     b_y: jax.Array  # [width]
     W2_y: jax.Array  # [D_y, width]
+    # "network" family only (None for "sine"):
+    net: tuple | None = None  # ((W_1, b_1), ..., (W_L, b_L), W_out): the shared map G
+    net_alt: tuple | None = None  # an independent G' (concept shift)
+    C_alt: jax.Array | None = None  # [D_y, d_s] an independent C' (concept shift)
+    ref_s: jax.Array | None = None  # [n_reference, d_s] standard-normal reference draws
 
 
 class Latents(NamedTuple):
@@ -233,12 +307,14 @@ class Split(NamedTuple):
 class PopulationStats(NamedTuple):
     """Closed-form population quantities of the linear-Gaussian model.
 
-    ``r2_ceiling`` is NaN when ``nonlinearity > 0`` (no closed form).
+    ``r2_ceiling`` and ``private_recoverable`` are NaN for the sine family when
+    ``nonlinearity > 0`` (no closed form).
     """
 
     shared_fraction_sem: jax.Array  # share of Var(x) driven by s
     shared_fraction_cf: jax.Array  # share of Var(y) driven by s
     r2_ceiling: jax.Array  # R²* of the best linear probe x -> y
+    private_recoverable: jax.Array  # Var(E[y_private | x]) / Var(y_private)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -270,9 +346,14 @@ def sample_mixing(key: jax.Array, config: ViewsConfig) -> Mixing:
         ``W2 ~ N(0, 2/width)``.
     """
     c = config
-    ks = jax.random.split(key, 10)
+    ks = jax.random.split(key, 14)
     normal = jax.random.normal
     w = c.n_features
+    net = net_alt = ref = None
+    if c.cf_map == "network":
+        net = _init_net(ks[10], c)
+        net_alt = _init_net(ks[11], c)
+        ref = normal(ks[12], (c.n_reference, c.d_shared))
     return Mixing(
         A=normal(ks[0], (c.dim_sem, c.d_shared)),
         B=normal(ks[1], (c.dim_sem, c.d_sem_private)),
@@ -284,7 +365,75 @@ def sample_mixing(key: jax.Array, config: ViewsConfig) -> Mixing:
         W1_y=normal(ks[7], (w, c.dim_cf)) / math.sqrt(c.dim_cf),
         b_y=jax.random.uniform(ks[8], (w,), maxval=2 * math.pi),
         W2_y=normal(ks[9], (c.dim_cf, w)) * math.sqrt(2.0 / w),
+        net=net,
+        net_alt=net_alt,
+        C_alt=normal(ks[13], (c.dim_cf, c.d_shared)),
+        ref_s=ref,
     )
+
+
+def _init_net(key: jax.Array, c: ViewsConfig) -> tuple:
+    """Random tanh network ``d_s -> width^depth -> D_y``.
+
+    ``W_l ~ N(0, 1/fan_in)``, ``b_l ~ N(0, 1)``, ``W_out ~ N(0, 1/width)``.
+    """
+    keys = jax.random.split(key, 2 * c.net_depth + 1)
+    layers, fan = [], c.d_shared
+    for layer in range(c.net_depth):
+        W = jax.random.normal(keys[2 * layer], (fan, c.net_width)) / math.sqrt(fan)
+        b = jax.random.normal(keys[2 * layer + 1], (c.net_width,))
+        layers.append((W, b))
+        fan = c.net_width
+    return (*layers, jax.random.normal(keys[-1], (fan, c.dim_cf)) / math.sqrt(fan))
+
+
+def _net_raw(net: tuple, omega, s: jax.Array) -> jax.Array:
+    """``h_l = tanh(omega h_{l-1} W_l + b_l)``, output ``h_L W_out``; ``s [..., d_s]``."""
+    h = s
+    for W, b in net[:-1]:
+        h = jnp.tanh(omega * (h @ W) + b)
+    return h @ net[-1]
+
+
+def _net_stats(net: tuple, omega, ref: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Centre ``[D_y]`` and scale of the raw network over the reference draws."""
+    r = _net_raw(net, omega, ref)
+    m = jnp.mean(r, axis=0)
+    scale = jnp.sqrt(jnp.mean(jnp.sum((r - m) ** 2, axis=1)) / r.shape[1])
+    return m, scale
+
+
+def _shared_map(m: Mixing, knobs: ViewsKnobs, concept=0.0):
+    """``g(s)`` of the network family for spectrum-scaled ``s`` (a closure), and ``C``.
+
+    ``g(s) = sqrt(1 - eta) C s + sqrt(eta) G(s)``, ``G = (N(s) - m) / scale`` with ``m``
+    and ``scale`` from the reference draws (unit average per-dimension variance).
+    """
+    lam_s = _spectrum(m.A.shape[1], knobs.spectrum_decay)
+    kappa = jnp.asarray(concept)
+    C = _normalise(m.C, lam_s)
+    C = jnp.sqrt(1.0 - kappa) * C + jnp.sqrt(kappa) * _normalise(m.C_alt, lam_s)
+    omega = jnp.asarray(knobs.frequency)
+    ref = m.ref_s * jnp.sqrt(lam_s)
+    m1, sc1 = _net_stats(m.net, omega, ref)
+    m2, sc2 = _net_stats(m.net_alt, omega, ref)
+    eta = jnp.asarray(knobs.nonlinearity)
+
+    def g(s):
+        G = (_net_raw(m.net, omega, s) - m1) / sc1
+        G_alt = (_net_raw(m.net_alt, omega, s) - m2) / sc2
+        G = jnp.sqrt(1.0 - kappa) * G + jnp.sqrt(kappa) * G_alt
+        return jnp.sqrt(1.0 - eta) * (s @ C.T) + jnp.sqrt(eta) * G
+
+    return g
+
+
+def _correlated_q(p: jax.Array, q: jax.Array, c) -> jax.Array:
+    """``q_j <- c p_j + sqrt(1 - c²) q_j`` for ``j < min(d_p, d_q)``; other ``q_j`` unchanged."""
+    k = min(p.shape[-1], q.shape[-1])
+    c = jnp.asarray(c, q.dtype)
+    head = c * p[..., :k] + jnp.sqrt(1.0 - c**2) * q[..., :k]
+    return jnp.concatenate([head, q[..., k:]], axis=-1)
 
 
 def sample_latents(key: jax.Array, config: ViewsConfig, n: int) -> Latents:
@@ -323,8 +472,13 @@ def render_views(
     *,
     noise_key: jax.Array,
     cf_noise_scale: float | jax.Array = 1.0,
+    concept: float | jax.Array = 0.0,
 ) -> Views:
     """Map latents to both views with their exact shared/private/noise decomposition.
+
+    The private correlation of ``knobs`` is applied here: the collaborative-private
+    factors entering ``y`` are ``q_j <- c p_j + sqrt(1 - c²) q_j`` (``j < min(d_p, d_q)``);
+    ``latents`` (returned inside :class:`Views`) stay the independent draws.
 
     Args:
         mixing: world from :func:`sample_mixing`.
@@ -332,6 +486,8 @@ def render_views(
         knobs: dynamic model knobs.
         noise_key: PRNG key of the observation noise.
         cf_noise_scale: multiplier of the collaborative noise std.
+        concept: ``kappa`` of the concept shift of the shared -> collaborative map (see
+            :class:`Shift`); 0 is the training map.
 
     Returns:
         :class:`Views` with ``x = x_shared + x_private + x_noise`` (and likewise ``y``).
@@ -342,8 +498,12 @@ def render_views(
     lam_q = _spectrum(m.D.shape[1], knobs.spectrum_decay)
     # Scaled latents: s * sqrt(lam); mixing normalised so each block has unit power.
     A, B = _normalise(m.A, lam_s), _normalise(m.B, lam_p)
-    C, D = _normalise(m.C, lam_s), _normalise(m.D, lam_q)
+    kappa = jnp.asarray(concept)
+    C = _normalise(m.C, lam_s)
+    C = jnp.sqrt(1.0 - kappa) * C + jnp.sqrt(kappa) * _normalise(m.C_alt, lam_s)
+    D = _normalise(m.D, lam_q)
     s = latents.s * jnp.sqrt(lam_s)
+    q = _correlated_q(latents.p, latents.q, knobs.private_correlation)
     # Private latents stay standard normal; their spectrum is folded into the mixing so
     # that the conditional variance given s is (1 - rho) ||W1 B_eff||^2 row-wise.
     B_eff, D_eff = B * jnp.sqrt(lam_p), D * jnp.sqrt(lam_q)
@@ -353,12 +513,21 @@ def render_views(
     e_y = jax.random.normal(ey_key, (n, C.shape[0]), dtype=s.dtype)
     sx = jnp.sqrt(jnp.asarray(knobs.noise_sem))
     sy = jnp.sqrt(jnp.asarray(knobs.noise_cf)) * cf_noise_scale
+    if m.net is not None:  # network family: linear-Gaussian x, y_shared = sqrt(rho_y) g(s)
+        rx, ry = jnp.asarray(knobs.shared_fraction_sem), jnp.asarray(knobs.shared_fraction_cf)
+        xs = jnp.sqrt(rx) * s @ A.T
+        xp = jnp.sqrt(1.0 - rx) * latents.p @ B_eff.T
+        xn = sx * e_x
+        ys = jnp.sqrt(ry) * _shared_map(m, knobs, concept)(s)
+        yp = jnp.sqrt(1.0 - ry) * q @ D_eff.T
+        yn = sy * e_y
+        return Views(xs + xp + xn, ys + yp + yn, xs, xp, xn, ys, yp, yn, latents)
     x, xs, xp, xn = _one_view(
         s, latents.p, A, B_eff, m.W1_x, m.b_x, m.W2_x,
         knobs.shared_fraction_sem, knobs.nonlinearity, knobs.frequency, sx, e_x,
     )  # fmt: skip
     y, ys, yp, yn = _one_view(
-        s, latents.q, C, D_eff, m.W1_y, m.b_y, m.W2_y,
+        s, q, C, D_eff, m.W1_y, m.b_y, m.W2_y,
         knobs.shared_fraction_cf, knobs.nonlinearity, knobs.frequency, sy, e_y,
     )  # fmt: skip
     return Views(x, y, xs, xp, xn, ys, yp, yn, latents)
@@ -395,11 +564,13 @@ def sample_split(
 ) -> Split:
     """Draw a world, a pool of ``n_train + n_test`` items, split it and shift the test part.
 
-    The pool is ordered by the selection score ``lambda * s_1 + (1 - lambda) * u``
-    (``u ~ N(0, 1)``, independent of the items); the ``n_train`` lowest scores train.
+    The pool is ordered by the selection score ``lambda s_1 + mu q_1 + (1 - lambda - mu) u``
+    (``u ~ N(0, 1)``, independent of the items; ``q_1`` the first collaborative-private
+    factor after the private correlation); the ``n_train`` lowest scores train.
     Test latents are then transformed: ``s <- shared_scale * s + shared_mean * e_1``,
     ``(p, q) <- private_scale * (p, q)``, and the collaborative noise std is multiplied
-    by ``cf_noise_scale``. With ``Shift()`` (all identities, selection 0) the split is a
+    by ``cf_noise_scale``; ``concept`` changes the shared -> collaborative map of the test
+    items (:class:`Shift`). With ``Shift()`` (all identities, selection 0) the split is a
     random split of i.i.d. items, and the same key gives bit-identical results with or
     without passing a shift.
 
@@ -422,8 +593,13 @@ def sample_split(
     k_mix, k_lat, k_sel, k_ntr, k_nte = jax.random.split(key, 5)
     mixing = sample_mixing(k_mix, config)
     pool = sample_latents(k_lat, config, n_train + n_test)
-    lam = jnp.asarray(shift.selection)
-    score = lam * pool.s[:, 0] + (1.0 - lam) * jax.random.normal(k_sel, (n_train + n_test,))
+    lam, mu = jnp.asarray(shift.selection), jnp.asarray(shift.selection_cf_private)
+    q1 = _correlated_q(pool.p, pool.q, knobs.private_correlation)[:, 0]
+    score = (
+        lam * pool.s[:, 0]
+        + mu * q1
+        + (1.0 - lam - mu) * jax.random.normal(k_sel, (n_train + n_test,))
+    )
     order = jnp.argsort(score)
     train_lat = _take(pool, order[:n_train])
     test_lat = _take(pool, order[n_train:])
@@ -432,7 +608,12 @@ def sample_split(
     test_lat = Latents(s_t, test_lat.p * shift.private_scale, test_lat.q * shift.private_scale)
     train = render_views(mixing, train_lat, knobs, noise_key=k_ntr)
     test = render_views(
-        mixing, test_lat, knobs, noise_key=k_nte, cf_noise_scale=shift.cf_noise_scale
+        mixing,
+        test_lat,
+        knobs,
+        noise_key=k_nte,
+        cf_noise_scale=shift.cf_noise_scale,
+        concept=shift.concept,
     )
     return Split(train, test, mixing)
 
@@ -440,20 +621,49 @@ def sample_split(
 # --------------------------------------------------------------------------- population
 
 
+def _linear_parts(mixing: Mixing, knobs: ViewsKnobs):
+    """Spectrum-scaled mixing: ``H_s [D_x, d_s]``, ``H_p [D_x, d_p]``, ``D_eff``, ``lam_s``.
+
+    ``x = H_s s + H_p p + e`` in standard-normal latent coordinates (linear semantic view).
+    """
+    lam_s = _spectrum(mixing.A.shape[1], knobs.spectrum_decay)
+    lam_p = _spectrum(mixing.B.shape[1], knobs.spectrum_decay)
+    lam_q = _spectrum(mixing.D.shape[1], knobs.spectrum_decay)
+    rx = jnp.asarray(knobs.shared_fraction_sem)
+    H_s = jnp.sqrt(rx) * _normalise(mixing.A, lam_s) * jnp.sqrt(lam_s)
+    H_p = jnp.sqrt(1.0 - rx) * _normalise(mixing.B, lam_p) * jnp.sqrt(lam_p)
+    D_eff = _normalise(mixing.D, lam_q) * jnp.sqrt(lam_q)
+    return H_s, H_p, D_eff, lam_s
+
+
+def _pq_cov(d_q: int, d_p: int, c, dtype) -> jax.Array:
+    """``Cov(q_eff, p) = c [I_k 0; 0 0]``, ``[d_q, d_p]``, ``k = min(d_p, d_q)``."""
+    return jnp.asarray(c, dtype) * jnp.eye(d_q, d_p, dtype=dtype)
+
+
 def population_stats(mixing: Mixing, knobs: ViewsKnobs) -> PopulationStats:
-    """Closed-form population quantities of the linear-Gaussian model for one world.
+    """Population quantities of the model for one world (closed form where linear).
 
     With ``Λ`` the latent spectra and mixing matrices normalised as in the module
-    docstring::
+    docstring, ``H_s = sqrt(rho_x) A Λ_s^½``, ``H_p = sqrt(1 - rho_x) B Λ_p^½``,
+    ``D_e = D Λ_q^½`` and ``K = Cov(q, p) = c [I 0; 0 0]`` (private correlation ``c``)::
 
-        Σ_xx = rho_x A Λ_s Aᵀ + (1 - rho_x) B Λ_p Bᵀ + sigma_x² I
-        Σ_yy = rho_y C Λ_s Cᵀ + (1 - rho_y) D Λ_q Dᵀ + sigma_y² I
-        Σ_yx = sqrt(rho_x rho_y) C Λ_s Aᵀ
-        shared fraction of x = rho_x tr(A Λ_s Aᵀ) / tr(Σ_xx) = rho_x / (1 + sigma_x²)
+        Σ_xx = H_s H_sᵀ + H_p H_pᵀ + sigma_x² I
+        Σ_yx = Cov(y_shared, s) H_sᵀ + sqrt(1 - rho_y) D_e K H_pᵀ
+        shared fraction of x = rho_x / (1 + sigma_x²)
         R²* = tr(Σ_yx Σ_xx⁻¹ Σ_xy) / tr(Σ_yy)
+        private_recoverable = tr(P Σ_xx⁻¹ Pᵀ) / tr(Var(y_private)),
+                              P = sqrt(1 - rho_y) D_e K H_pᵀ
 
-    ``R²*`` is the variance-weighted R² of the best linear (affine) probe from x to y
-    at infinite n, computed with a pseudo-inverse. It is NaN when ``nonlinearity > 0``.
+    ``private_recoverable = Var(E[y_private | x]) / Var(y_private)`` is the share of the
+    collaborative-private part that any predictor from ``x`` can recover (it is linear in
+    ``x`` because ``(p, q, x)`` are jointly Gaussian); it is exactly 0 when ``c = 0``.
+
+    Sine family (``cf_map="sine"``): ``Cov(y_shared, s) = sqrt(rho_y) C Λ_s^½``; ``R²*``
+    and ``private_recoverable`` are NaN when ``nonlinearity > 0`` (no closed form).
+    Network family: ``Cov(y_shared, s)``, ``tr Var(y_shared)`` are Monte Carlo averages
+    over the world's ``n_reference`` reference draws of ``s`` (relative error about
+    ``n_reference^-½``); everything else is exact.
 
     Args:
         mixing: the world (mixing matrices) from :func:`sample_mixing`.
@@ -462,24 +672,189 @@ def population_stats(mixing: Mixing, knobs: ViewsKnobs) -> PopulationStats:
     Returns:
         :class:`PopulationStats`.
     """
-    lam_s = _spectrum(mixing.A.shape[1], knobs.spectrum_decay)
-    lam_p = _spectrum(mixing.B.shape[1], knobs.spectrum_decay)
-    lam_q = _spectrum(mixing.D.shape[1], knobs.spectrum_decay)
-    A, B = _normalise(mixing.A, lam_s), _normalise(mixing.B, lam_p)
-    C, D = _normalise(mixing.C, lam_s), _normalise(mixing.D, lam_q)
-    rx, ry = jnp.asarray(knobs.shared_fraction_sem), jnp.asarray(knobs.shared_fraction_cf)
-    sxx_s = (A * lam_s) @ A.T
-    syy_s = (C * lam_s) @ C.T
-    sxx = rx * sxx_s + (1 - rx) * (B * lam_p) @ B.T + knobs.noise_sem * jnp.eye(A.shape[0])
-    syy = ry * syy_s + (1 - ry) * (D * lam_q) @ D.T + knobs.noise_cf * jnp.eye(C.shape[0])
-    syx = jnp.sqrt(rx * ry) * (C * lam_s) @ A.T
-    r2 = jnp.trace(syx @ jnp.linalg.pinv(sxx, hermitian=True) @ syx.T) / jnp.trace(syy)
-    r2 = jnp.where(jnp.asarray(knobs.nonlinearity) > 0, jnp.nan, r2)
+    H_s, H_p, D_eff, lam_s = _linear_parts(mixing, knobs)
+    ry = jnp.asarray(knobs.shared_fraction_cf)
+    dtype = H_s.dtype
+    D_x, D_y = H_s.shape[0], D_eff.shape[0]
+    K = _pq_cov(D_eff.shape[1], H_p.shape[1], knobs.private_correlation, dtype)
+    sxx = H_s @ H_s.T + H_p @ H_p.T + knobs.noise_sem * jnp.eye(D_x, dtype=dtype)
+    if mixing.net is None:
+        C = _normalise(mixing.C, lam_s)
+        cov_ys = jnp.sqrt(ry) * C * jnp.sqrt(lam_s)  # [D_y, d_s]
+        tr_shared = ry * jnp.sum((C * lam_s) * C)
+        nonlinear = jnp.asarray(knobs.nonlinearity) > 0
+    else:
+        ref = mixing.ref_s
+        g = jnp.sqrt(ry) * _shared_map(mixing, knobs)(ref * jnp.sqrt(lam_s))  # [R, D_y]
+        gc = g - jnp.mean(g, axis=0)
+        cov_ys = gc.T @ (ref - jnp.mean(ref, axis=0)) / (ref.shape[0] - 1)
+        tr_shared = jnp.sum(gc**2) / (ref.shape[0] - 1)
+        nonlinear = jnp.zeros((), bool)
+    P = jnp.sqrt(1.0 - ry) * D_eff @ K @ H_p.T  # [D_y, D_x]
+    syx = cov_ys @ H_s.T + P
+    tr_private = (1.0 - ry) * jnp.sum(D_eff**2)
+    tr_yy = tr_shared + tr_private + knobs.noise_cf * D_y
+    sxx_inv = jnp.linalg.pinv(sxx, hermitian=True)
+    r2 = jnp.trace(syx @ sxx_inv @ syx.T) / tr_yy
+    priv = jnp.trace(P @ sxx_inv @ P.T) / tr_private
+    r2 = jnp.where(nonlinear, jnp.nan, r2)
+    priv = jnp.where(nonlinear, jnp.nan, priv)
     return PopulationStats(
-        shared_fraction_sem=rx * jnp.trace(sxx_s) / jnp.trace(sxx),
-        shared_fraction_cf=ry * jnp.trace(syy_s) / jnp.trace(syy),
+        shared_fraction_sem=jnp.sum(H_s**2) / jnp.trace(sxx),
+        shared_fraction_cf=tr_shared / tr_yy,
         r2_ceiling=r2,
+        private_recoverable=priv,
     )
+
+
+# --------------------------------------------------------------------------- Bayes
+
+
+class LatentPosterior(NamedTuple):
+    """Gaussian posterior of the standard-normal latents ``(s, p)`` given ``x``."""
+
+    mean_s: jax.Array  # [n, d_s]
+    mean_p: jax.Array  # [n, d_p]
+    cov_s: jax.Array  # [d_s, d_s] (the same for every item)
+
+
+class BayesPrediction(NamedTuple):
+    """Bayes predictors ``E[y | x]`` and ``E[y_shared | x]`` with their Monte Carlo error."""
+
+    y: jax.Array  # [n, D_y] E[y | x] = E[y_shared | x] + E[y_private | x]
+    y_shared: jax.Array  # [n, D_y] E[y_shared | x]
+    mc_var: jax.Array  # [n] sum over dims of the MC variance of the estimate (0 if exact)
+
+
+class BayesCeiling(NamedTuple):
+    """R² of the Bayes predictor on a sample of items (see :func:`bayes_ceiling`)."""
+
+    r2: jax.Array  # [] bounds the R² of any x-based predictor of y
+    r2_shared: jax.Array  # [] bounds the R² of any x-based predictor of y_shared
+
+
+def latent_posterior(mixing: Mixing, knobs: ViewsKnobs, x: ArrayLike) -> LatentPosterior:
+    """Posterior of the latents given the linear-Gaussian semantic view (closed form).
+
+    With ``x = H z + e``, ``z = (s, p) ~ N(0, I)``, ``e ~ N(0, sigma_x² I)`` (network
+    family, or the sine family at ``nonlinearity = 0``)::
+
+        Cov(z | x) = sigma_x² (Hᵀ H + sigma_x² I)⁻¹
+        E[z | x]   = (Hᵀ H + sigma_x² I)⁻¹ Hᵀ x
+
+    (the noise-free limit ``sigma_x² = 0`` needs ``H`` of full column rank). Only the
+    in-distribution prior ``N(0, I)`` is used: under a test shift of the latents this is
+    not the posterior of the shifted items.
+
+    Args:
+        mixing: the world.
+        knobs: dynamic knobs (the semantic view's ``rho_x``, ``sigma_x²``, spectrum).
+        x: ``[n, D_x]`` semantic embeddings.
+
+    Returns:
+        :class:`LatentPosterior`.
+    """
+    x = _checks.check_matrix("x", x)
+    if x.shape[1] != mixing.A.shape[0]:
+        raise ValueError(f"`x` must have {mixing.A.shape[0]} columns, got shape {x.shape}")
+    return _posterior_impl(mixing, knobs, x)
+
+
+@jax.jit
+def _posterior_impl(mixing, knobs, x):
+    H_s, H_p, _, _ = _linear_parts(mixing, knobs)
+    H = jnp.concatenate([H_s, H_p], axis=1)
+    d_s = H_s.shape[1]
+    sig2 = jnp.asarray(knobs.noise_sem, H.dtype)
+    prec = H.T @ H + sig2 * jnp.eye(H.shape[1], dtype=H.dtype)
+    mean = jnp.linalg.solve(prec, H.T @ x.T).T  # [n, d_s + d_p]
+    cov = sig2 * jnp.linalg.inv(prec)
+    cov = 0.5 * (cov + cov.T)
+    return LatentPosterior(mean[:, :d_s], mean[:, d_s:], cov[:d_s, :d_s])
+
+
+def bayes_predict(
+    key: jax.Array, mixing: Mixing, knobs: ViewsKnobs, x: ArrayLike, *, n_mc: int = 64
+) -> BayesPrediction:
+    """The Bayes predictor ``E[y | x]`` (minimum-MSE prediction of y from x).
+
+    ``E[y | x] = sqrt(rho_y) E[g(s) | x] + sqrt(1 - rho_y) D_e c E[p_{1..k} | x]``, with
+    ``s | x ~ N(m(x), Σ)`` from :func:`latent_posterior`. Network family:
+    ``E[g(s) | x] ≈ (1/M) Σ_m g(m(x) + L ε_m)``, ``L Lᵀ = Σ``, ``ε_m ~ N(0, I)``
+    (``M = n_mc`` draws shared by all items); ``mc_var`` is the unbiased estimate of the
+    Monte Carlo variance ``tr Var(g | x) / M`` per item, so that ``E||y − ŷ_M||² −
+    mc_var`` estimates the MSE of the exact predictor. Sine family: closed form
+    ``sqrt(rho_y) C Λ^½ m(x)`` (exact only when ``nonlinearity = 0``; NaN otherwise).
+
+    Args:
+        key: PRNG key of the Monte Carlo draws.
+        mixing: the world.
+        knobs: dynamic knobs.
+        x: ``[n, D_x]``.
+        n_mc: Monte Carlo draws (static, ``>= 2``).
+
+    Returns:
+        :class:`BayesPrediction`.
+    """
+    _checks.check_positive_int("n_mc", n_mc, minimum=2)
+    post = latent_posterior(mixing, knobs, x)
+    return _bayes_impl(key, mixing, knobs, post, n_mc)
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def _bayes_impl(key, mixing, knobs, post, n_mc):
+    H_s, H_p, D_eff, lam_s = _linear_parts(mixing, knobs)
+    ry = jnp.asarray(knobs.shared_fraction_cf)
+    K = _pq_cov(D_eff.shape[1], H_p.shape[1], knobs.private_correlation, H_s.dtype)
+    y_priv = jnp.sqrt(1.0 - ry) * post.mean_p @ (D_eff @ K).T
+    if mixing.net is None:
+        C = _normalise(mixing.C, lam_s) * jnp.sqrt(lam_s)
+        y_sh = jnp.sqrt(ry) * post.mean_s @ C.T
+        y_sh = jnp.where(jnp.asarray(knobs.nonlinearity) > 0, jnp.nan, y_sh)
+        mc_var = jnp.zeros(y_sh.shape[0], y_sh.dtype)
+    else:
+        d_s = H_s.shape[1]
+        L = jnp.linalg.cholesky(post.cov_s + 1e-12 * jnp.eye(d_s, dtype=H_s.dtype))
+        eps = jax.random.normal(key, (n_mc, d_s), H_s.dtype)
+        g = _shared_map(mixing, knobs)
+        draws = post.mean_s[:, None, :] + (eps @ L.T)[None]  # [n, M, d_s]
+        vals = jnp.sqrt(ry) * g(draws * jnp.sqrt(lam_s))  # [n, M, D_y]
+        y_sh = jnp.mean(vals, axis=1)
+        mc_var = jnp.sum(jnp.var(vals, axis=1, ddof=1), axis=1) / n_mc
+    return BayesPrediction(y_sh + y_priv, y_sh, mc_var)
+
+
+def bayes_ceiling(
+    key: jax.Array, mixing: Mixing, knobs: ViewsKnobs, views: Views, *, n_mc: int = 64
+) -> BayesCeiling:
+    """R² of the Bayes predictor on held-out items: the ceiling of any probe from x.
+
+    ``r2 = 1 − (Σ_i ||y_i − ŷ_i||² − Σ_i mc_var_i) / Σ_i ||y_i − ȳ||²`` with
+    ``ŷ = E[y | x]`` (:func:`bayes_predict`), and ``r2_shared`` the same for
+    ``y_shared`` against ``E[y_shared | x]``. At infinite n, ``r2`` bounds the
+    variance-weighted R² of every predictor of ``y`` built from ``x`` (``E[y | x]``
+    minimises the MSE), and ``r2_shared`` bounds the R² of every predictor of
+    ``y_shared``. When the private blocks are independent (``c = 0``),
+    ``E[y | x] = E[y_shared | x]``. Use in-distribution items only (the posterior uses
+    the training prior).
+
+    Args:
+        key: PRNG key of the Monte Carlo draws.
+        mixing: the world.
+        knobs: dynamic knobs.
+        views: held-out items (:class:`Views`) of that world.
+        n_mc: Monte Carlo draws.
+
+    Returns:
+        :class:`BayesCeiling`.
+    """
+    pred = bayes_predict(key, mixing, knobs, views.x, n_mc=n_mc)
+
+    def r2(t, p):
+        sse = jnp.sum((t - p) ** 2) - jnp.sum(pred.mc_var)
+        return 1.0 - sse / jnp.sum((t - jnp.mean(t, axis=0)) ** 2)
+
+    return BayesCeiling(r2(views.y, pred.y), r2(views.y_shared, pred.y_shared))
 
 
 # --------------------------------------------------------------------------- users
@@ -523,6 +898,8 @@ class UserKnobs:
         activity_spread: std of log activity across users (lognormal activity).
         popularity_skew: std of the log-popularity item bias added to the logits.
         temperature: inverse sharpness ``tau`` of preferences (logits are affinity/tau).
+        popularity_cf_private: ``t`` in [-1, 1], ties item popularity to the first
+            collaborative-private factor: ``beta_i = skew (t q_i1 + sqrt(1 - t²) u_i)``.
     """
 
     private_reliance: float | jax.Array = 0.5
@@ -531,6 +908,7 @@ class UserKnobs:
     activity_spread: float | jax.Array = 0.5
     popularity_skew: float | jax.Array = 1.0
     temperature: float | jax.Array = 0.5
+    popularity_cf_private: float | jax.Array = 0.0
 
     def validate(self) -> UserKnobs:
         _checks.check_in_range("private_reliance", self.private_reliance, 0.0, 1.0)
@@ -539,6 +917,7 @@ class UserKnobs:
         _checks.check_in_range("activity_spread", self.activity_spread, 0.0, math.inf)
         _checks.check_in_range("popularity_skew", self.popularity_skew, 0.0, math.inf)
         _checks.check_in_range("temperature", self.temperature, 0.0, math.inf, lo_open=True)
+        _checks.check_in_range("popularity_cf_private", self.popularity_cf_private, -1.0, 1.0)
         return self
 
 
@@ -572,7 +951,8 @@ def sample_interactions(
                  + sqrt(pi_u / 2) (<b_u, p_i>/sqrt(d_p) + <c_u, q_i>/sqrt(d_q))
 
     and items are drawn without replacement with probabilities proportional to
-    ``exp(aff_ui / tau + beta_i)``, ``beta_i ~ popularity_skew * N(0, 1)`` (Gumbel top-k).
+    ``exp(aff_ui / tau + beta_i)``, ``beta_i = skew (t q_i1 + sqrt(1 - t²) u_i)``,
+    ``u_i ~ N(0, 1)`` (Gumbel top-k; ``t = popularity_cf_private``, 0 by default).
     User ``u`` draws ``n_u = clip(round(density * n_items * LogNormal(0, spread)), 2, m)``
     items; ``max(1, round(test_fraction * n_u))`` of them, chosen at random, are test.
     Users are processed in chunks of ``user_chunk`` so memory is ``chunk × items``.
@@ -599,7 +979,9 @@ def sample_interactions(
     pi = jax.nn.sigmoid(logit + knobs.reliance_spread * jax.random.normal(k_rel, (c.n_users,)))
     act = jnp.exp(knobs.activity_spread * jax.random.normal(k_act, (c.n_users,)))
     n_u = jnp.clip(jnp.round(knobs.density * n_items * act), 2, m).astype(jnp.int32)
-    bias = knobs.popularity_skew * jax.random.normal(k_bias, (n_items,))
+    t = jnp.asarray(knobs.popularity_cf_private)
+    u_bias = jax.random.normal(k_bias, (n_items,))
+    bias = knobs.popularity_skew * (t * latents.q[:, 0] + jnp.sqrt(1.0 - t**2) * u_bias)
     item_feats = jnp.concatenate(
         [latents.s / math.sqrt(d_s), latents.p / math.sqrt(d_p), latents.q / math.sqrt(d_q)],
         axis=1,

@@ -58,15 +58,21 @@ __all__ = [
     "LinearParams",
     "MLPParams",
     "ProbeHParams",
+    "RFFParams",
+    "RandomFeatures",
     "ReducedRank",
     "Ridge",
     "RidgeGCV",
+    "Standardized",
+    "Tuned",
     "fit",
     "fit_capacities",
+    "fit_val_split",
     "fit_with_info",
     "predict",
     "predict_capacities",
     "select_l2",
+    "tune",
 ]
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -130,8 +136,13 @@ class MLP:
 
     ``h_0 = x``; ``h_l = act(h_{l-1} W_l + b_l)`` for ``l = 1..depth`` (each ``width`` units);
     ``ŷ = h_depth W_out + b_out``. Loss ``L = mean_{i,j} (ŷ_ij - y_ij)^2`` over the batch.
-    Weights start Glorot-uniform, ``U(±sqrt(6 / (fan_in + fan_out)))`` (as
-    ``sklearn.neural_network.MLPRegressor`` for non-logistic activations), biases at zero.
+    Hidden weights start Glorot-uniform, ``U(±sqrt(6 / (fan_in + fan_out)))`` (as
+    ``sklearn.neural_network.MLPRegressor`` for non-logistic activations), hidden biases at
+    zero. With ``output_init="zero"`` (default) the output layer starts at ``W_out = 0``,
+    ``b_out = ȳ`` (mean of the training targets), so the network starts as the mean
+    predictor and can only move away from it by fitting (a random Glorot output layer
+    starts as random noise, R² < 0, which early stopping may keep); ``"glorot"`` draws
+    ``W_out`` like the hidden layers and starts ``b_out`` at zero.
     The optimiser is ``optax.adamw(learning_rate, b1=0.9, b2=0.999, eps=1e-8,
     weight_decay)`` with decoupled decay on the weight matrices only (not biases).
 
@@ -148,6 +159,8 @@ class MLP:
             other rows, the held-out MSE is computed before every step and the parameters
             with the lowest held-out MSE seen (including after the last step) are
             returned. ``0`` trains on every row and returns the final parameters.
+            (:func:`tune` passes its own fit/validation partition instead.)
+        output_init: ``"zero"`` or ``"glorot"`` (see above).
     """
 
     width: int = 64
@@ -156,8 +169,11 @@ class MLP:
     steps: int = 300
     batch_size: int | None = None
     val_fraction: float = 0.0
+    output_init: str = "zero"
 
     def __post_init__(self):
+        if self.output_init not in ("zero", "glorot"):
+            raise ValueError(f"`output_init` must be 'zero' or 'glorot', got {self.output_init!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"`val_fraction` must lie in [0, 1), got {self.val_fraction}")
         check_positive_int("width", self.width)
@@ -171,7 +187,31 @@ class MLP:
             )
 
 
-Spec = Ridge | ReducedRank | MLP
+@dataclasses.dataclass(frozen=True)
+class RandomFeatures:
+    """Kernel ridge regression with a Gaussian (RBF) kernel via random Fourier features.
+
+    ``φ(x) = sqrt(2 / F) cos(x Ω / σ + b)`` with ``Ω ~ N(0, I)`` ``[d_x, F]`` and
+    ``b ~ U(0, 2π)`` from the fit's key, so that ``φ(x)·φ(x') ≈ exp(-||x − x'||² / (2σ²))``
+    (Rahimi & Recht, 2007); then :class:`Ridge` on ``φ(x)`` with penalty ``l2``. The
+    bandwidth is ``σ = bandwidth × median pairwise distance`` of the (first 512) training
+    rows (:class:`ProbeHParams` ``bandwidth``). A non-parametric reference for the MLP.
+
+    Args:
+        n_features: ``F``, number of random features.
+
+    References:
+        A. Rahimi and B. Recht (2007), Random features for large-scale kernel machines,
+        NeurIPS 20.
+    """
+
+    n_features: int = 512
+
+    def __post_init__(self):
+        check_positive_int("n_features", self.n_features)
+
+
+Spec = Ridge | ReducedRank | MLP | RandomFeatures
 
 
 @flax.struct.dataclass
@@ -183,11 +223,13 @@ class ProbeHParams:
             ``>= 0``). Ignored by :class:`MLP`.
         learning_rate: AdamW step size for :class:`MLP`.
         weight_decay: AdamW decoupled weight decay for :class:`MLP` (weights only).
+        bandwidth: multiplier of the median-distance bandwidth of :class:`RandomFeatures`.
     """
 
     l2: ArrayLike = 1.0
     learning_rate: ArrayLike = 1e-3
     weight_decay: ArrayLike = 0.0
+    bandwidth: ArrayLike = 1.0
 
 
 # --------------------------------------------------------------------------------------
@@ -212,6 +254,40 @@ class MLPParams(NamedTuple):
     weights: tuple[jax.Array, ...]  # [d_x, H], ([H, H],) * (depth - 1), [H, d_y]
     biases: tuple[jax.Array, ...]  # [H] * depth, [d_y]
     hidden_mask: jax.Array  # [H]
+
+
+class RFFParams(NamedTuple):
+    """Parameters of a :class:`RandomFeatures` probe ``ŷ = φ(x) W + b``."""
+
+    omega: jax.Array  # [d_x, F] frequencies, already divided by the bandwidth
+    phase: jax.Array  # [F]
+    linear: LinearParams  # weight [F, d_y], bias [d_y]
+
+
+class Standardized(NamedTuple):
+    """A probe fitted on standardised data: ``ŷ = inner((x − x̄)/s_x) · s_y + ȳ``."""
+
+    inner: Any  # LinearParams | MLPParams | RFFParams
+    x_mean: jax.Array  # [d_x]
+    x_scale: jax.Array  # [d_x]
+    y_mean: jax.Array  # [d_y]
+    y_scale: jax.Array  # [d_y]
+
+
+class Tuned(NamedTuple):
+    """Result of :func:`tune`: the configuration chosen on the validation rows.
+
+    Attributes:
+        params: :class:`Standardized` parameters of the chosen fit (fitted on the fit rows).
+        index: index of the chosen configuration in the grid.
+        val_mse: ``[G]`` validation MSE (original units, mean over rows and dims) per config.
+        val_r2: ``[G]`` variance-weighted validation R² per configuration.
+    """
+
+    params: Standardized
+    index: jax.Array
+    val_mse: jax.Array
+    val_r2: jax.Array
 
 
 class FitInfo(NamedTuple):
@@ -249,9 +325,10 @@ class CapacityFits(NamedTuple):
 
 
 def _check_spec(spec) -> None:
-    if not isinstance(spec, (Ridge, ReducedRank, MLP)):
+    if not isinstance(spec, (Ridge, ReducedRank, MLP, RandomFeatures)):
         raise ValueError(
-            f"`spec` must be Ridge(), ReducedRank(rank) or MLP(...), got {type(spec).__name__}"
+            "`spec` must be Ridge(), ReducedRank(rank), MLP(...) or RandomFeatures(...), "
+            f"got {type(spec).__name__}"
         )
 
 
@@ -270,6 +347,7 @@ def _validate(spec, x, y, hparams):
     check_in_range("l2", hparams.l2, 0.0, math.inf)
     check_in_range("learning_rate", hparams.learning_rate, 0.0, math.inf, lo_open=True)
     check_in_range("weight_decay", hparams.weight_decay, 0.0, math.inf)
+    check_in_range("bandwidth", hparams.bandwidth, 0.0, math.inf, lo_open=True)
     if isinstance(spec, ReducedRank):
         max_rank = min(x.shape[1], y.shape[1])
         if spec.rank > max_rank:
@@ -436,7 +514,7 @@ def _glorot_entries(seeds, rows, cols, fan_in, fan_out, dtype):
     return (2.0 * unit - 1.0) * limit
 
 
-def _mlp_init(key, spec: MLP, d_x, d_y, mask, dtype):
+def _mlp_init(key, spec: MLP, d_x, d_y, mask, dtype, y_mean=None):
     # One threefry call for all layers' seeds keeps compile time low.
     seeds = jax.random.bits(key, (spec.depth + 1, 2), jnp.uint32)
     h = spec.width
@@ -449,9 +527,13 @@ def _mlp_init(key, spec: MLP, d_x, d_y, mask, dtype):
             w = w * mask[:, None]
         weights.append(w * mask[None, :])
         biases.append(jnp.zeros((h,), dtype))
-    w_out = _glorot_entries(seeds[spec.depth], h, d_y, width, d_y, dtype)
-    weights.append(w_out * mask[:, None])
-    biases.append(jnp.zeros((d_y,), dtype))
+    if spec.output_init == "zero":
+        weights.append(jnp.zeros((h, d_y), dtype))
+        biases.append(jnp.zeros((d_y,), dtype) if y_mean is None else y_mean.astype(dtype))
+    else:
+        w_out = _glorot_entries(seeds[spec.depth], h, d_y, width, d_y, dtype)
+        weights.append(w_out * mask[:, None])
+        biases.append(jnp.zeros((d_y,), dtype))
     return tuple(weights), tuple(biases)
 
 
@@ -463,17 +545,20 @@ def _mlp_forward(activation, weights, biases, mask, x):
     return h @ weights[-1] + biases[-1]
 
 
-def _fit_mlp(key, spec: MLP, x, y, hparams, width=None):
-    """Train an MLP of (padded) width ``spec.width`` whose live width is ``width`` (dynamic)."""
+def _fit_mlp(key, spec: MLP, x, y, hparams, width=None, val=None):
+    """Train an MLP of (padded) width ``spec.width`` whose live width is ``width`` (dynamic).
+
+    ``val = (x_val, y_val)`` gives explicit early-stopping rows (``spec.val_fraction`` is
+    then ignored).
+    """
     n, d_x = x.shape
     d_y = y.shape[1]
     dtype = x.dtype
     if width is None:
         width = spec.width
     mask = (jnp.arange(spec.width) < width).astype(dtype)
-    weights, biases = _mlp_init(key, spec, d_x, d_y, mask, dtype)
-    train = (weights, biases)
-    decay_mask = (tuple(True for _ in weights), tuple(False for _ in biases))
+    n_layers = spec.depth + 1
+    decay_mask = (tuple(True for _ in range(n_layers)), tuple(False for _ in range(n_layers)))
     opt = optax.adamw(
         learning_rate=jnp.asarray(hparams.learning_rate, dtype),
         b1=0.9,
@@ -482,14 +567,17 @@ def _fit_mlp(key, spec: MLP, x, y, hparams, width=None):
         weight_decay=jnp.asarray(hparams.weight_decay, dtype),
         mask=decay_mask,
     )
-    opt_state = opt.init(train)
 
     def loss_fn(tr, xb, yb):
         pred = _mlp_forward(spec.activation, tr[0], tr[1], mask, xb)
         return jnp.mean((pred - yb) ** 2)
 
-    n_val = round(spec.val_fraction * n)
-    if n_val:
+    if val is not None:
+        x_val, y_val = val
+        n_val = x_val.shape[0]
+    else:
+        n_val = round(spec.val_fraction * n)
+    if n_val and val is None:
         # Held-out rows for early stopping; fold_in constant 2**31 - 1 never collides with
         # the per-epoch permutation keys (epoch + 1).
         split = jax.random.permutation(jax.random.fold_in(key, 2**31 - 1), n)
@@ -498,6 +586,9 @@ def _fit_mlp(key, spec: MLP, x, y, hparams, width=None):
         n = n - n_val
     batch_size = spec.batch_size if spec.batch_size is None else min(spec.batch_size, n)
     steps_per_epoch = n // batch_size if batch_size is not None else 1
+    weights, biases = _mlp_init(key, spec, d_x, d_y, mask, dtype, jnp.mean(y, axis=0))
+    train = (weights, biases)
+    opt_state = opt.init(train)
 
     def step(carry, t):
         tr, state, best = carry
@@ -541,10 +632,35 @@ def _keep_best(best, params, val):
 # --------------------------------------------------------------------------------------
 
 
+def _rff_features(params: RFFParams, x):
+    f = params.omega.shape[1]
+    return jnp.sqrt(2.0 / f) * jnp.cos(_mm(x, params.omega) + params.phase)
+
+
+def _median_distance(x, m: int = 512):
+    xs = x[: min(m, x.shape[0])]
+    sq = jnp.sum(xs**2, axis=1)
+    d2 = jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * _mm(xs, xs.T), 0.0)
+    iu = jnp.triu_indices(xs.shape[0], k=1)
+    return jnp.sqrt(jnp.median(d2[iu]))
+
+
+def _fit_rff(key, spec: RandomFeatures, x, y, hparams):
+    k_w, k_b = jax.random.split(key)
+    sigma = jnp.asarray(hparams.bandwidth, x.dtype) * _median_distance(x)
+    omega = jax.random.normal(k_w, (x.shape[1], spec.n_features), x.dtype) / sigma
+    phase = jax.random.uniform(k_b, (spec.n_features,), x.dtype, maxval=2 * math.pi)
+    feats = _rff_features(RFFParams(omega, phase, None), x)
+    lin, info = _fit_linear(Ridge(), feats, y, hparams)
+    return RFFParams(omega, phase, lin), info
+
+
 @functools.partial(jax.jit, static_argnums=1)
 def _fit_impl(key, spec, x, y, hparams):
     if isinstance(spec, MLP):
         return _fit_mlp(key, spec, x, y, hparams)
+    if isinstance(spec, RandomFeatures):
+        return _fit_rff(key, spec, x, y, hparams)
     return _fit_linear(spec, x, y, hparams)
 
 
@@ -592,10 +708,26 @@ def fit(
     return fit_with_info(key, spec, x, y, hparams)[0]
 
 
-def predict(spec: Spec, params: LinearParams | MLPParams, x: ArrayLike) -> jax.Array:
-    """Apply a fitted probe to ``x [n, d_x]``; returns ``ŷ [n, d_y]``."""
+def predict(spec: Spec, params: Any, x: ArrayLike) -> jax.Array:
+    """Apply a fitted probe to ``x [n, d_x]``; returns ``ŷ [n, d_y]``.
+
+    ``params`` may be :class:`Standardized` (from :func:`tune`): the inputs are
+    standardised, the inner probe applied and the output mapped back.
+    """
     _check_spec(spec)
     x = check_matrix("x", x)
+    if isinstance(params, Standardized):
+        xs = (x.astype(params.x_mean.dtype) - params.x_mean) / params.x_scale
+        return predict(spec, params.inner, xs) * params.y_scale + params.y_mean
+    if isinstance(spec, RandomFeatures):
+        if not isinstance(params, RFFParams):
+            raise ValueError(f"`params` must be RFFParams, got {type(params).__name__}")
+        if x.shape[-1] != params.omega.shape[0]:
+            raise ValueError(
+                f"`x` must have {params.omega.shape[0]} columns, got shape {tuple(x.shape)}"
+            )
+        feats = _rff_features(params, x.astype(params.omega.dtype))
+        return _mm(feats, params.linear.weight) + params.linear.bias
     if isinstance(spec, MLP):
         if not isinstance(params, MLPParams):
             raise ValueError(f"`params` must be MLPParams for MLP, got {type(params).__name__}")
@@ -725,6 +857,8 @@ def fit_capacities(
         raise ValueError("`specs` must contain at least one spec, got an empty sequence")
     for spec in specs:
         _check_spec(spec)
+        if isinstance(spec, RandomFeatures):
+            raise ValueError("`specs`: RandomFeatures is fitted with fit() or tune()")
     if strategy not in ("bucket", "pad"):
         raise ValueError(f"`strategy` must be 'bucket' or 'pad', got {strategy!r}")
     n_seeds = check_positive_int("n_seeds", n_seeds)
@@ -809,3 +943,133 @@ def predict_capacities(fits: CapacityFits, x: ArrayLike) -> tuple[jax.Array, ...
     return tuple(
         jax.vmap(lambda p, s=spec: predict(s, p, x))(p) for spec, p in zip(fits.specs, fits.params)
     )
+
+
+# --------------------------------------------------------------------------------------
+# Tuning on one fit/validation partition
+# --------------------------------------------------------------------------------------
+
+
+def fit_val_split(key: jax.Array, n: int, val_fraction: float) -> tuple[jax.Array, jax.Array]:
+    """One random fit/validation partition of ``n`` rows: ``(fit_idx, val_idx)``.
+
+    ``val_idx`` holds ``round(val_fraction · n)`` rows, ``fit_idx`` the others; pass the
+    same key to give every probe the same partition.
+    """
+    n = check_positive_int("n", n, minimum=3)
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"`val_fraction` must lie in (0, 1), got {val_fraction}")
+    n_val = round(val_fraction * n)
+    if n_val < 1 or n - n_val < 2:
+        raise ValueError(
+            f"`val_fraction`={val_fraction} leaves {n_val} validation and {n - n_val} fit rows"
+        )
+    perm = jax.random.permutation(key, n)
+    return perm[n_val:], perm[:n_val]
+
+
+def _standardize_stats(a):
+    mean = jnp.mean(a, axis=0)
+    scale = jnp.std(a, axis=0)
+    return mean, jnp.where(scale > 0, scale, 1.0)
+
+
+def tune(
+    key: jax.Array,
+    spec: Spec,
+    x: ArrayLike,
+    y: ArrayLike,
+    grid: ProbeHParams,
+    *,
+    widths: ArrayLike | None = None,
+    fit_idx: ArrayLike,
+    val_idx: ArrayLike,
+) -> Tuned:
+    """Fit a probe for every configuration of ``grid`` and keep the best on validation rows.
+
+    Every configuration is fitted on the rows ``fit_idx`` of standardised data (inputs and
+    targets centred and scaled to unit variance per column with fit-row statistics) and
+    scored on the rows ``val_idx`` by the mean squared error in the original units::
+
+        val_mse_g = mean_{i ∈ val, j} (ŷ_g(x_i)_j − y_ij)²,   ĝ = argmin_g val_mse_g
+
+    Ridge / reduced rank / random features: ``grid.l2`` (and ``grid.bandwidth``) vary.
+    MLP: ``grid.learning_rate`` and ``grid.weight_decay`` vary, with ``widths[g]`` the live
+    width of configuration ``g`` inside a network padded to ``spec.width`` (hidden units
+    beyond it are masked; see :func:`fit_capacities`); each fit is early-stopped on the
+    same validation rows (``spec.val_fraction`` is ignored). All configurations are one
+    vmapped program (random features: a sequential map, to bound memory). The same key is
+    used for every configuration (common initialisation / random features). Use one
+    :func:`fit_val_split` for every probe so that all are chosen on the same rows.
+
+    Args:
+        key: PRNG key (MLP initialisation and minibatches; random features).
+        spec: the probe (static); MLP ``width`` is the padded width.
+        x: ``[n, d_x]``; y: ``[n, d_y]``.
+        grid: :class:`ProbeHParams` whose leaves are ``[G]`` arrays (a scalar leaf is
+            broadcast).
+        widths: ``[G]`` int live widths (MLP only; default ``spec.width`` for all).
+        fit_idx: ``[n_fit]`` int rows to fit on.
+        val_idx: ``[n_val]`` int rows to choose on.
+
+    Returns:
+        :class:`Tuned` (predict with ``predict(spec, tuned.params, x)``).
+
+    Example:
+        >>> fit_idx, val_idx = fit_val_split(jax.random.key(0), 1000, 0.2)  # doctest: +SKIP
+        >>> grid = ProbeHParams(l2=jnp.logspace(-2, 4, 7))  # doctest: +SKIP
+        >>> t = tune(key, Ridge(), x, y, grid, fit_idx=fit_idx, val_idx=val_idx)  # doctest: +SKIP
+    """
+    x, y, _ = _validate(spec, x, y, None)
+    if not isinstance(grid, ProbeHParams):
+        raise ValueError(f"`grid` must be a ProbeHParams, got {type(grid).__name__}")
+    leaves = [jnp.asarray(a) for a in jax.tree.leaves(grid)]
+    sizes = {a.shape[0] for a in leaves if a.ndim == 1}
+    if any(a.ndim > 1 for a in leaves) or len(sizes) > 1:
+        raise ValueError(f"`grid` leaves must be scalars or 1-D of one length, got {sizes}")
+    g = sizes.pop() if sizes else 1
+    grid = jax.tree.map(lambda a: jnp.broadcast_to(jnp.asarray(a, x.dtype), (g,)), grid)
+    check_in_range("l2", grid.l2, 0.0, math.inf)
+    check_in_range("learning_rate", grid.learning_rate, 0.0, math.inf, lo_open=True)
+    check_in_range("weight_decay", grid.weight_decay, 0.0, math.inf)
+    check_in_range("bandwidth", grid.bandwidth, 0.0, math.inf, lo_open=True)
+    if widths is None:
+        widths = jnp.full((g,), spec.width if isinstance(spec, MLP) else 1, jnp.int32)
+    widths = jnp.asarray(widths, jnp.int32)
+    if widths.shape != (g,):
+        raise ValueError(f"`widths` must have shape ({g},), got {widths.shape}")
+    if isinstance(spec, MLP):
+        check_in_range("widths", widths, 1, spec.width)
+    fit_idx = jnp.asarray(fit_idx, jnp.int32)
+    val_idx = jnp.asarray(val_idx, jnp.int32)
+    for name, idx in (("fit_idx", fit_idx), ("val_idx", val_idx)):
+        if idx.ndim != 1 or idx.shape[0] < (2 if name == "fit_idx" else 1):
+            raise ValueError(f"`{name}` must be a non-empty 1-D index array, got {idx.shape}")
+    return _tune_impl(key, spec, x, y, grid, widths, fit_idx, val_idx)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _tune_impl(key, spec, x, y, grid, widths, fit_idx, val_idx):
+    x_mean, x_scale = _standardize_stats(x[fit_idx])
+    y_mean, y_scale = _standardize_stats(y[fit_idx])
+    xs = (x - x_mean) / x_scale
+    ys = (y - y_mean) / y_scale
+    xf, yf, xv, yv = xs[fit_idx], ys[fit_idx], xs[val_idx], ys[val_idx]
+    if isinstance(spec, MLP):
+        fit_one = lambda hp, w: _fit_mlp(key, spec, xf, yf, hp, w, val=(xv, yv))[0]  # noqa: E731
+        params = jax.vmap(fit_one)(grid, widths)
+    elif isinstance(spec, RandomFeatures):
+        params = jax.lax.map(lambda hp: _fit_rff(key, spec, xf, yf, hp)[0], grid, batch_size=2)
+    else:
+        params = jax.vmap(lambda hp: _fit_linear(spec, xf, yf, hp)[0])(grid)
+    y_val = y[val_idx]
+
+    def score(p):
+        pred = predict(spec, p, xv) * y_scale + y_mean
+        sse = jnp.sum((pred - y_val) ** 2)
+        return sse / y_val.size, 1.0 - sse / jnp.sum((y_val - jnp.mean(y_val, axis=0)) ** 2)
+
+    val_mse, val_r2 = jax.vmap(score)(params)
+    best = jnp.argmin(jnp.where(jnp.isfinite(val_mse), val_mse, jnp.inf))
+    chosen = jax.tree.map(lambda a: a[best], params)
+    return Tuned(Standardized(chosen, x_mean, x_scale, y_mean, y_scale), best, val_mse, val_r2)

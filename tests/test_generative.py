@@ -209,3 +209,133 @@ def test_interactions_deterministic_and_bad_knobs():
             gen.UsersConfig(n_users=5, max_interactions=20),
             gen.UserKnobs(),
         )
+
+
+# ----------------------------------------------------------------------------- network family
+
+NET = gen.ViewsConfig(
+    d_shared=3, d_sem_private=3, d_cf_private=4, dim_sem=10, dim_cf=6,
+    cf_map="network", net_depth=2, net_width=16, n_reference=2048,
+)  # fmt: skip
+
+
+def _world(key, knobs, n, cfg=NET):
+    k_mix, k_lat, k_noise = jax.random.split(key, 3)
+    mix = gen.sample_mixing(k_mix, cfg)
+    lat = gen.sample_latents(k_lat, cfg, n)
+    return mix, gen.render_views(mix, lat, knobs, noise_key=k_noise)
+
+
+def test_network_decomposition_and_shared_part_depends_on_s_only():
+    knobs = gen.ViewsKnobs(nonlinearity=1.0, frequency=2.0, private_correlation=0.5)
+    mix, v = _world(jax.random.key(0), knobs, 40)
+    np.testing.assert_allclose(v.y, v.y_shared + v.y_private + v.y_noise, atol=1e-5)
+    # Same s, other privates and noise: identical y_shared.
+    lat2 = gen.Latents(v.latents.s, -v.latents.p, 2 * v.latents.q)
+    v2 = gen.render_views(mix, lat2, knobs, noise_key=jax.random.key(9))
+    np.testing.assert_allclose(v.y_shared, v2.y_shared, atol=1e-6)
+    # Semantic view is linear-Gaussian in the network family, whatever eta.
+    H_s, _, _, _ = gen._linear_parts(mix, knobs)
+    np.testing.assert_allclose(v.x_shared, v.latents.s @ H_s.T, rtol=1e-4, atol=1e-5)
+
+
+def _np_posterior(mix, knobs, x):
+    H_s, H_p, _, _ = gen._linear_parts(mix, knobs)
+    H = np.c_[np.asarray(H_s, np.float64), np.asarray(H_p, np.float64)]
+    sig2 = float(knobs.noise_sem)
+    prec = H.T @ H + sig2 * np.eye(H.shape[1])
+    return np.linalg.solve(prec, H.T @ np.asarray(x, np.float64).T).T, sig2 * np.linalg.inv(prec)
+
+
+def test_posterior_matches_large_sample_regression():
+    """E[s|x] is linear in x: OLS of s on x at large n recovers it; residual cov = Cov(s|x)."""
+    knobs = gen.ViewsKnobs(shared_fraction_sem=0.6, noise_sem=0.5, spectrum_decay=0.5)
+    mix, v = _world(jax.random.key(1), knobs, 60_000)
+    x, s = np.asarray(v.x, np.float64), np.asarray(v.latents.s, np.float64)
+    coef = np.linalg.lstsq(x, s, rcond=None)[0]  # [D_x, d_s] (zero-mean model)
+    post = gen.latent_posterior(mix, knobs, v.x[:500])
+    np.testing.assert_allclose(post.mean_s, x[:500] @ coef, atol=0.03)
+    resid = s - x @ coef
+    np.testing.assert_allclose(post.cov_s, np.cov(resid.T), atol=0.02)
+    ref_mean, ref_cov = _np_posterior(mix, knobs, v.x[:500])
+    np.testing.assert_allclose(post.mean_s, ref_mean[:, :3], rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(post.cov_s, ref_cov[:3, :3], rtol=1e-3, atol=1e-5)
+
+
+def test_mc_bayes_predictor_converges_to_closed_form_in_linear_case():
+    """eta = 0: g(s) = C s, so E[y|x] = sqrt(rho_y) C Λ^½ E[s|x] + private term exactly."""
+    knobs = gen.ViewsKnobs(nonlinearity=0.0, noise_sem=0.3, private_correlation=0.6)
+    mix, v = _world(jax.random.key(2), knobs, 50)
+    mean, _ = _np_posterior(mix, knobs, v.x)
+    _, _, D_eff, lam = gen._linear_parts(mix, knobs)
+    C = np.asarray(gen._normalise(mix.C, lam) * jnp.sqrt(lam), np.float64)
+    K = 0.6 * np.eye(4, 3)
+    closed = (
+        np.sqrt(0.5) * mean[:, :3] @ C.T
+        + np.sqrt(0.5) * mean[:, 3:] @ (np.asarray(D_eff, np.float64) @ K).T
+    )
+    errs = []
+    for n_mc in (16, 1024):
+        pred = gen.bayes_predict(jax.random.key(3), mix, knobs, v.x, n_mc=n_mc)
+        err = np.mean(np.sum((np.asarray(pred.y) - closed) ** 2, axis=1))
+        # The MC error is what mc_var predicts (unbiased), within a factor.
+        assert err < 3 * float(np.mean(pred.mc_var)) + 1e-8
+        errs.append(err)
+    assert errs[1] < errs[0] / 20  # variance ∝ 1/M: 64x more draws
+
+
+def test_bayes_ceiling_bounds_linear_ceiling_and_fitted_ols():
+    knobs = gen.ViewsKnobs(nonlinearity=1.0, frequency=1.5, noise_sem=0.1, noise_cf=0.1)
+    mix, v = _world(jax.random.key(4), knobs, 20_000)
+    pop = gen.population_stats(mix, knobs)
+    ceil = gen.bayes_ceiling(jax.random.key(5), mix, knobs, v, n_mc=128)
+    ols = _ols_r2(v.x, v.y)
+    # Both linear numbers agree (population vs 20k-sample OLS), and the Bayes ceiling is
+    # above them: the map is nonlinear in s, which the linear probe cannot follow.
+    assert abs(ols - float(pop.r2_ceiling)) < 0.03
+    assert float(ceil.r2) > ols + 0.02
+    assert float(ceil.r2) < float(pop.shared_fraction_cf) + 0.02
+    # With independent privates, E[y|x] = E[y_shared|x]: ceiling for y_shared is larger.
+    assert float(ceil.r2_shared) > float(ceil.r2)
+
+
+@pytest.mark.parametrize("c", [0.0, 0.8])
+def test_correlated_privates_recoverable_share_matches_regression(c):
+    knobs = gen.ViewsKnobs(private_correlation=c, noise_sem=0.2, shared_fraction_sem=0.4)
+    mix, v = _world(jax.random.key(6), knobs, 40_000)
+    pop = gen.population_stats(mix, knobs)
+    emp = _ols_r2(v.x, v.y_private)
+    # OLS with 11 parameters at n = 40k: optimism ~ 3e-4, sampling sd ~ 5e-3.
+    assert abs(emp - float(pop.private_recoverable)) < 0.015
+    if c == 0.0:
+        assert float(pop.private_recoverable) == 0.0  # an identity of the model
+    else:
+        assert float(pop.private_recoverable) > 0.2
+
+
+def test_network_shifts_act_on_test_only():
+    knobs = gen.ViewsKnobs(nonlinearity=1.0)
+    base = gen.sample_split(jax.random.key(7), NET, knobs, n_train=30, n_test=20)
+    conc = gen.sample_split(
+        jax.random.key(7), NET, knobs, n_train=30, n_test=20, shift=gen.Shift(concept=1.0)
+    )
+    np.testing.assert_array_equal(base.train.y, conc.train.y)
+    np.testing.assert_array_equal(base.test.x, conc.test.x)
+    assert float(jnp.mean((base.test.y_shared - conc.test.y_shared) ** 2)) > 0.1
+    sel = gen.sample_split(
+        jax.random.key(7), NET, knobs, n_train=30, n_test=30,
+        shift=gen.Shift(selection_cf_private=1.0),
+    )  # fmt: skip
+    assert float(sel.train.latents.q[:, 0].max()) <= float(sel.test.latents.q[:, 0].min())
+    with pytest.raises(ValueError, match="selection"):
+        gen.Shift(selection=0.6, selection_cf_private=0.6).validate()
+
+
+def test_popularity_tied_to_cf_private():
+    lat = gen.sample_latents(jax.random.key(0), CFG, 2000)
+    ucfg = gen.UsersConfig(n_users=4, max_interactions=4)
+    it = gen.sample_interactions(
+        jax.random.key(1), lat, ucfg, gen.UserKnobs(popularity_cf_private=0.9)
+    )
+    r = np.corrcoef(np.asarray(it.item_bias), np.asarray(lat.q[:, 0]))[0, 1]
+    assert abs(r - 0.9) < 0.03

@@ -422,3 +422,115 @@ def test_mlp_early_stopping_returns_best_held_out_params():
     assert float(info.val_loss[-1]) > float(info.val_loss.min())
     with pytest.raises(ValueError, match="val_fraction"):
         probes.MLP(val_fraction=1.0)
+
+
+# --------------------------------------------------------------------------------------
+# Zero-initialised output layer, tuning on one partition, random features
+# --------------------------------------------------------------------------------------
+
+
+def test_zero_output_init_starts_at_the_mean(rng, key):
+    x, y = _data(rng)
+    params, info = fit_with_info(key, MLP(width=8, steps=1), x, y, ProbeHParams(learning_rate=1e-9))
+    np.testing.assert_allclose(predict(MLP(width=8, steps=1), params, x), np.broadcast_to(
+        y.mean(0), y.shape), atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(float(info.loss[0]), np.mean((y - y.mean(0)) ** 2), rtol=1e-5)
+    glorot = MLP(width=8, steps=1, output_init="glorot")
+    p_g = fit(key, glorot, x, y, ProbeHParams(learning_rate=1e-9))
+    assert np.abs(np.asarray(predict(glorot, p_g, x)) - y.mean(0)).max() > 0.1
+
+
+def test_fit_val_split_is_a_partition(key):
+    fi, vi = probes.fit_val_split(key, 50, 0.2)
+    assert len(vi) == 10 and len(fi) == 40
+    assert sorted(np.r_[np.asarray(fi), np.asarray(vi)].tolist()) == list(range(50))
+    with pytest.raises(ValueError, match="val_fraction"):
+        probes.fit_val_split(key, 50, 1.0)
+
+
+def test_tune_ridge_matches_numpy_selection_on_the_validation_rows(rng, key):
+    x, y = _data(rng, n=80, nonlinear=True)
+    fi, vi = probes.fit_val_split(key, 80, 0.25)
+    grid = np.array([0.01, 1.0, 30.0, 1000.0])
+    t = probes.tune(key, Ridge(), x, y, ProbeHParams(l2=grid), fit_idx=fi, val_idx=vi)
+    fi, vi = np.asarray(fi), np.asarray(vi)
+    xm, xs = x[fi].mean(0), x[fi].std(0)
+    ym, ys = y[fi].mean(0), y[fi].std(0)
+    mse = []
+    for l2 in grid:
+        w, b = _np_ridge((x[fi] - xm) / xs, (y[fi] - ym) / ys, l2)
+        pred = (((x[vi] - xm) / xs) @ w + b) * ys + ym
+        mse.append(np.mean((pred - y[vi]) ** 2))
+    np.testing.assert_allclose(t.val_mse, mse, rtol=1e-4)
+    assert int(t.index) == int(np.argmin(mse))
+    w, b = _np_ridge((x[fi] - xm) / xs, (y[fi] - ym) / ys, grid[np.argmin(mse)])
+    ref = (((x - xm) / xs) @ w + b) * ys + ym
+    np.testing.assert_allclose(predict(Ridge(), t.params, x), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_tune_mlp_configs_equal_single_padded_fits(rng, key):
+    """Each vmapped configuration equals a single early-stopped fit at its width."""
+    x, y = _data(rng, n=60)
+    fi, vi = probes.fit_val_split(key, 60, 0.25)
+    spec = MLP(width=8, steps=40)
+    grid = ProbeHParams(learning_rate=jnp.array([1e-2, 3e-2]), weight_decay=jnp.array([0.0, 0.1]))
+    t = probes.tune(key, spec, x, y, grid, widths=jnp.array([8, 5]), fit_idx=fi, val_idx=vi)
+    # Standardise exactly as tune does (float32, fit-row statistics).
+    xm, xs = jnp.mean(x[np.asarray(fi)], 0), jnp.std(x[np.asarray(fi)], 0)
+    ym, ys = jnp.mean(y[np.asarray(fi)], 0), jnp.std(y[np.asarray(fi)], 0)
+    xz, yz = np.asarray((x - xm) / xs), np.asarray((y - ym) / ys)
+    for g, (lr, wd, w) in enumerate([(1e-2, 0.0, 8), (3e-2, 0.1, 5)]):
+        p, _ = probes._fit_mlp(
+            key, spec, jnp.asarray(xz[np.asarray(fi)]), jnp.asarray(yz[np.asarray(fi)]),
+            ProbeHParams(learning_rate=lr, weight_decay=wd), w,
+            val=(jnp.asarray(xz[np.asarray(vi)]), jnp.asarray(yz[np.asarray(vi)])),
+        )  # fmt: skip
+        pred = np.asarray(predict(spec, p, xz[np.asarray(vi)]) * ys + ym)
+        np.testing.assert_allclose(
+            float(t.val_mse[g]), np.mean((pred - y[np.asarray(vi)]) ** 2), rtol=1e-3
+        )
+
+
+def test_random_features_approximate_the_rbf_kernel(key):
+    x = jax.random.normal(key, (6, 3))
+    sigma = 1.3
+    omega = jax.random.normal(jax.random.key(1), (3, 20_000)) / sigma
+    phase = jax.random.uniform(jax.random.key(2), (20_000,), maxval=2 * np.pi)
+    phi = np.asarray(probes._rff_features(probes.RFFParams(omega, phase, None), x), np.float64)
+    d2 = ((np.asarray(x)[:, None] - np.asarray(x)[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(phi @ phi.T, np.exp(-d2 / (2 * sigma**2)), atol=0.03)
+
+
+def _square_problem(key, n):
+    """x = A s + e (linear-Gaussian), y = s_1² − 1 + noise: R²* = 0, Bayes R² closed form."""
+    k_a, k_s, k_e, k_y = jax.random.split(key, 4)
+    a = np.asarray(jax.random.normal(k_a, (8, 2)), np.float64) / np.sqrt(2)
+    s = np.asarray(jax.random.normal(k_s, (n, 2)), np.float64)
+    x = s @ a.T + np.sqrt(0.1) * np.asarray(jax.random.normal(k_e, (n, 8)))
+    y = s[:, :1] ** 2 - 1 + 0.1 * np.asarray(jax.random.normal(k_y, (n, 1)))
+    prec = a.T @ a + 0.1 * np.eye(2)
+    mu = np.linalg.solve(prec, a.T @ x.T).T
+    bayes = mu[:, :1] ** 2 + 0.1 * np.linalg.inv(prec)[0, 0] - 1  # E[s_1² | x] − 1
+    return x.astype(np.float32), y.astype(np.float32), bayes
+
+
+@pytest.mark.slow
+def test_tuned_mlp_reaches_bayes_ceiling_on_a_square_where_ridge_cannot(key):
+    x, y, _ = _square_problem(jax.random.key(10), 4000)
+    # Same world (A comes from the first split of the key), 4000 other items for test.
+    xt, yt, bayes = _square_problem(jax.random.key(10), 8000)
+    xt, yt, bayes = xt[4000:], yt[4000:], bayes[4000:]
+    ceiling = r2_weighted(yt, bayes)
+    assert ceiling > 0.8  # a learnable problem: most of Var(y) is predictable from x
+    fi, vi = probes.fit_val_split(key, 4000, 0.2)
+    ridge = probes.tune(
+        key, Ridge(), x, y, ProbeHParams(l2=jnp.logspace(-3, 3, 7)), fit_idx=fi, val_idx=vi
+    )
+    spec = MLP(width=64, steps=600, activation="relu")
+    grid = ProbeHParams(learning_rate=jnp.array([3e-3, 1e-2]), weight_decay=jnp.array([0.0, 0.0]))
+    mlp = probes.tune(key, spec, x, y, grid, fit_idx=fi, val_idx=vi)
+    r2_ridge = r2_weighted(yt, predict(Ridge(), ridge.params, xt))
+    r2_mlp = r2_weighted(yt, predict(spec, mlp.params, xt))
+    assert abs(r2_ridge) < 0.02  # the linear ceiling is 0
+    assert r2_mlp >= 0.8 * ceiling
+    assert r2_mlp > r2_ridge + 0.5
