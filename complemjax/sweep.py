@@ -82,6 +82,7 @@ __all__ = [
     "device_free_bytes",
     "expand_grid",
     "init_distributed",
+    "live_lock_holder",
     "plan_chunk_size",
     "run_grid",
 ]
@@ -726,6 +727,31 @@ def _acquire_lock(folder: Path, ident: str) -> Path:
             _describe_holder(holder),
         )
     raise ValueError(f"`checkpoint_dir` {folder}: could not take the lock {path} (contention)")
+
+
+def live_lock_holder(folder: str | os.PathLike) -> str | None:
+    """Who is writing the checkpoint folder now: ``"pid P on host 'H' (since ...)"``, or None.
+
+    None when the folder has no lock or its holder is a dead process on this host (a
+    stale lock, reclaimed by the next :func:`run_grid`). A lock of another host counts
+    as live (its processes cannot be checked from here).
+    """
+    path = Path(folder) / LOCK
+    try:
+        holder = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError):
+        return f"an unreadable lock file {path}"
+    pid = holder.get("pid")
+    if (
+        holder.get("host") == socket.gethostname()
+        and isinstance(pid, int)
+        and not _pid_alive(pid, holder.get("start"))
+        and str(path.resolve()) not in _HELD_LOCKS
+    ):
+        return None
+    return _describe_holder(holder)
 
 
 def _release_lock(path: Path, created_folder: bool) -> None:
