@@ -130,7 +130,6 @@ def _restrict(items, item_mask):
     return jnp.where(inside, items, -1)
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
 def pair_user_stats(items_a, items_b, test, *, k: int, item_mask=None) -> PairStats:
     """Per-user overlap, hit decomposition and oracle bounds of two rankers at K.
 
@@ -156,6 +155,11 @@ def pair_user_stats(items_a, items_b, test, *, k: int, item_mask=None) -> PairSt
     """
     check_no_repeats("items_a", items_a)  # concrete inputs only (a no-op under jit)
     check_no_repeats("items_b", items_b)
+    return _pair_user_stats_impl(items_a, items_b, test, k=k, item_mask=item_mask)
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _pair_user_stats_impl(items_a, items_b, test, *, k: int, item_mask=None) -> PairStats:
     dtype = jnp.result_type(float)
     la = _restrict(items_a[:, :k].astype(jnp.int32), item_mask)
     lb = _restrict(items_b[:, :k].astype(jnp.int32), item_mask)
@@ -310,7 +314,9 @@ def _bucket_terms(items_a, items_b, test, user_masks, item_masks, *, k):
     den ``[Bu + Bi, Q, U]``, n_users ``[Bu + Bi]``); the Q rows follow ``_TERM_NAMES``.
     One vmapped graph for the statistics and one for the terms (one compile per K).
     """
-    si = jax.vmap(lambda m: pair_user_stats(items_a, items_b, test, k=k, item_mask=m))(item_masks)
+    si = jax.vmap(lambda m: _pair_user_stats_impl(items_a, items_b, test, k=k, item_mask=m))(
+        item_masks
+    )
     pool = si.n_test[0] > 0
     total_den = pool / jnp.maximum(jnp.sum(pool), 1).astype(jnp.result_type(float))
     n_bu, n_bi = user_masks.shape[0], item_masks.shape[0] - 1
