@@ -30,8 +30,14 @@ chunks (:func:`resample_map`, the one bootstrap primitive of the package, also u
   of a ratio, ``se(θ) = sqrt(Σ c_u (N_u − θ D_u)²) / Σ c_u D_u``, recomputed in every
   resample (Davison & Hinkley 1997, §5.2); second-order accurate.
 
-The coverage of each is measured in ``tests/test_stats.py`` (simulated users with a
-known truth, strongly correlated seeds); ``"bca"`` is the default.
+Measured coverage of nominal 95% intervals (``tests/test_stats.py``, slow tests: 60
+simulated users with skewed per-user effects, 5 seeds with intra-user correlation ≈ 0.96,
+R = 2,000 replications, 1,000 resamples; mean / paired difference / ratio of sums):
+percentile 0.942 / 0.940 / 0.928, BCa 0.945 / 0.933 / 0.928, studentized 0.958 / 0.946 /
+0.947, against the ±3-SE band [0.935, 0.965]; treating user × seed rows as independent
+(the negative control) gives 0.61 / 0.63 / 0.74. ``"studentized"`` is therefore the
+default: the only one of the three inside the band for every statistic at this size.
+Percentile and BCa remain available (they converge with more users).
 
 Paired tests. For methods ``a`` and ``b`` on the same users and seeds, the per-user
 difference ``d_u = Σ_s m_su (a_su − b_su)``:
@@ -496,7 +502,7 @@ def cluster_bootstrap(
     *,
     n_boot: int = 2000,
     level: float = 0.95,
-    method: Method = "bca",
+    method: Method = "studentized",
     batch_size: int | None = 256,
 ) -> BootstrapResult:
     """Cluster-bootstrap interval of a ratio of sums, resampling users with all their seeds.
@@ -517,8 +523,8 @@ def cluster_bootstrap(
             outside the mask may be NaN; entries inside must be finite.
         n_boot: resamples.
         level: interval coverage in ``(0, 1)``.
-        method: ``"bca"`` (default), ``"percentile"`` or ``"studentized"`` (see the
-            module docstring).
+        method: ``"studentized"`` (default), ``"bca"`` or ``"percentile"`` (see the
+            module docstring for their measured coverage).
         batch_size: resamples vmapped together; ``None`` = all at once.
 
     Returns:
@@ -806,7 +812,7 @@ def paired_comparison(
     n_boot: int = 2000,
     n_permutations: int = 5000,
     level: float = 0.95,
-    method: Method = "bca",
+    method: Method = "studentized",
     alternative: Alternative = "two-sided",
     alpha: float = 0.05,
     power: float = 0.8,
@@ -1035,9 +1041,7 @@ def verdict_table(rows: Sequence[ClaimResult], *, digits: int = 3) -> str:
 # Pre-registered before the real-data results of issue 10 were computed. Do not edit the
 # thresholds, directions or margins after seeing results; add a new claim id instead.
 
-_OVER_USERS = (
-    "95% cluster bootstrap (BCa) over users, all of a user's seeds kept, pooled over seeds"
-)
+_OVER_USERS = "95% cluster bootstrap-t over users (all of a user's seeds kept), pooled over seeds"
 _OVER_SEEDS = "95% Student-t interval over seeds"
 
 C1 = Claim(
@@ -1097,7 +1101,7 @@ C5 = Claim(
     statistic="per-item mutual-kNN@10 to the weight-0 embeddings (selected weight) minus "
     "(weight 0, other seed), paired per item",
     null_reference="the weight-0 (backbone) model with another seed",
-    interval="95% cluster bootstrap (BCa) over items, pooled over seeds",
+    interval="95% cluster bootstrap-t over items, pooled over seeds",
     test="sign_flip_test over items (units = items), alternative='less'",
     threshold=0.0,
     direction="less",
