@@ -49,18 +49,20 @@ def _lightgcn_grid(n: int, n_layers: int) -> tuple:
     )
 
 
-def family_specs(cfg: PipelineConfig) -> dict[str, FamilySpec]:
-    """The learned models available in this checkout, each with ``cfg.n_configs`` configs.
+def _bpr_grid(n: int) -> tuple:
+    combos = [(lr, l2) for lr in (2e-3, 5e-3, 1e-2, 1e-3) for l2 in (1e-5, 1e-4)]
+    return tuple(models.BPRHParams(lr=lr, l2=l2) for lr, l2 in combos[:n])
 
-    BPR-MF is LightGCN with 0 propagation layers: the same (official LightGCN) BPR loss,
-    sampler, optimiser and L2 on the ego embeddings, so the two differ only in propagation.
-    """
+
+def family_specs(cfg: PipelineConfig) -> dict[str, FamilySpec]:
+    """BPR-MF, LightGCN and AlphaRec, each with ``cfg.n_configs`` configurations
+    (RLMRec-Con: :func:`rlmrec_spec`, on LightGCN's tuned backbone)."""
     n = cfg.n_configs
     specs = {
         "bpr": FamilySpec(
             "bpr",
-            models.LightGCN(dim=cfg.dim, max_layers=0, batch_size=cfg.batch_size, name="BPR-MF"),
-            _lightgcn_grid(n, 0),
+            models.BPR(config=models.BPRConfig(dim=cfg.dim, batch_size=cfg.batch_size)),
+            _bpr_grid(n),
         ),
         "lightgcn": FamilySpec(
             "lightgcn",
@@ -81,7 +83,7 @@ def _alignment_specs(cfg: PipelineConfig) -> dict[str, FamilySpec]:
         AlphaRecHParams(temperature=t, learning_rate=lr, n_layers=2)
         for t in (0.1, 0.2) for lr in (5e-4, 1e-3)
     )  # fmt: skip
-    fam = AlphaRec(dim=cfg.dim, batch_size=cfg.batch_size)
+    fam = AlphaRec(dim=cfg.dim)
     return {"alpharec": FamilySpec("alpharec", fam, _fill(grid, cfg.n_configs), True)}
 
 
@@ -260,9 +262,9 @@ def semantic_ranker(prep, tuned: dict, *, full: bool = False) -> Ranker:
 def ease(prep: Prepared, l2: float) -> Ranker:
     """EASE (Steck 2019) at penalty ``l2``; dense ``[U, I]`` score rows.
 
-    Fitted on the items with a training interaction only (an item without one has a zero
-    Gram column, hence a zero column of B and score 0, exactly as in the full fit), which
-    cuts the O(I³) solve.
+    :func:`complemjax.models.fit_ease` on the items with a training interaction only (an
+    item without one has a zero Gram column, hence a zero column of B and score 0, exactly
+    as in the full fit), which cuts the O(I³) solve.
     """
     import scipy.sparse as sp
 
@@ -270,16 +272,14 @@ def ease(prep: Prepared, l2: float) -> Ranker:
     active = np.flatnonzero(prep.counts > 0)
     remap = np.full(prep.n_items, -1)
     remap[active] = np.arange(active.size)
+    items = remap[prep.train_item]
+    b = models.fit_ease(prep.train_user, items, n_users=prep.n_users, n_items=active.size, l2=l2)
     x = sp.csr_matrix(
-        (np.ones(prep.train_user.size), (prep.train_user, remap[prep.train_item])),
+        (np.ones(items.size, np.float32), (prep.train_user, items)),
         shape=(prep.n_users, active.size),
     )
-    g = (x.T @ x).toarray() + l2 * np.eye(active.size)
-    p = np.linalg.inv(g)
-    b = -p / np.diag(p)[None, :]
-    np.fill_diagonal(b, 0.0)
     scores = np.zeros((prep.n_users, prep.n_items), np.float32)
-    scores[:, active] = np.asarray(x @ b, np.float32)
+    scores[:, active] = np.asarray(x @ np.asarray(b), np.float32)
     info = {"method": "EASE", "l2": l2, "seconds": time.perf_counter() - t}
     return Ranker("ease", jnp.asarray(scores), None, info)
 

@@ -72,7 +72,8 @@ class PipelineConfig:
             number for each, proposed methods included).
         max_epochs, eval_every, patience: the one training budget of every learned model.
         dim: embedding dimension of the ID-based models.
-        batch_size: training batch of the ID-based models.
+        batch_size: training batch of BPR-MF and LightGCN (and RLMRec's backbone; official
+            LightGCN 2048); AlphaRec keeps its official 4096.
         align_weights: RLMRec-Con alignment weights of the C5 sweep (0 = the backbone).
         lightgcn_seed_null: also train LightGCN with a second seed (slow; ``--full``).
     """
@@ -88,7 +89,7 @@ class PipelineConfig:
     eval_every: int = 5
     patience: int = 2
     dim: int = 64
-    batch_size: int = 1024
+    batch_size: int = 2048
     align_weights: tuple[float, ...] = (0.0, 1e-3, 1e-2, 1e-1)
     lightgcn_seed_null: bool = False
 

@@ -54,6 +54,7 @@ PAIRS = (
     ("popularity", REF), ("random", REF), ("bpr-degraded", REF), ("alpharec", REF),
     ("semantic", "lightgcn"), ("semantic", "ease"),
 )  # fmt: skip
+MLP_SOURCES = ("semantic text vectors", "bpr-seed2 (ceiling)")
 SINGLE_VIEWS = ("semantic", "bpr", "lightgcn", "ease", "alpharec", "rlmrec")
 PAIR_ROLES = {
     "semantic": "the statistic (semantic view)",
@@ -73,8 +74,10 @@ class StudyConfig:
 
     Attributes:
         pipeline: the shared data / model settings (:class:`~._movielens.PipelineConfig`).
-        c5_variants: variants with the alignment-weight sweep (C5) and the LightGCN seed null.
-        cold: run the cold-item section.
+        c5_variants: variants with the C5 measurements (the selected RLMRec-Con weight
+            against weight 0 and the LightGCN seed null).
+        c5_sweep: also train every other alignment weight of ``pipeline.align_weights``.
+        cold_variants: variants with the cold-item section.
         probe_l2_grid: ridge penalties (chosen by GCV on the fitting items).
         mlp_width, mlp_steps: the MLP probe.
         warm_min, cold_max: warm items have >= warm_min training interactions; probe
@@ -84,7 +87,8 @@ class StudyConfig:
 
     pipeline: ml.PipelineConfig = dataclasses.field(default_factory=ml.PipelineConfig)
     c5_variants: tuple[str, ...] = ("full",)
-    cold: bool = True
+    c5_sweep: bool = False
+    cold_variants: tuple[str, ...] = ("full",)
     probe_l2_grid: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
     mlp_width: int = 256
     mlp_steps: int = 300
@@ -95,7 +99,14 @@ class StudyConfig:
     @classmethod
     def full(cls) -> StudyConfig:
         p = ml.PipelineConfig.full()
-        return cls(pipeline=p, c5_variants=p.variants, n_boot=2000, mlp_steps=1000)
+        return cls(
+            pipeline=p,
+            c5_variants=p.variants,
+            c5_sweep=True,
+            cold_variants=p.variants,
+            n_boot=2000,
+            mlp_steps=1000,
+        )
 
 
 def plan(config: StudyConfig) -> list[str]:
@@ -108,8 +119,8 @@ def plan(config: StudyConfig) -> list[str]:
         f"tuning once per variant: {p.n_configs} configs each for BPR, LightGCN, AlphaRec, "
         f"RLMRec, EASE (max {p.max_epochs} epochs, patience {p.patience})",
         f"per unit: retrain 5 learned models (BPR twice), EASE, semantic ranker, probes; C5 "
-        f"sweep of {len(p.align_weights)} weights on {list(config.c5_variants)}; cold split: "
-        f"{config.cold}",
+        f"(LightGCN seed null{', all weights' if config.c5_sweep else ''}) on "
+        f"{list(config.c5_variants)}; cold-item split on {list(config.cold_variants)}",
     ]
 
 
@@ -184,7 +195,7 @@ def _one_seed(variant, s, cfg: StudyConfig, tuned, cache, timer) -> dict[str, pd
     if variant in cfg.c5_variants:
         with timer("C5 alignment sweep"):
             out["c5"], out["c5_items"] = _c5(prep, rankers, tops, cfg, tuned, cache, extra)
-    if cfg.cold:
+    if variant in cfg.cold_variants:
         with timer("cold-item split"):
             out["cold"] = _cold(variant, s, cfg, tuned, cache, extra)
     return out
@@ -262,6 +273,8 @@ def _probe_rows(prep, rankers, cfg: StudyConfig, key, extra) -> pd.DataFrame:
         l2 = probes.select_l2(x[fit_idx], y[fit_idx], jnp.asarray(cfg.probe_l2_grid)).l2
         hp = probes.ProbeHParams(l2=l2, learning_rate=3e-3)
         for pname, spec in specs.items():
+            if pname != "ridge" and src not in MLP_SOURCES:
+                continue
             params = probes.fit(key, spec, x[fit_idx], y[fit_idx], hp)
             for test_name, idx in sets.items():
                 pred = probes.predict(spec, params, x[idx])
@@ -280,12 +293,13 @@ def _c5(prep, rankers, tops, cfg: StudyConfig, tuned, cache, extra):
     """RLMRec-Con at every alignment weight against weight 0 and the backbone seed null."""
     p = cfg.pipeline
     w0 = rankers["lightgcn"]
+    sel_w = _chosen_weight(tuned, p)
+    weights = p.align_weights if cfg.c5_sweep else sorted({0.0, sel_w})
     models = {f"w={w:g}": mm.learned_ranker("rlmrec", prep, p, tuned, cache, weight=w)
-              for w in p.align_weights}  # fmt: skip
+              for w in weights}  # fmt: skip
     models["w=0, other seed (null)"] = mm.learned_ranker(
         "lightgcn", prep, p, tuned, cache, init_seed=1
     )
-    sel_w = _chosen_weight(tuned, p)
     warm = np.flatnonzero(prep.counts > 0)
     head = np.asarray(comp.item_popularity_buckets(prep.counts, 0.2)[1][0])
     x_unit = ml.unit_rows(jnp.asarray(prep.x))
