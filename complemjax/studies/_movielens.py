@@ -400,24 +400,23 @@ def per_user_recall(top: jax.Array, sets: jax.Array, k: int = K) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- cache
 def _fingerprint() -> str:
-    """Hash of the source of the modules whose code decides what a cached model is."""
+    """Hash of the whole package source: any code change gives a fresh cache."""
     import complemjax
 
     root = Path(complemjax.__file__).parent
     h = hashlib.sha256()
-    for rel in ("cf.py", "models", "studies/_movielens.py", "studies/_models.py"):
-        p = root / rel
-        files = sorted(p.rglob("*.py")) if p.is_dir() else ([p] if p.exists() else [])
-        for f in files:
-            h.update(f.read_bytes())
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
     return h.hexdigest()[:12]
 
 
 class ModelCache:
     """Trained rankers on disk, keyed by (variant, split, seed, model, hyperparameters).
 
-    The key also carries a fingerprint of the model code, so a cache written by other code
-    is never reused. Files: ``root/<fingerprint>/<variant>-<split>-s<seed>/<model>-<hash>.npz``.
+    The key also carries a fingerprint of the package source, so a cache written by other
+    code is never reused; with the same code and data a trained model is deterministic, so
+    reusing it (within a run, across studies, or with ``--resume``) changes no number. Files: ``root/<fingerprint>/<variant>-<split>-s<seed>/<model>-<hash>.npz``.
 
     Args:
         root: cache folder (``out_dir/checkpoints/movielens_models`` in the studies).

@@ -155,7 +155,19 @@ def _one_seed(variant, s, cfg: StudyConfig, tuned, cache, timer) -> dict[str, pd
     with timer("evaluate"):
         methods = {**{m: rankers[m] for m in (*SINGLE, *ALIGNMENT)}, **fused}
         out = _evaluate(methods, sem, cf, prep, {"variant": variant, "seed": s, "cf": cf_name})
+    knobs = {f"{n} knob": _knob(n, r.info) for n, r in fused.items() if n not in ("gate",)}
+    out["choices"] = out["choices"].assign(**knobs)
     return out
+
+
+def _knob(name: str, info: dict) -> str:
+    if name.startswith("wsum"):
+        return f"w_sem={info['weight']:.3g}"
+    if name.startswith("rrf"):
+        return f"k={info['rrf_k']:.3g}"
+    if name == "shared-private":
+        return f"lr={info['lr']:.3g}"
+    return "—"
 
 
 def _best_on(rankers, names, sets, exclude) -> str:
@@ -463,6 +475,8 @@ def _choices_table(tables) -> str:
         "best_fusion": "fusion with the best validation (fusion half) Recall@20",
         "best_alignment": "alignment model with the best fusion-half Recall@20",
         "best_single": "single view with the best fusion-half Recall@20",
+        "wsum knob": "semantic weight chosen on the fusion half (z-scored rows); the other "
+        "`knob` columns likewise for each tuned fusion (`rrf`: its k; shared-private: lr)",
     }
     return report.markdown_table(ch, legend)
 
