@@ -416,7 +416,8 @@ class ModelCache:
 
     The key also carries a fingerprint of the package source, so a cache written by other
     code is never reused; with the same code and data a trained model is deterministic, so
-    reusing it (within a run, across studies, or with ``--resume``) changes no number. Files: ``root/<fingerprint>/<variant>-<split>-s<seed>/<model>-<hash>.npz``.
+    reusing it (within a run, across studies, or with ``--resume``) changes no number.
+    Files: ``root/<fingerprint>/<variant>-<split>-s<seed>/<model>-<hash>.npz``.
 
     Args:
         root: cache folder (``out_dir/checkpoints/movielens_models`` in the studies).
