@@ -400,12 +400,19 @@ def per_user_recall(top: jax.Array, sets: jax.Array, k: int = K) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- cache
 def _fingerprint() -> str:
-    """Hash of the whole package source: any code change gives a fresh cache."""
+    """Hash of the package source that decides what a trained model is (everything but
+    the study reports, the command line and the sweep runner): any change to it gives a
+    fresh cache."""
     import complemjax
 
     root = Path(complemjax.__file__).parent
+    skip = {"cli.py", "report.py", "config.py", "diagnose.py", "sweep.py"}
+    keep_studies = {"_movielens.py", "_models.py"}
     h = hashlib.sha256()
     for f in sorted(root.rglob("*.py")):
+        rel = f.relative_to(root)
+        if rel.name in skip or (rel.parts[0] == "studies" and rel.name not in keep_studies):
+            continue
         h.update(str(f.relative_to(root)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
