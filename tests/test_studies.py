@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 import tempfile
+import types
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +106,9 @@ def _toy_prep(seed=0, n_users=30, n_items=40, dim=8, corrupt_test=False):
     tr = part == 0
     x = rng.normal(size=(n_items, dim)).astype(np.float32)
     return ml.Prepared(
-        variant="toy", seed=seed, split="random", inter=None, n_users=n_users, n_items=n_items,
+        variant="toy", seed=seed, split="random",
+        inter=types.SimpleNamespace(user_ids=np.arange(n_users), item_ids=np.arange(n_items)),
+        n_users=n_users, n_items=n_items,
         train_user=u[tr], train_item=i[tr], train_ratings=np.full(tr.sum(), 4.0),
         train_times=np.arange(tr.sum()), train_sets=pad(tr), valid_select=pad(part == 1),
         valid_fuse=pad(part == 2), exclude_fuse=pad((part == 0) | (part == 1)), test_sets=test,
@@ -334,3 +337,36 @@ def test_movielens_studies_end_to_end(tmp_path):
         assert f"| {claim} |" in text
     assert (tmp_path / "figures" / "fusion_vs_best_single.png").is_file()
     assert (tmp_path / "figures" / "movielens_oracle_gain.png").is_file()
+
+
+@pytest.mark.slow
+def test_fusion_steps_on_toy_data():
+    """Rule fusion, gate, shared-private and evaluation on a toy split: knobs come from the
+    fusion half of validation, every method gets test rows and a validation score."""
+    import jax
+    import jax.numpy as jnp
+
+    from complemjax.studies import _movielens as ml
+    from complemjax.studies import fusion
+
+    prep = _toy_prep(n_users=40, n_items=30)
+    rng = np.random.default_rng(0)
+    mk = lambda name: ml.Ranker(name, jnp.asarray(rng.normal(size=(40, 4)), jnp.float32),  # noqa: E731
+                                jnp.asarray(rng.normal(size=(30, 4)), jnp.float32), {})  # fmt: skip
+    p = ml.PipelineConfig(n_configs=2)
+    cfg = fusion.StudyConfig(pipeline=p, gate_steps=5, sp_steps=5)
+    sem, cf = mk("semantic"), mk("bpr")
+    fused = fusion._rules(sem, cf, prep, p)
+    assert set(fused) == {"wsum", "rrf", "wsum@20", "rrf@20", "combmnz@20"}
+    fused["gate"] = fusion._gate(sem, cf, prep, cfg, jax.random.key(0))
+    fused["shared-private"] = fusion._shared_private(prep, cf, cfg, jax.random.key(1))
+    methods = {n: mk(n) for n in (*fusion.SINGLE, *fusion.ALIGNMENT)} | fused
+    methods["semantic"], methods["bpr"] = sem, cf
+    out = fusion._evaluate(methods, sem, cf, prep, {"variant": "toy", "seed": 0, "cf": "bpr"})
+    acc = out["main"] if "main" in out else out["accuracy"]
+    assert set(methods) | {"oracle-merge", "union@40"} == set(acc["method"])
+    top = fused["wsum@20"].topk(prep.exclude_test)
+    assert top.shape == (40, 20)
+    ch = out["choices"].iloc[0]
+    assert ch["best_fusion"] in fusion.FUSIONS and ch["best_alignment"] in fusion.ALIGNMENT
+    assert {"best-fusion", "best-alignment", "best-single"} <= set(out["users"]["method"])
