@@ -272,6 +272,7 @@ def paired_cell(key, df, a: str, b: str, n_boot: int = 1000) -> str:
 
 def selection_table(tables) -> str:
     tun = tables["tuning"].copy()
+    tun["edge"] = tun["edge"].fillna("")
     tun["valid_recall@20"] = tun["valid_recall@20"].map(lambda v: f"{v:.4f}")
     tun["train_s"] = tun["train_s"].map(lambda v: f"{v:.0f}")
     legend = {
