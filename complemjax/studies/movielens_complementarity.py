@@ -278,14 +278,23 @@ def _probe_rows(prep, rankers, cfg: StudyConfig, key, extra) -> pd.DataFrame:
             params = probes.fit(key, spec, x[fit_idx], y[fit_idx], hp)
             for test_name, idx in sets.items():
                 pred = probes.predict(spec, params, x[idx])
-                g = similarity.geometry_recovery(pred, y[idx], k=10)
                 rows.append({**extra, "source": src, "probe": pname, "test_set": test_name,
                              "n_items": int(idx.size),
                              "r2": float(similarity.r2_score(y[idx], pred).variance_weighted),
-                             "debiased_cka": float(g.debiased_cka),
-                             "mutual_knn10": float(g.mutual_knn),
-                             "knn_chance": float(g.mutual_knn_chance)})  # fmt: skip
+                             **_geometry(pred, y[idx])})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _geometry(pred, target) -> dict:
+    """Debiased CKA and mutual kNN@10; NaN (counted in the table) when the prediction has
+    collapsed to one direction, where nearest neighbours are undefined."""
+    try:
+        g = similarity.geometry_recovery(pred, target, k=10)
+    except ValueError:
+        nan = float("nan")
+        return {"debiased_cka": nan, "mutual_knn10": nan, "knn_chance": 10 / (len(target) - 1)}
+    return {"debiased_cka": float(g.debiased_cka), "mutual_knn10": float(g.mutual_knn),
+            "knn_chance": float(g.mutual_knn_chance)}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- C5
