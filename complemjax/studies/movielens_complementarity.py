@@ -549,4 +549,15 @@ def _findings(tables, agree) -> str:
                 f"degraded BPR {g.loc['bpr-degraded', 'merge_gain_rel']}, BPR other seed "
                 f"{g.loc['bpr-seed2', 'merge_gain_rel']}."
             )
+    if "c5" in tables:
+        c5 = tables["c5"]
+        for v, g in c5.groupby("variant", sort=False):
+            m = g.groupby("model", sort=False)["mutual_knn10_to_w0"].mean()
+            sel = g[g["selected"]]["model"].unique()
+            lines.append(
+                f"- `{v}` (C5): validation selected RLMRec-Con at {', '.join(sel)}; mutual "
+                f"kNN@10 to the weight-0 embeddings: "
+                + ", ".join(f"{k} {x:.3f}" for k, x in m.items())
+                + " (a weight-0 selection makes RLMRec-Con the LightGCN backbone itself)."
+            )
     return "\n".join(lines) + "\n"
