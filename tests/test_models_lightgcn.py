@@ -183,7 +183,7 @@ def test_bad_hparams_named(toy):
 
 @pytest.mark.slow
 def test_lightgcn_learns_low_rank_preferences():
-    from tests.test_models_mf import _synthetic
+    from test_models_mf import _synthetic
 
     tr_u, tr_i, te_u, te_i, nu, ni = _synthetic()
     data = P.make_train_data(tr_u, tr_i, n_users=nu, n_items=ni)
