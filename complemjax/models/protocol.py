@@ -173,6 +173,7 @@ class Selection(NamedTuple):
       state: training state of the chosen configuration at its best epoch.
       user_emb, item_emb: embeddings of the chosen model at its best epoch.
       k: the K of Recall@K.
+      losses: ``[G, epochs run]`` training loss of each epoch (``train_epochs``' output).
     """
 
     method: str
@@ -192,6 +193,7 @@ class Selection(NamedTuple):
     user_emb: jax.Array
     item_emb: jax.Array
     k: int
+    losses: np.ndarray
 
     def row(self) -> dict:
         """``{method, configs, chosen, epochs, valid_recall, train_s, edge}`` for a table."""
@@ -280,6 +282,9 @@ def _run(family, key, data, grid, *, valid_sets, exclude_sets, max_epochs, eval_
 
     if not isinstance(data, TrainData):
         raise ValueError(f"`data` must be a TrainData (make_train_data), got {type(data).__name__}")
+    check = getattr(family, "check_hparams", None)
+    if check is not None:
+        check(grid)
     max_epochs = check_positive_int("max_epochs", max_epochs)
     eval_every = check_positive_int("eval_every", eval_every)
     patience = check_positive_int("patience", patience)
@@ -295,9 +300,6 @@ def _run(family, key, data, grid, *, valid_sets, exclude_sets, max_epochs, eval_
             + str({n: a.shape for n, a in fields.items()})
         )
     n_grid = sizes.pop()
-    check = getattr(family, "check_hparams", None)
-    if check is not None:
-        check(grid)
     for n, a in fields.items():
         if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
             raise ValueError(f"`hparams.{n}` has non-finite values: {a}")
@@ -312,8 +314,10 @@ def _run(family, key, data, grid, *, valid_sets, exclude_sets, max_epochs, eval_
     active = np.ones(n_grid, bool)
     win = (-np.inf, -1, -1)
     win_state = win_emb = None
+    losses = []
     for c in range(n_checks):
-        state, _ = _train_grid(family, state, data, grid, eval_every)
+        state, loss_c = _train_grid(family, state, data, grid, eval_every)
+        losses.append(np.asarray(loss_c).reshape(n_grid, -1))
         ue, ie = _embed_grid(family, state, data, grid)
         for g in np.flatnonzero(active):
             ug, ig = ue[g], ie[g]
@@ -357,7 +361,7 @@ def _run(family, key, data, grid, *, valid_sets, exclude_sets, max_epochs, eval_
         best_epoch=int(best_epochs[g_best]), valid_score=float(best_scores[g_best]),
         seconds=seconds, scores=scores, epochs=np.arange(1, n_checks + 1) * eval_every,
         best_epochs=best_epochs, best_scores=best_scores, edge=tuple(edge), state=win_state,
-        emb=win_emb, k=k,
+        emb=win_emb, k=k, losses=np.concatenate(losses, axis=1),
     )  # fmt: skip
 
 
@@ -415,6 +419,7 @@ def select(
         valid_score=r["valid_score"], train_seconds=r["seconds"], scores=r["scores"],
         epochs=r["epochs"], best_epochs=r["best_epochs"], best_scores=r["best_scores"],
         edge=r["edge"], state=r["state"], user_emb=r["emb"][0], item_emb=r["emb"][1], k=r["k"],
+        losses=r["losses"],
     )  # fmt: skip
 
 
