@@ -78,6 +78,15 @@ statistic, null reference, α, threshold, direction and equivalence margin.
 :func:`verdict` applies one documented rule; :func:`verdict_table` prints the table that
 opens the report.
 
+Example (a study's verdict for C4; ``recall_*`` are ``[S, U]`` per-user Recall@20):
+
+    >>> pc = paired_comparison(key, recall_fusion, recall_align, evaluated,
+    ...                        alternative="greater")                    # doctest: +SKIP
+    >>> p_adj = holm([pc.sign_flip.p_value, *other_p_values])           # doctest: +SKIP
+    >>> row = ClaimResult(C4, pc.mean_diff.estimate, pc.mean_diff.low, pc.mean_diff.high,
+    ...                   p_adj[0], note=f"MDE {pc.mde:.3f}")           # doctest: +SKIP
+    >>> print(verdict_table([row, ...]))                                 # doctest: +SKIP
+
 References:
     Efron, B. (1987). Better bootstrap confidence intervals. JASA 82(397).
     Efron, B. & Tibshirani, R. (1993). An Introduction to the Bootstrap. Chapman & Hall.
