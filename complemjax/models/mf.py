@@ -7,8 +7,9 @@
   for :func:`complemjax.models.protocol.select` / ``retrain``.
 * :func:`select_bpr` — the protocol's selection with BPR's historical signature.
 
-Speed (issue 15): a whole epoch is one ``lax.scan``; the epoch's permutation and its
-negatives (with rejection of training positives) are drawn in bulk before the scan; with
+Speed (issue 15): a whole epoch is one ``lax.scan``; the epoch's positives (uniform with
+replacement, as ``implicit`` does) and negatives (with rejection of training positives)
+are drawn in bulk from raw random bits before the scan; with
 ``optimizer="lazy_adam"`` (default) or ``"sgd"`` a step reads and writes only the rows
 of its minibatch, so its cost does not grow with the table sizes.
 """
@@ -27,6 +28,7 @@ import optax
 from jax import lax
 
 from complemjax._checks import check_positive_int
+from complemjax.models._pairs import check_pairs
 
 __all__ = [
     "BPR",
@@ -56,9 +58,9 @@ class BPRConfig:
       dim: embedding dimension d.
       n_epochs: passes over the training interactions (:func:`fit_bpr`; the protocol's
         ``max_epochs`` replaces it in :func:`select_bpr` and :class:`BPR`).
-      batch_size: positives per minibatch B; each epoch runs ``E // B`` minibatches over
-        a fresh random permutation of the E interaction entries (the ``E mod B`` left
-        over are skipped that epoch; ``B`` is capped at ``E``).
+      batch_size: positives per minibatch B; an epoch is ``E // B`` minibatches of
+        entries drawn uniformly with replacement from the E interaction entries (all of
+        the epoch's draws and negatives in bulk, before the scan; ``B`` is capped at E).
       optimizer: ``"lazy_adam"`` (default): Adam whose moments and parameters are
         updated on the minibatch rows only (the "lazy"/sparse Adam of TensorFlow's
         ``LazyAdam`` and PyTorch's ``SparseAdam``; a row repeated in a batch gets the
@@ -131,10 +133,9 @@ class BPRParams(NamedTuple):
 
 
 class LazyAdamState(NamedTuple):
-    """Row-wise Adam moments (same shapes as the parameters) and the step count."""
+    """Row-wise Adam state: ``moments`` holds ``[m | v]`` (``[rows, 2d]``) per table."""
 
-    mu: BPRParams
-    nu: BPRParams
+    moments: BPRParams
     count: jax.Array
 
 
@@ -172,8 +173,8 @@ def _opt_init(config: BPRConfig, params: BPRParams):
     if config.optimizer == "adam":
         return optax.scale_by_adam().init(params)
     if config.optimizer == "lazy_adam":
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        return LazyAdamState(zeros, zeros, jnp.zeros((), jnp.int32))
+        zeros = jax.tree.map(lambda p: jnp.zeros((p.shape[0], 2 * p.shape[1]), p.dtype), params)
+        return LazyAdamState(zeros, jnp.zeros((), jnp.int32))
     return optax.EmptyState()
 
 
@@ -221,23 +222,49 @@ def _row_counts(idx, n_rows, dtype):
     return jnp.zeros(n_rows, dtype).at[idx].add(1.0)[idx]
 
 
-def _lazy_adam_rows(table, m, v, idx, g, lr, bc1, bc2):
-    """Adam on the rows ``idx`` only; ``g [n, d]`` per-occurrence gradients."""
+def _lazy_adam_rows(table, mv, idx, g, lr, bc1, bc2):
+    """Adam on the rows ``idx`` only; ``g [n, d]`` per-occurrence gradients and
+    ``mv [N, 2d]`` the first and second moments side by side (one gather and one
+    scatter for both)."""
+    d = table.shape[1]
     inv = 1.0 / _row_counts(idx, table.shape[0], g.dtype)[:, None]
-    m = m.at[idx].add((1 - _B1) * g + (_B1 - 1) * m[idx] * inv)
-    v = v.at[idx].add((1 - _B2) * g * g + (_B2 - 1) * v[idx] * inv)
-    step = (m[idx] / bc1) / (jnp.sqrt(v[idx] / bc2) + _EPS)
-    return table.at[idx].add(-lr * step * inv), m, v
+    old = mv[idx]
+    delta = jnp.concatenate(
+        [
+            (1 - _B1) * g + (_B1 - 1) * old[:, :d] * inv,
+            (1 - _B2) * g * g + (_B2 - 1) * old[:, d:] * inv,
+        ],
+        axis=1,
+    )
+    mv = mv.at[idx].add(delta)
+    new = mv[idx]
+    step = (new[:, :d] / bc1) / (jnp.sqrt(new[:, d:] / bc2) + _EPS)
+    return table.at[idx].add(-lr * step * inv), mv
 
 
-def _bulk_negatives(key, u, sorted_keys, n_items, config):
-    keys = jax.random.split(key, config.n_neg_retries + 1)
-    j = jax.random.randint(keys[0], u.shape, 0, n_items, dtype=jnp.int32)
+def _uniform_ints(bits, n):
+    """``bits mod n`` as int32: uniform on ``[0, n)`` up to a bias below ``n / 2**32``
+    (cheaper on CPU than ``jax.random.randint``, which draws and combines two words)."""
+    return (bits % jnp.uint32(n)).astype(jnp.int32)
+
+
+def _epoch_samples(key, user_idx, item_idx, weights, sorted_keys, n_items, n_draws, config):
+    """One epoch's triples, drawn in bulk: ``n_draws`` entries uniformly with replacement
+    (as ``implicit`` and the original BPR's bootstrap sampling), each with one uniform
+    negative, resampled ``n_neg_retries`` times while it is a training positive.
+
+    Returns ``(u, i, j, w)``, each ``[n_draws]``."""
+    n = user_idx.shape[0]
+    bits = jax.random.bits(key, (2 + config.n_neg_retries, n_draws), jnp.uint32)
+    e = _uniform_ints(bits[0], n)
+    u, i, w = user_idx[e], item_idx[e], weights[e]
+    j = _uniform_ints(bits[1], n_items)
     if config.reject_positives:
         for r in range(config.n_neg_retries):
-            again = jax.random.randint(keys[r + 1], u.shape, 0, n_items, jnp.int32)
-            j = jnp.where(_is_positive(sorted_keys, u, j, n_items), again, j)
-    return j
+            j = jnp.where(
+                _is_positive(sorted_keys, u, j, n_items), _uniform_ints(bits[2 + r], n_items), j
+            )
+    return u, i, j, w
 
 
 @functools.partial(jax.jit, static_argnames=("n_items", "config", "n_epochs"))
@@ -283,23 +310,19 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
         t = opt_state.count + 1
         bc1 = (1 - _B1 ** t.astype(dtype)).astype(dtype)
         bc2 = (1 - _B2 ** t.astype(dtype)).astype(dtype)
-        pu, mu_u, nu_u = _lazy_adam_rows(
-            params.user_emb, opt_state.mu.user_emb, opt_state.nu.user_emb, u, g_p, step_, bc1, bc2
-        )
-        pi, mu_i, nu_i = _lazy_adam_rows(
-            params.item_emb, opt_state.mu.item_emb, opt_state.nu.item_emb, items, g_items,
-            step_, bc1, bc2,
-        )  # fmt: skip
-        opt_state = LazyAdamState(BPRParams(mu_u, mu_i), BPRParams(nu_u, nu_i), t)
+        mom = opt_state.moments
+        pu, mv_u = _lazy_adam_rows(params.user_emb, mom.user_emb, u, g_p, step_, bc1, bc2)
+        pi, mv_i = _lazy_adam_rows(params.item_emb, mom.item_emb, items, g_items, step_, bc1, bc2)
+        opt_state = LazyAdamState(BPRParams(mv_u, mv_i), t)
         return (BPRParams(pu, pi), opt_state), loss
 
     def epoch(carry, _):
         params, opt_state, key = carry
-        key, k_perm, k_neg = jax.random.split(key, 3)
-        perm = jax.random.permutation(k_perm, n)[: n_batches * bsz]
-        u, i, w = user_idx[perm], item_idx[perm], w_all[perm]
-        j = _bulk_negatives(k_neg, u, sorted_keys, n_items, config)
-        batches = tuple(x.reshape(n_batches, bsz) for x in (u, i, j, w))
+        key, k_epoch = jax.random.split(key)
+        samples = _epoch_samples(
+            k_epoch, user_idx, item_idx, w_all, sorted_keys, n_items, n_batches * bsz, config
+        )
+        batches = tuple(x.reshape(n_batches, bsz) for x in samples)
         (params, opt_state), losses = lax.scan(step, (params, opt_state), batches)
         return (params, opt_state, key), jnp.mean(losses)
 
@@ -307,40 +330,6 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
         epoch, (state.params, state.opt_state, state.key), None, length=n_epochs
     )
     return BPRState(params, opt_state, key, state.epoch + n_epochs), losses
-
-
-def _check_pairs(user_idx, item_idx, n_users, n_items, mask=None):
-    n_users = check_positive_int("n_users", n_users)
-    n_items = check_positive_int("n_items", n_items, minimum=2)
-    u = jnp.asarray(user_idx)
-    i = jnp.asarray(item_idx)
-    for name, a in (("user_idx", u), ("item_idx", i)):
-        if not jnp.issubdtype(a.dtype, jnp.integer) or a.ndim != 1:
-            raise ValueError(f"`{name}` must be a 1-D integer array, got {a.dtype} {a.shape}")
-    if u.shape != i.shape:
-        raise ValueError(f"`user_idx` and `item_idx` must match, got {u.shape} and {i.shape}")
-    if u.shape[0] == 0:
-        raise ValueError("`user_idx` is empty: no training interactions")
-    if mask is not None:
-        m = jnp.asarray(mask)
-        if m.shape != u.shape:
-            raise ValueError(f"`mask` must have the shape of `user_idx` {u.shape}, got {m.shape}")
-        if not isinstance(m, jax.core.Tracer):
-            m = np.asarray(m).astype(bool)
-            if not m.any():
-                raise ValueError("`mask` marks no interaction as real")
-            # padded entries may hold anything: point them at row 0 (their weight is 0)
-            if not isinstance(u, jax.core.Tracer):
-                u = jnp.asarray(np.where(m, np.asarray(u), 0))
-            if not isinstance(i, jax.core.Tracer):
-                i = jnp.asarray(np.where(m, np.asarray(i), 0))
-    if not isinstance(u, jax.core.Tracer):
-        if int(u.min()) < 0 or int(u.max()) >= n_users:
-            raise ValueError(f"`user_idx` must lie in [0, {n_users})")
-    if not isinstance(i, jax.core.Tracer):
-        if int(i.min()) < 0 or int(i.max()) >= n_items:
-            raise ValueError(f"`item_idx` must lie in [0, {n_items})")
-    return u.astype(jnp.int32), i.astype(jnp.int32), n_users, n_items
 
 
 def _check_config(config, n_users, n_items):
@@ -372,7 +361,7 @@ def bpr_train_epochs(
     n_epochs = check_positive_int("n_epochs", n_epochs)
     check_bpr_hparams(hparams)
     n_users = state.params.user_emb.shape[-2]
-    u, i, _, n_items = _check_pairs(user_idx, item_idx, n_users, n_items, mask)
+    u, i, _, n_items = check_pairs(user_idx, item_idx, n_users, n_items, mask)
     _check_config(config, n_users, n_items)
     return _train_epochs(state, u, i, mask, hparams, n_items, config, n_epochs)
 
@@ -429,7 +418,7 @@ def fit_bpr(
       from Implicit Feedback. UAI 2009.
     """
     check_bpr_hparams(hparams)
-    u, i, n_users, n_items = _check_pairs(user_idx, item_idx, n_users, n_items, mask)
+    u, i, n_users, n_items = check_pairs(user_idx, item_idx, n_users, n_items, mask)
     _check_config(config, n_users, n_items)
     state = bpr_init(key, n_users=n_users, n_items=n_items, config=config)
     state, losses = _train_epochs(state, u, i, mask, hparams, n_items, config, config.n_epochs)
@@ -535,7 +524,7 @@ def select_bpr(
     """
     from complemjax.models import protocol
 
-    u, i, n_users, n_items = _check_pairs(user_idx, item_idx, n_users, n_items, mask)
+    u, i, n_users, n_items = check_pairs(user_idx, item_idx, n_users, n_items, mask)
     _check_config(config, n_users, n_items)
     eval_every = check_positive_int("eval_every", eval_every)
     if config.n_epochs % eval_every:
