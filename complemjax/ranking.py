@@ -45,7 +45,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
+import os
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -246,6 +248,14 @@ class _TopKConfig:
     item_chunk: int  # == n_items when not item-chunked
     similarity: str = "dot"
     check_nan: bool = False
+    n_split: int = 1  # independent row slices per user chunk (CPU thread parallelism)
+
+
+def _auto_n_split(user_chunk: int) -> int:
+    """Row slices per user chunk: the CPU thread count (at most 4), 1 on accelerators."""
+    if jax.default_backend() != "cpu":
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4, user_chunk))
 
 
 def _auto_user_chunk(n_users: int, item_span: int) -> int:
@@ -260,9 +270,20 @@ def _zero_sign(x):
 
 
 def _block_size(n: int, k: int) -> int:
-    """Block length for :func:`_exact_topk`; 0 means plain ``lax.top_k`` is used."""
-    b = max(8, round(math.sqrt(n / k)))
-    return b if n >= 4 * k * b else 0
+    """Block length for :func:`_exact_topk`; 0 means plain ``lax.top_k`` is used.
+
+    ``b ≈ sqrt(n / k)`` balances the two ``top_k`` calls (over ``n / b`` block maxima,
+    then over ``k · b`` candidates); a divisor of ``n`` near it is preferred, so that
+    the row splits into whole blocks without a separate tail.
+    """
+    b0 = max(8, round(math.sqrt(n / k)))
+    if n < 4 * k * b0:
+        return 0
+    for delta in range(0, max(1, b0 // 3)):
+        for b in (b0 - delta, b0 + delta):
+            if b >= 8 and n % b == 0:
+                return b
+    return b0
 
 
 def _exact_topk(scores, k):
@@ -273,7 +294,9 @@ def _exact_topk(scores, k):
     and the top-k of their ``k·b`` items (in ascending item order) is taken. This is
     exact: an item ranked in the top k (score desc, index asc) cannot lie outside the
     top-k blocks, since each of those blocks holds an item ranked above it. It replaces
-    one ``top_k`` over ``n`` by a fused max-reduction plus two small ``top_k`` calls.
+    one ``top_k`` over ``n`` (XLA's CPU ``top_k`` is a per-row partial sort, a few ns
+    per element) by a fused max-reduction plus two ``top_k`` calls over about
+    ``2·sqrt(n·k)`` elements.
 
     Args:
       scores: ``[c, n]`` float.
@@ -289,17 +312,43 @@ def _exact_topk(scores, k):
         vals, idx = lax.top_k(_zero_sign(scores), k)
         return vals, idx.astype(jnp.int32)
     n_main = (n // b) * b
-    bmax = jnp.max(scores[:, :n_main].reshape(c, n_main // b, b), axis=2)
-    if n_main < n:
+    if n_main == n:
+        blocked = scores.reshape(c, n // b, b)
+        bmax = jnp.max(blocked, axis=2)
+    else:
+        bmax = jnp.max(scores[:, :n_main].reshape(c, n_main // b, b), axis=2)
         bmax = jnp.concatenate([bmax, jnp.max(scores[:, n_main:], axis=1, keepdims=True)], 1)
     _, blocks = lax.top_k(_zero_sign(bmax), k)
     blocks = jnp.sort(blocks, axis=1)  # ascending item order among the candidates
-    cand = (blocks[:, :, None] * b + jnp.arange(b, dtype=blocks.dtype)).reshape(c, k * b)
+    offs = jnp.arange(b, dtype=blocks.dtype)
+    if n_main == n:
+        vals = jnp.take_along_axis(blocked, blocks[:, :, None], axis=1).reshape(c, k * b)
+        vals, pos = lax.top_k(_zero_sign(vals), k)
+        items = jnp.take_along_axis(blocks, pos // b, axis=1) * b + pos % b
+        return vals, items.astype(jnp.int32)
+    cand = (blocks[:, :, None] * b + offs).reshape(c, k * b)
     inside = cand < n
     vals = jnp.take_along_axis(scores, jnp.minimum(cand, n - 1), axis=1)
     vals = jnp.where(inside, _zero_sign(vals), -jnp.inf)
     vals, pos = lax.top_k(vals, k)
     return vals, jnp.take_along_axis(cand, pos, axis=1).astype(jnp.int32)
+
+
+def _split_rows(fn, n_split, *arrays):
+    """``fn`` on ``n_split`` contiguous row slices of ``arrays``, results concatenated.
+
+    The slices share no data, so XLA's CPU runtime runs their selections (``top_k`` is
+    a sequential per-row custom call) concurrently on its thread pool; scalar results
+    (NaN counts) are summed.
+    """
+    c = arrays[0].shape[0]
+    if n_split <= 1 or c < 2:
+        return fn(*arrays)
+    bounds = sorted({c * j // n_split for j in range(n_split + 1)})
+    outs = [fn(*(a[lo:hi] for a in arrays)) for lo, hi in itertools.pairwise(bounds)]
+    return jax.tree.map(
+        lambda *x: jnp.concatenate(x, axis=0) if x[0].ndim else sum(x[1:], x[0]), *outs
+    )
 
 
 def _mask_and_topk(scores, excl, offset, k, count_nan=False):
@@ -350,6 +399,62 @@ def _pad_rows(x, n_rows, fill):
     return jnp.concatenate([x, pad], axis=0)
 
 
+def _check_candidates(candidates, n_items: int, k: int) -> np.ndarray:
+    """Validate a candidate set; return its item indices, ascending, as int32 ``[m]``.
+
+    ``candidates`` is a boolean mask ``[n_items]`` or a 1-D array of distinct item
+    indices in ``[0, n_items)``. It must be concrete (its size fixes the shapes), hold at
+    least one item, and at least ``k`` items.
+    """
+    if isinstance(candidates, jax.core.Tracer):
+        raise ValueError(
+            "`candidates` must be a concrete array (its size fixes the output shapes), "
+            "got a traced value; build it outside jax.jit"
+        )
+    c = np.asarray(candidates)
+    if c.ndim != 1:
+        raise ValueError(f"`candidates` must be 1-D ([n_items] mask or indices), got {c.shape}")
+    if c.dtype == np.bool_:
+        if c.shape[0] != n_items:
+            raise ValueError(
+                f"`candidates` as a boolean mask must have length n_items={n_items}, "
+                f"got {c.shape[0]}"
+            )
+        idx = np.flatnonzero(c)
+    elif np.issubdtype(c.dtype, np.integer):
+        if c.size and (c.min() < 0 or c.max() >= n_items):
+            raise ValueError(
+                f"`candidates` indices must lie in [0, {n_items}), got range [{c.min()}, {c.max()}]"
+            )
+        idx = np.unique(c)
+        if idx.size != c.size:
+            raise ValueError(
+                f"`candidates` indices must be distinct, got {c.size - idx.size} duplicates"
+            )
+    else:
+        raise ValueError(f"`candidates` must be a boolean mask or int indices, got {c.dtype}")
+    if idx.size == 0:
+        raise ValueError("`candidates` selects no item")
+    if k > idx.size:
+        raise ValueError(f"`k`={k} is larger than the number of candidate items ({idx.size})")
+    return idx.astype(np.int32)
+
+
+@jax.jit
+def _restrict_to_candidates(item_emb, exclude, cand_idx):
+    """Sub-catalogue ``item_emb[cand_idx]`` and ``exclude`` re-indexed into it (else -1)."""
+    n_items = item_emb.shape[0]
+    local = jnp.full((n_items + 1,), -1, jnp.int32)
+    local = local.at[cand_idx].set(jnp.arange(cand_idx.shape[0], dtype=jnp.int32))
+    ex = jnp.where(exclude >= 0, local[jnp.where(exclude >= 0, exclude, n_items)], -1)
+    return item_emb[cand_idx], ex
+
+
+@jax.jit
+def _to_global_items(items, cand_idx):
+    return jnp.where(items >= 0, cand_idx[jnp.maximum(items, 0)], -1).astype(jnp.int32)
+
+
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def _topk_embeddings_core(user_emb, item_emb, exclude, cfg: _TopKConfig):
     n_users, n_items, k = cfg.n_users, cfg.n_items, cfg.k
@@ -365,8 +470,9 @@ def _topk_embeddings_core(user_emb, item_emb, exclude, cfg: _TopKConfig):
     if ic >= n_items:
 
         def one_chunk(args):
-            uc, exc = args
-            return _mask_and_topk(uc @ item_emb.T, exc, 0, k)
+            return _split_rows(
+                lambda uu, ee: _mask_and_topk(uu @ item_emb.T, ee, 0, k), cfg.n_split, *args
+            )
 
     else:
         n_ic = -(-n_items // ic)
@@ -429,6 +535,7 @@ def topk_from_embeddings(
     similarity: str = "dot",
     user_chunk: int | None = None,
     item_chunk: int | None = None,
+    candidates=None,
 ) -> TopK:
     """Top-K items per user by embedding similarity, excluding history, chunked.
 
@@ -436,10 +543,17 @@ def topk_from_embeddings(
     ``<e_u, e_i> / (‖e_u‖ ‖e_i‖)`` (``"cosine"``; a zero vector has similarity 0).
     Items in ``exclude[u]`` get score ``-inf``; ties break to the lower item index.
 
+    With ``candidates``, only those items are ranked (e.g. cold items): the result is
+    the ranking of the sub-catalogue ``item_emb[candidates]`` (history re-indexed into
+    it, non-candidate history ignored), reported in global item indices.
+
     Users are processed in chunks of ``user_chunk`` by ``lax.map`` inside one jit; with
     ``item_chunk`` the catalogue is scanned in chunks, a partial top-k is taken per item
     chunk and merged exactly (same result as one shot). Peak memory is
-    ``O(user_chunk × item_chunk)`` plus the inputs and the ``[n_users, k]`` output.
+    ``O(user_chunk × item_chunk)`` plus the inputs and the ``[n_users, k]`` output. On
+    CPU each user chunk is cut into one row slice per thread (at most 4) whose
+    matmul and selection XLA runs concurrently; the selection of each row is a block
+    max-reduction followed by two small ``top_k`` calls (see :func:`_exact_topk`).
 
     Args:
       user_emb: ``[n_users, d]`` float user embeddings (finite).
@@ -451,6 +565,9 @@ def topk_from_embeddings(
       user_chunk: users per chunk; default keeps a chunk of scores at most 2**21
         entries (8 MiB in float32) on CPU and 2**24 on GPU/TPU.
       item_chunk: items per chunk; default ``None`` scores the whole catalogue at once.
+      candidates: optional item subset to rank: a boolean mask ``[n_items]`` or a 1-D
+        array of distinct item indices (concrete, not traced); ``k`` must not exceed its
+        size.
 
     Returns:
       :class:`TopK` with ``items [n_users, k]`` (``-1`` where a user has fewer than
@@ -459,6 +576,7 @@ def topk_from_embeddings(
     Example:
       >>> top = topk_from_embeddings(u, v, k=10, exclude=pad_item_sets(us, its, n_users))
       ... # doctest: +SKIP
+      >>> cold = topk_from_embeddings(u, v, k=10, candidates=is_cold)  # doctest: +SKIP
     """
     user_emb = check_matrix("user_emb", user_emb)
     item_emb = check_matrix("item_emb", item_emb)
@@ -477,6 +595,11 @@ def topk_from_embeddings(
     if exclude is None:
         exclude = jnp.full((n_users, 1), -1, dtype=jnp.int32)
     exclude = _check_item_sets("exclude", exclude, n_users, n_items)
+    cand_idx = None
+    if candidates is not None:
+        cand_idx = jnp.asarray(_check_candidates(candidates, n_items, k))
+        item_emb, exclude = _restrict_to_candidates(item_emb, exclude, cand_idx)
+        n_items = int(cand_idx.shape[0])
     if item_chunk is None:
         ic = n_items
     else:
@@ -486,22 +609,35 @@ def topk_from_embeddings(
     else:
         uc = min(check_positive_int("user_chunk", user_chunk), n_users)
     cfg = _TopKConfig(
-        k=k, n_users=n_users, n_items=n_items, user_chunk=uc, item_chunk=ic, similarity=similarity
+        k=k,
+        n_users=n_users,
+        n_items=n_items,
+        user_chunk=uc,
+        item_chunk=ic,
+        similarity=similarity,
+        n_split=_auto_n_split(uc),
     )
     vals, items, _ = _topk_embeddings_core(user_emb, item_emb, exclude, cfg)
+    if cand_idx is not None:
+        items = _to_global_items(items, cand_idx)
     return TopK(items=items, scores=vals)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def _topk_score_fn_core(score_fn, exclude, cfg: _TopKConfig):
+def _topk_score_fn_core(score_fn, exclude, cand_mask, cfg: _TopKConfig):
     n_users, k, c = cfg.n_users, cfg.k, cfg.user_chunk
     n_uc = -(-n_users // c)
     users = jnp.minimum(jnp.arange(n_uc * c, dtype=jnp.int32), n_users - 1).reshape(n_uc, c)
     ex = _pad_rows(exclude, n_uc * c, -1).reshape(n_uc, c, -1)
 
+    def one_slice(uidx, exc):
+        s = score_fn(uidx)
+        if cand_mask is not None:
+            s = jnp.where(cand_mask[None, :], s, -jnp.inf)
+        return _mask_and_topk(s, exc, 0, k, cfg.check_nan)
+
     def one_chunk(args):
-        uidx, exc = args
-        return _mask_and_topk(score_fn(uidx), exc, 0, k, cfg.check_nan)
+        return _split_rows(one_slice, cfg.n_split, *args)
 
     vals, items, n_nan = lax.map(one_chunk, (users, ex))
     vals = vals.reshape(n_uc * c, k)[:n_users]
@@ -519,6 +655,7 @@ def topk_from_score_fn(
     exclude=None,
     user_chunk: int | None = None,
     check_nan: bool = True,
+    candidates=None,
 ) -> TopK:
     """Top-K items per user from an arbitrary jittable scoring function, chunked.
 
@@ -536,8 +673,11 @@ def topk_from_score_fn(
     once, not as a fresh lambda per call).
 
     Scores of ``-inf`` mark non-candidates; ties break to the lower item index;
-    excluded items get ``-inf``. NaN scores raise ``ValueError`` after the pass (the
-    check counts NaNs on device, no host callback).
+    excluded items get ``-inf``, and so do items outside ``candidates`` when given
+    (their scores, NaN or not, are ignored). NaN scores raise ``ValueError`` after the
+    pass (the check counts NaNs on device, no host callback). On CPU each user chunk
+    is cut into one row slice per thread (at most 4), so ``score_fn`` must accept any
+    chunk length ``<= user_chunk``.
 
     Args:
       score_fn: jittable ``int32 [c] -> float [c, n_items]``.
@@ -550,6 +690,8 @@ def topk_from_score_fn(
       check_nan: count NaN scores on device and raise ``ValueError`` if any (costs one
         extra read of each chunk of scores); ``False`` skips the check, and NaN scores
         then give unspecified lists.
+      candidates: optional item subset to rank: a boolean mask ``[n_items]`` or a 1-D
+        array of distinct item indices (concrete); ``k`` must not exceed its size.
 
     Returns:
       :class:`TopK` with ``items [n_users, k]`` int32 and ``scores [n_users, k]``.
@@ -571,18 +713,24 @@ def topk_from_score_fn(
     if exclude is None:
         exclude = jnp.full((n_users, 1), -1, dtype=jnp.int32)
     exclude = _check_item_sets("exclude", exclude, n_users, n_items)
+    cand_mask = None
+    if candidates is not None:
+        idx = _check_candidates(candidates, n_items, k)
+        cand_mask = jnp.zeros(n_items, dtype=bool).at[idx].set(True)
     if not isinstance(score_fn, jax.tree_util.Partial):
         score_fn = jax.tree_util.Partial(score_fn)
-    out = jax.eval_shape(score_fn, jax.ShapeDtypeStruct((uc,), jnp.int32))
-    if (
-        not hasattr(out, "shape")
-        or tuple(out.shape) != (uc, n_items)
-        or not jnp.issubdtype(out.dtype, jnp.floating)
-    ):
-        raise ValueError(
-            f"`score_fn` must map int32 [{uc}] to float [{uc}, {n_items}], got "
-            f"{getattr(out, 'shape', out)} {getattr(out, 'dtype', '')}"
-        )
+    n_split = _auto_n_split(uc)
+    for size in sorted({uc, uc // n_split, -(-uc // n_split)}):
+        out = jax.eval_shape(score_fn, jax.ShapeDtypeStruct((size,), jnp.int32))
+        if (
+            not hasattr(out, "shape")
+            or tuple(out.shape) != (size, n_items)
+            or not jnp.issubdtype(out.dtype, jnp.floating)
+        ):
+            raise ValueError(
+                f"`score_fn` must map int32 [{size}] to float [{size}, {n_items}], got "
+                f"{getattr(out, 'shape', out)} {getattr(out, 'dtype', '')}"
+            )
     cfg = _TopKConfig(
         k=k,
         n_users=n_users,
@@ -590,8 +738,9 @@ def topk_from_score_fn(
         user_chunk=uc,
         item_chunk=n_items,
         check_nan=bool(check_nan),
+        n_split=n_split,
     )
-    vals, items, n_nan = _topk_score_fn_core(score_fn, exclude, cfg)
+    vals, items, n_nan = _topk_score_fn_core(score_fn, exclude, cand_mask, cfg)
     if not isinstance(n_nan, jax.core.Tracer) and int(n_nan) > 0:
         raise ValueError(f"`score_fn` returned {int(n_nan)} NaN scores")
     return TopK(items=items, scores=vals)

@@ -1,11 +1,18 @@
 """Benchmark: complemjax full-ranking top-K + metrics against a NumPy reference.
 
 Both sides get identical inputs (written once to a temporary .npz) and run in their
-own subprocess, so each side's peak resident memory is measured separately (Linux
-``VmHWM``, else ``resource.getrusage().ru_maxrss``; the whole process: Python +
-libraries + inputs + work buffers). The parent then asserts that the top-K lists are identical and
-that the metrics agree (hit counts exactly, float metrics to 1e-6 relative: JAX
-float32 vs NumPy float64 arithmetic).
+own subprocess, so each side's peak resident memory is measured separately (timing and
+memory as in ``experiments/_harness.py``: first call apart, then min/median of
+``--repeats`` calls; ``VmHWM`` of each worker process). The parent then asserts that the
+top-K lists are identical and that the metrics agree (hit counts exactly, float metrics
+to 1e-6 relative: JAX float32 vs NumPy float64 arithmetic).
+
+The JAX worker also measures, in the same process: the float32 matmul rate
+(``_harness.matmul_rate``), from which the matmul limit of full ranking is
+``rate / (2 · n_items · d)`` users/s, reported beside the achieved users/s (top-K
+alone and top-K + metrics); and the top-K with the user chunk left in one slice
+(``n_split=1``, no concurrent row slices), so the effect of the row slices is a ratio
+of the same run.
 
 Inputs: item embeddings drawn from N(0, 1), user embeddings 0.6 × (normalised sum of
 the embeddings of the user's history and test items) + 0.8 × N(0, 1) noise (so that
@@ -26,20 +33,20 @@ outside the partition are repaired (lower index wins), then the K are sorted by
 Usage:
   .venv/bin/python experiments/bench_ranking.py            # 50k users, + 200k memory run
   .venv/bin/python experiments/bench_ranking.py --quick    # small, seconds
+  .venv/bin/python experiments/bench_ranking.py --json experiments/cpu_baseline.json
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _harness as H
 
 KS = (10, 20, 50)
 
@@ -154,72 +161,65 @@ def numpy_metrics(items, test, ks):
 # ---------------------------------------------------------------------------
 
 
-def _rss_mb():
-    """Peak resident memory of this process so far, in MiB.
-
-    Linux: ``VmHWM`` from /proc/self/status (the high-water mark of this process's own
-    address space, which starts afresh at exec). ``ru_maxrss`` is not used there because
-    Linux carries it over from the parent across fork + exec. Elsewhere: ``ru_maxrss``.
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    scale = 1024.0 if sys.platform != "darwin" else 1024.0**2
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-
-
 def worker(side, data_path, out_path, repeats):
     d = np.load(data_path)
     user_emb, item_emb, hist, test = d["user_emb"], d["item_emb"], d["hist"], d["test"]
     kmax = max(KS)
-    times = []
+    n_users, n_items = user_emb.shape[0], item_emb.shape[0]
+    res = {"side": side, "n_users": n_users, "n_items": n_items, "dim": user_emb.shape[1]}
     if side == "numpy":
-        rss_loaded = _rss_mb()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
+        rss_loaded = H.current_rss_mb()
+
+        def run():
             items = numpy_topk(user_emb, item_emb, hist, kmax)
-            met = numpy_metrics(items, test, KS)
-            times.append(time.perf_counter() - t0)
+            return items, numpy_metrics(items, test, KS)
+
+        timing, (items, met) = H.time_call(run, repeats=repeats, warmup=0)
     else:
-        import jax
         import jax.numpy as jnp
 
+        from complemjax import ranking
         from complemjax.ranking import evaluate_topk, topk_from_embeddings
 
         ue, ie, hj, tj = (jnp.asarray(x) for x in (user_emb, item_emb, hist, test))
-        rss_loaded = _rss_mb()
-        for _ in range(repeats + 1):  # first call includes compilation
-            t0 = time.perf_counter()
+        rss_loaded = H.current_rss_mb()
+
+        def run():
             top = topk_from_embeddings(ue, ie, k=kmax, exclude=hj)
-            m = evaluate_topk(top.items, tj, ks=KS)
-            jax.block_until_ready(m)
-            times.append(time.perf_counter() - t0)
+            return top, evaluate_topk(top.items, tj, ks=KS)
+
+        timing, (top, m) = H.time_call(run, repeats=repeats)
         items = np.asarray(top.items)
         met = {}
         for j, k in enumerate(KS):
             for name in ("hits", "recall", "precision", "hit", "mrr", "ndcg"):
                 met[f"{name}@{k}"] = np.asarray(getattr(m, name)[j], dtype=np.float64)
-    np.savez(out_path, items=items, **met)
-    print(
-        json.dumps(
-            {"side": side, "times": times, "rss_loaded_mb": rss_loaded, "peak_rss_mb": _rss_mb()}
-        )
-    )
+        if out_path:  # the timed main case; the extra measurements only here
+            t_topk, _ = H.time_call(
+                lambda: topk_from_embeddings(ue, ie, k=kmax, exclude=hj).items, repeats=repeats
+            )
+            uc = ranking._auto_user_chunk(n_users, n_items)
+            cfg = ranking._TopKConfig(
+                k=kmax, n_users=n_users, n_items=n_items, user_chunk=uc, item_chunk=n_items
+            )
+            t_one, one = H.time_call(
+                lambda: ranking._topk_embeddings_core(ue, ie, hj, cfg)[1], repeats=repeats
+            )
+            res["one_slice_identical"] = bool(np.array_equal(np.asarray(one), items))
+            res["topk"] = t_topk.as_dict()
+            res["topk_one_slice"] = t_one.as_dict()
+            res["n_split"] = ranking._auto_n_split(uc)
+            res["user_chunk"] = uc
+            res["matmul_gflops"] = H.matmul_rate()
+    if out_path:
+        np.savez(out_path, items=items, **met)
+    res["time"] = timing.as_dict()
+    H.emit(res, rss_loaded)
 
 
 def run_side(side, data_path, out_path, repeats):
-    env = dict(os.environ)
-    env.setdefault("PYTHONPATH", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", side]
-    cmd += ["--data", data_path, "--out", out_path, "--repeats", str(repeats)]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if res.returncode != 0:
-        raise RuntimeError(f"{side} worker failed:\n{res.stderr[-4000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    args = ["--worker", side, "--data", data_path, "--out", out_path or "", "--repeats", repeats]
+    return H.run_worker(__file__, args)
 
 
 def compare_outputs(path_a, path_b):
@@ -242,28 +242,27 @@ def compare_outputs(path_a, path_b):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small sizes (seconds)")
+    p = H.base_parser(__doc__.splitlines()[0])
     p.add_argument("--users", type=int, default=50_000)
     p.add_argument("--items", type=int, default=20_000)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--scale-users", type=int, default=200_000, help="0 to skip the memory run")
-    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--worker", choices=["jax", "numpy"], help=argparse.SUPPRESS)
-    p.add_argument("--data", help=argparse.SUPPRESS)
-    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
+    p.add_argument("--worker", choices=["jax", "numpy"], help=argparse_suppress())
+    p.add_argument("--data", help=argparse_suppress())
+    p.add_argument("--out", help=argparse_suppress())
     args = p.parse_args()
     if args.worker:
         worker(args.worker, args.data, args.out, args.repeats)
         return
     if args.quick:
         args.users, args.items, args.scale_users = 4_000, 3_000, 16_000
-
-    print(f"cpu count: {os.cpu_count()} (shared with other jobs; timings are noisy)")
+    results = H.Results("ranking", quick=args.quick)
+    print(f"cpu count: {os.cpu_count()}, load average {os.getloadavg()} (shared machine)")
     with tempfile.TemporaryDirectory() as tmp:
         sizes = [args.users] + ([args.scale_users] if args.scale_users else [])
-        results = {}
         for n_users in sizes:
             data = os.path.join(tmp, f"data_{n_users}.npz")
             t0 = time.perf_counter()
@@ -272,47 +271,74 @@ def main():
                 f"\n== {n_users} users x {args.items} items, d={args.dim}, ks={KS} "
                 f"(data generated in {time.perf_counter() - t0:.1f}s)"
             )
-            sides = ("numpy", "jax") if n_users == args.users else ("jax",)
+            main_size = n_users == args.users
+            sides = ("jax",) if not main_size or args.no_numpy else ("numpy", "jax")
             out = {}
             for side in sides:
-                out[side] = run_side(side, data, os.path.join(tmp, f"{side}_{n_users}.npz"), 1)
-                t = out[side]["times"]
-                extra = (
-                    f" (first call incl. compile {t[0]:.2f}s, warm {t[-1]:.2f}s)"
-                    if side == "jax"
-                    else ""
-                )
+                path = os.path.join(tmp, f"{side}_{n_users}.npz") if main_size else None
+                r = out[side] = run_side(side, data, path, 1 if side == "numpy" else args.repeats)
+                t = r["time"]
                 print(
-                    f"{side:>5}: time {t[-1]:.2f}s{extra}; peak RSS {out[side]['peak_rss_mb']:.0f}"
-                    f" MB (after loading inputs {out[side]['rss_loaded_mb']:.0f} MB)"
+                    f"{side:>5}: top-K + metrics {t['min_s']:.2f}s (median {t['median_s']:.2f}s, "
+                    f"cpu {t['cpu_s']:.2f}s, first call {t['first_s']:.2f}s) = "
+                    f"{n_users / t['min_s']:,.0f} users/s; peak RSS {r['peak_rss_mb']:.0f} MB "
+                    f"({r['added_rss_mb']:.0f} MB above the loaded inputs)"
                 )
+                row = {"users_per_s": n_users / t["min_s"], "time": H.Timing(**t)}
+                row.update({k: r[k] for k in ("peak_rss_mb", "added_rss_mb")})
+                if "matmul_gflops" in r:
+                    limit = r["matmul_gflops"] * 1e9 / (2.0 * args.items * args.dim)
+                    tk, t1 = r["topk"], r["topk_one_slice"]
+                    frac = n_users / tk["min_s"] / limit
+                    print(
+                        f"       top-K alone {tk['min_s']:.2f}s = {n_users / tk['min_s']:,.0f} "
+                        f"users/s (cpu {tk['cpu_s']:.2f}s, {tk['cpu_s'] / tk['min_s']:.2f} cores);"
+                        f" one slice per chunk {t1['min_s']:.2f}s (cpu {t1['cpu_s']:.2f}s, "
+                        f"{t1['cpu_s'] / t1['min_s']:.2f} cores) -> slices "
+                        f"{t1['min_s'] / tk['min_s']:.2f}x"
+                        f"; lists identical: {r['one_slice_identical']}"
+                    )
+                    print(
+                        f"       matmul rate {r['matmul_gflops']:.0f} GFLOP/s -> limit "
+                        f"{limit:,.0f} users/s; top-K at {100 * frac:.0f}% of it "
+                        f"(n_split={r['n_split']}, user_chunk={r['user_chunk']})"
+                    )
+                    row.update(
+                        topk_users_per_s=n_users / tk["min_s"],
+                        topk=H.Timing(**tk),
+                        topk_one_slice=H.Timing(**t1),
+                        matmul_gflops=r["matmul_gflops"],
+                        matmul_limit_users_per_s=limit,
+                        fraction_of_matmul=frac,
+                        gpu_case="ranking",
+                        value=n_users / tk["min_s"],
+                        unit="users/s",
+                        size=f"{n_users:,} users x {args.items:,} items, d={args.dim}, k={max(KS)}",
+                    )
+                results.add(f"{side} {n_users}x{args.items} d={args.dim}", **row)
             if "numpy" in out:
                 worst = compare_outputs(
                     os.path.join(tmp, f"jax_{n_users}.npz"),
                     os.path.join(tmp, f"numpy_{n_users}.npz"),
                 )
-                tn, tj = out["numpy"]["times"][-1], out["jax"]["times"]
+                tn, tj = out["numpy"]["time"]["min_s"], out["jax"]["time"]
                 print(
                     f"identical top-{max(KS)} lists: yes; metrics agree (max abs diff {worst:.1e})"
                 )
                 print(
-                    f"speed-up numpy/jax: warm {tn / tj[-1]:.2f}x, incl. compile {tn / tj[0]:.2f}x"
+                    f"speed-up numpy/jax: warm {tn / tj['min_s']:.2f}x, "
+                    f"incl. compile {tn / tj['first_s']:.2f}x"
                 )
                 m = np.load(os.path.join(tmp, f"numpy_{n_users}.npz"))
                 keys = [k for k in m.files if k.split("@")[0] in ("recall", "ndcg", "mrr")]
                 print("  means: " + ", ".join(f"{k}={np.nanmean(m[k]):.4f}" for k in keys))
-            results[n_users] = out
-        if len(sizes) > 1:
-            a, b = (results[n]["jax"] for n in sizes)
-            print(
-                f"\njax peak RSS: {a['peak_rss_mb']:.0f} MB at {sizes[0]} users, "
-                f"{b['peak_rss_mb']:.0f} MB at {sizes[1]} users; above the loaded inputs: "
-                f"{a['peak_rss_mb'] - a['rss_loaded_mb']:.0f} MB vs "
-                f"{b['peak_rss_mb'] - b['rss_loaded_mb']:.0f} MB"
-            )
-            for n in sizes:
-                out_mb = n * max(KS) * 8 / 2**20
-                print(f"  (the [{n}, {max(KS)}] output lists, items + scores: {out_mb:.0f} MB)")
+    results.write_json(args.json)
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

@@ -229,6 +229,112 @@ def test_topk_block_selection_long_rows(rng, k):
         np.testing.assert_array_equal(top.items[r], allowed[:k])
 
 
+@pytest.mark.parametrize(
+    "seed,n_items,k",
+    [
+        pytest.param(0, 2000, 1, marks=pytest.mark.slow),
+        (1, 2000, 10),
+        (2, 1999, 50),
+        pytest.param(3, 4001, 20, marks=pytest.mark.slow),
+        pytest.param(4, 1500, 7, marks=pytest.mark.slow),
+    ],
+)
+def test_topk_randomized_equals_numpy_reference(seed, n_items, k):
+    # Long rows (the two-stage block selection, with and without a ragged last block),
+    # history masking and heavy ties: the lists equal the NumPy sort by
+    # (score desc, item asc) exactly, for every CPU row split of the user chunk.
+    from complemjax import ranking
+
+    rng = np.random.default_rng(seed)
+    n_users, d = 41, 4
+    u = int_embeddings(rng, n_users, d, -2, 3)
+    v = int_embeddings(rng, n_items, d, -2, 3)
+    ex = pad_item_sets(rng.integers(0, n_users, 2000), rng.integers(0, n_items, 2000), n_users)
+    assert ranking._block_size(n_items, k) > 0
+    want = np_topk(u.astype(np.float64) @ v.T.astype(np.float64), np.asarray(ex), k)
+    top = topk_from_embeddings(u, v, k=k, exclude=ex, user_chunk=16)
+    np.testing.assert_array_equal(top.items, want)
+    for n_split in (1, 3):
+        cfg = ranking._TopKConfig(
+            k=k,
+            n_users=n_users,
+            n_items=n_items,
+            user_chunk=16,
+            item_chunk=n_items,
+            n_split=n_split,
+        )
+        _, items, _ = ranking._topk_embeddings_core(
+            jnp.asarray(u), jnp.asarray(v), jnp.asarray(ex), cfg
+        )
+        np.testing.assert_array_equal(items, want)
+
+
+def _sub_catalogue_reference(u, v, ex, idx, k):
+    """Rank the sub-catalogue v[idx] with history re-indexed, map back to global ids."""
+    local = {int(g): j for j, g in enumerate(idx)}
+    ex_local = [[local[i] for i in row if i >= 0 and int(i) in local] for row in np.asarray(ex)]
+    ex_local = np.asarray(pad_item_lists([np.asarray(r, int) for r in ex_local]))
+    s = u.astype(np.float64) @ v[idx].T.astype(np.float64)
+    items = np_topk(s, ex_local, k)
+    return np.where(items >= 0, idx[np.maximum(items, 0)], -1)
+
+
+@pytest.mark.parametrize(
+    "n_items,n_cand,k", [(60, 25, 8), pytest.param(3000, 1400, 10, marks=pytest.mark.slow)]
+)
+def test_candidates_equal_sub_catalogue_ranking(rng, n_items, n_cand, k):
+    n_users, d = 23, 3
+    u = int_embeddings(rng, n_users, d, -2, 3)
+    v = int_embeddings(rng, n_items, d, -2, 3)
+    idx = np.sort(rng.choice(n_items, n_cand, replace=False))
+    ex = pad_item_sets(
+        rng.integers(0, n_users, 40 * n_users), rng.integers(0, n_items, 40 * n_users), n_users
+    )
+    want = _sub_catalogue_reference(u, v, ex, idx, k)
+    mask = np.zeros(n_items, bool)
+    mask[idx] = True
+    for cands in (mask, idx, rng.permutation(idx)):
+        got = topk_from_embeddings(u, v, k=k, exclude=ex, candidates=cands)
+        np.testing.assert_array_equal(got.items, want)
+        assert set(np.asarray(got.items).ravel()) - {-1} <= set(idx.tolist())
+    got = topk_from_embeddings(u, v, k=k, exclude=ex, candidates=mask, item_chunk=7, user_chunk=5)
+    np.testing.assert_array_equal(got.items, want)
+    uj, vj = jnp.asarray(u), jnp.asarray(v)
+    got = topk_from_score_fn(
+        lambda i: uj[i] @ vj.T, n_users=n_users, n_items=n_items, k=k, exclude=ex, candidates=idx
+    )
+    np.testing.assert_array_equal(got.items, want)
+
+
+def test_candidates_ignore_nan_outside_and_bad_input(rng):
+    u = jnp.asarray(int_embeddings(rng, 4, 2))
+    v = jnp.asarray(int_embeddings(rng, 10, 2))
+    mask = np.arange(10) < 6
+
+    def nan_outside(i):
+        return jnp.where(jnp.arange(10) >= 6, jnp.nan, u[i] @ v.T)
+
+    got = topk_from_score_fn(nan_outside, n_users=4, n_items=10, k=3, candidates=mask)
+    want = topk_from_embeddings(u, v, k=3, candidates=mask)
+    np.testing.assert_array_equal(got.items, want.items)
+    with pytest.raises(ValueError, match="`k`"):
+        topk_from_embeddings(u, v, k=7, candidates=mask)
+    with pytest.raises(ValueError, match="`k`"):
+        topk_from_score_fn(lambda i: u[i] @ v.T, n_users=4, n_items=10, k=3, candidates=[1, 2])
+    for bad, msg in [
+        (np.ones(9, bool), "length"),
+        (np.zeros(10, bool), "no item"),
+        (np.array([1, 1, 2]), "distinct"),
+        (np.array([0, 10]), r"\[0, 10\)"),
+        (np.ones((2, 5), bool), "1-D"),
+        (np.array([0.5, 1.0]), "mask or int"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            topk_from_embeddings(u, v, k=1, candidates=bad)
+    with pytest.raises(ValueError, match="concrete"):
+        jax.jit(lambda a, b, m: topk_from_embeddings(a, b, k=1, candidates=m).items)(u, v, mask)
+
+
 def test_nan_scores_detected_in_long_rows():
     uu = jnp.ones((3, 2))
     vv = jnp.ones((2000, 2))
