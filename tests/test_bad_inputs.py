@@ -165,7 +165,6 @@ def _diag(tmp, *extra):
                 "--out", tmp / "diag_out", "--n-boot", "5", *extra)  # fmt: skip
 
 
-SYN_CSV = "density,private_reliance,K,seed,recall_sem,recall_cf\n0.1,0.1,10,0,0.2,0.3\n"
 _SYN_COLS = (
     "density,private_reliance,K,seed,recall_sem,recall_cf,oracle_merge_recall,overlap,"
     "unique_share_sem,unique_share_cf,oracle_merge_rel_gain\n"
@@ -177,6 +176,7 @@ SYN_NAN = _SYN_COLS + "".join(
     for pr in (0.1, 0.5)
     for s in (0, 1)
 )
+SYN_FULL = SYN_NAN.replace(",,", ",0.3,")
 SYN_META = {"n_items": 3, "n_users": 4, "shared_fraction": 0.5, "nonlinearity": 0.0,
             "popularity_skew": 1.0, "n_seeds": 2, "seconds": 1.0}  # fmt: skip
 MODELS = "fixed on branch wt/models"
@@ -730,7 +730,7 @@ CASES: list[Case] = [
     ),
     Case(
         "cli-report-missing-meta",
-        lambda t: _cli("report", _results(t, "nometa", SYN_CSV, meta=False)),
+        lambda t: _cli("report", _results(t, "nometa", SYN_FULL, meta=False)),
         "meta.json is missing",
         "obscure",
         CliError,
