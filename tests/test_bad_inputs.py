@@ -179,7 +179,6 @@ SYN_NAN = _SYN_COLS + "".join(
 SYN_FULL = SYN_NAN.replace(",,", ",0.3,")
 SYN_META = {"n_items": 3, "n_users": 4, "shared_fraction": 0.5, "nonlinearity": 0.0,
             "popularity_skew": 1.0, "n_seeds": 2, "seconds": 1.0}  # fmt: skip
-MODELS = "fixed on branch wt/models"
 SEMANTIC = "fixed on branch wt/semantic"
 
 CASES: list[Case] = [
@@ -895,14 +894,12 @@ CASES: list[Case] = [
         lambda t: cj.popularity(np.array([-1, 0, 1]), n_items=3),
         "`item_idx`",
         "silent",
-        xfail=MODELS,
     ),
     Case(
         "popularity-too-large",
         lambda t: cj.popularity(np.array([0, 5]), n_items=3),
         "`item_idx`",
         "silent",
-        xfail=MODELS,
     ),
     Case(
         "fit_bpr-lr-nan",
@@ -917,7 +914,6 @@ CASES: list[Case] = [
         ),
         "lr",
         "silent",
-        xfail=MODELS,
     ),
     Case(
         "fit_bpr-l2-negative",
@@ -932,7 +928,6 @@ CASES: list[Case] = [
         ),
         "`?l2",
         "silent",
-        xfail=MODELS,
     ),
     Case(
         "fit_ease-l2-none",
@@ -941,7 +936,6 @@ CASES: list[Case] = [
         ),
         "`l2`",
         "obscure",
-        xfail=MODELS,
     ),
 ]
 
