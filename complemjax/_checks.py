@@ -109,3 +109,50 @@ def check_in_range(name: str, value: float, lo: float, hi: float, *, lo_open=Fal
         rb = ")" if hi_open else "]"
         raise ValueError(f"`{name}` must lie in {lb}{lo}, {hi}{rb}, got {value!r}")
     return value
+
+
+def check_no_repeats(name: str, rows) -> None:
+    """Raise if a row of an item-list array ``[U, K]`` repeats an item (``-1`` pads ignored).
+
+    A repeated item in a top-K list would be counted as several hits, inflating recall
+    and NDCG. The check sorts each row (``O(U K log K)``, on the host) and names the
+    first offending row; it is skipped under tracing.
+    """
+    if not _is_concrete(rows):
+        return
+    a = np.asarray(rows)
+    if a.ndim != 2 or a.shape[1] < 2 or a.size == 0:
+        return
+    s = np.sort(a, axis=1)
+    dup = (s[:, 1:] == s[:, :-1]) & (s[:, 1:] >= 0)
+    bad = dup.any(axis=1)
+    if bad.any():
+        u = int(np.flatnonzero(bad)[0])
+        item = int(s[u, 1:][dup[u]][0])
+        raise ValueError(
+            f"`{name}` repeats an item within a list: row (user) {u} holds item {item} more "
+            f"than once ({int(bad.sum())} rows with repeats); each list must name distinct "
+            f"items (-1 for empty slots)"
+        )
+
+
+def check_key(name: str, key) -> jax.Array:
+    """Return ``key`` if it is a single JAX PRNG key, else raise a ValueError naming ``name``.
+
+    Accepts typed keys (``jax.random.key``) and raw ``uint32[2]`` keys
+    (``jax.random.PRNGKey``); rejects None and Python ints (``jax.random.key(seed)``).
+    """
+    if key is None or isinstance(key, (int, np.integer)):
+        raise ValueError(f"`{name}` must be a PRNG key, e.g. jax.random.key(0), got {key!r}")
+    if not isinstance(key, (jax.Array, np.ndarray)):
+        raise ValueError(f"`{name}` must be a PRNG key from jax.random.key, got {type(key)}")
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"`{name}` must be a single key (shape ()), got shape {key.shape}")
+        return key
+    if key.dtype != jnp.uint32 or key.shape != (2,):
+        raise ValueError(
+            f"`{name}` must be a PRNG key (jax.random.key), got dtype {key.dtype}, "
+            f"shape {key.shape}"
+        )
+    return key

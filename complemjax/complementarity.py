@@ -56,7 +56,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from complemjax._checks import check_in_range, check_positive_int
+from complemjax._checks import (
+    check_finite,
+    check_in_range,
+    check_key,
+    check_no_repeats,
+    check_positive_int,
+)
 from complemjax.ranking import (
     METRIC_NAMES,
     TopK,
@@ -124,12 +130,12 @@ def _restrict(items, item_mask):
     return jnp.where(inside, items, -1)
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
 def pair_user_stats(items_a, items_b, test, *, k: int, item_mask=None) -> PairStats:
     """Per-user overlap, hit decomposition and oracle bounds of two rankers at K.
 
-    See the module docstring for the definitions. Pure JAX, ``O(U (K + T))`` memory; no
-    input validation (use :func:`compare_rankers` for checked, aggregated output).
+    See the module docstring for the definitions. Pure JAX, ``O(U (K + T))`` memory;
+    concrete lists are checked for repeated items (a repeat would count as several hits),
+    nothing else is validated (use :func:`compare_rankers` for checked, aggregated output).
 
     Args:
       items_a: ``[U, >=k]`` int32 top-K lists of ranker A (``-1`` = empty slot; an
@@ -147,6 +153,13 @@ def pair_user_stats(items_a, items_b, test, *, k: int, item_mask=None) -> PairSt
       >>> s = pair_user_stats(top_a.items, top_b.items, test, k=10)  # doctest: +SKIP
       >>> float(s.shared.sum() / s.union.sum())  # micro shared-hit share  # doctest: +SKIP
     """
+    check_no_repeats("items_a", items_a)  # concrete inputs only (a no-op under jit)
+    check_no_repeats("items_b", items_b)
+    return _pair_user_stats_impl(items_a, items_b, test, k=k, item_mask=item_mask)
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _pair_user_stats_impl(items_a, items_b, test, *, k: int, item_mask=None) -> PairStats:
     dtype = jnp.result_type(float)
     la = _restrict(items_a[:, :k].astype(jnp.int32), item_mask)
     lb = _restrict(items_b[:, :k].astype(jnp.int32), item_mask)
@@ -301,7 +314,9 @@ def _bucket_terms(items_a, items_b, test, user_masks, item_masks, *, k):
     den ``[Bu + Bi, Q, U]``, n_users ``[Bu + Bi]``); the Q rows follow ``_TERM_NAMES``.
     One vmapped graph for the statistics and one for the terms (one compile per K).
     """
-    si = jax.vmap(lambda m: pair_user_stats(items_a, items_b, test, k=k, item_mask=m))(item_masks)
+    si = jax.vmap(lambda m: _pair_user_stats_impl(items_a, items_b, test, k=k, item_mask=m))(
+        item_masks
+    )
     pool = si.n_test[0] > 0
     total_den = pool / jnp.maximum(jnp.sum(pool), 1).astype(jnp.result_type(float))
     n_bu, n_bi = user_masks.shape[0], item_masks.shape[0] - 1
@@ -439,6 +454,11 @@ def compare_rankers(
     n_user_buckets = check_positive_int("n_user_buckets", n_user_buckets)
     check_in_range("head_fraction", head_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
     check_in_range("confidence", confidence, 0.0, 1.0, lo_open=True, hi_open=True)
+    if key is not None:
+        key = check_key("key", key)
+    for name, v in (("user_activity", user_activity), ("item_popularity", item_popularity)):
+        if v is not None:  # NaN would build "Q1 [nan, nan]" buckets
+            check_finite(name, np.asarray(v, dtype=float))
 
     _, n_test = relevance_matrix(items_a[:, :1], test)
     evaluated = np.asarray(n_test > 0)

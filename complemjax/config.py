@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,58 @@ def _apply(base: Any, overrides: Mapping[str, Any]) -> Any:
     return dataclasses.replace(base, **changes)
 
 
+#: Value ranges by field name, checked on every loaded config (before any work), so that
+#: e.g. ``densities = [2.0]`` or ``n_items = -5`` is refused naming ``config.<field>``.
+#: Rules: (predicate on the field name, lower bound, lower open, upper bound, what).
+_RANGES: tuple[tuple[Callable[[str], bool], float, bool, float, str], ...] = (
+    (lambda n: n.startswith("n_") or n.endswith(("_steps", "_epochs", "_size", "_dim"))
+     or n.startswith("dim_") or n in ("ranks", "widths", "max_interactions"),
+     1, False, math.inf, ">= 1"),
+    (lambda n: n in ("densities", "density"), 0.0, True, 1.0, "in (0, 1]"),
+    (lambda n: n.endswith(("_fraction", "_fractions", "_frac", "reliance", "reliances"))
+     or n.startswith("shared_fraction"), 0.0, False, 1.0, "in [0, 1]"),
+    (lambda n: n.endswith(("_lr", "_lrs", "learning_rate")), 0.0, True, math.inf, "> 0"),
+    (lambda n: n in ("noise", "nonlinearity", "nonlinearities", "popularity_skew")
+     or n.endswith("_weights"), 0.0, False, math.inf, ">= 0"),
+)  # fmt: skip
+
+
+def check_domain(config: Any, key: str = "config") -> None:
+    """Refuse out-of-range values of a study config, naming ``config.<field>``.
+
+    Every number must be finite; fields are also checked by name (see ``_RANGES``): counts
+    (``n_*``, ``*_steps``, ``*_epochs``, ``*_size``, dims, ranks, widths) are ``>= 1``,
+    ``densities`` lie in ``(0, 1]``, fractions and reliances in ``[0, 1]``, learning rates
+    are ``> 0`` and noise / nonlinearity / skew / weights ``>= 0``. Nested dataclasses
+    (e.g. ``config.views``) are checked too.
+
+    Raises:
+        ValueError: the first offending field, with its value.
+    """
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        name = f"{key}.{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_domain(value, name)
+            continue
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        flat = []
+        for v in values:
+            flat.extend(v if isinstance(v, (tuple, list)) else (v,))
+        nums = [v for v in flat if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for v in nums:
+            if not math.isfinite(v):
+                raise ValueError(f"`{name}` must be finite, got {value!r}")
+        if isinstance(value, (tuple, list)) and value and isinstance(value[0], (tuple, list)):
+            continue  # (label, number) pairs such as variants: only finiteness
+        for match, lo, lo_open, hi, what in _RANGES:
+            if match(f.name):
+                for v in nums:
+                    if v < lo or (lo_open and v == lo) or v > hi:
+                        raise ValueError(f"`{name}` must be {what}, got {value!r}")
+                break
+
+
 def load_config(path: str | os.PathLike) -> StudySpec:
     """Read and validate a study config (TOML or YAML); nothing is computed.
 
@@ -219,6 +272,7 @@ def load_config(path: str | os.PathLike) -> StudySpec:
         config = _apply(base, overrides)
     except ValueError as err:
         raise ValueError(f"`config` of {path}: {err}") from err
+    check_domain(config, "config")
     return StudySpec(study=study, out_dir=out_dir, seed=seed, full=full, config=config, source=path)
 
 

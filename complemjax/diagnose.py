@@ -93,8 +93,31 @@ def diagnose(
     Returns:
         The tidy table of :func:`complemjax.complementarity.compare_rankers`.
     """
-    from complemjax import complementarity, data
+    from complemjax import _checks, complementarity, data
 
+    if not isinstance(interactions, data.Interactions):
+        raise ValueError(
+            f"`interactions` must be a complemjax.data.Interactions, got "
+            f"{type(interactions).__name__}"
+        )
+    if isinstance(ks, (int, np.integer)):
+        ks = (ks,)
+    ks = tuple(_checks.check_positive_int("ks", k) for k in ks)
+    if not ks:
+        raise ValueError("`ks` must name at least one cut-off, got ()")
+    _checks.check_positive_int("seed", seed, minimum=0)
+    _checks.check_positive_int("n_boot", n_boot)
+    _checks.check_in_range("test_frac", test_frac, 0.0, 1.0, lo_open=True, hi_open=True)
+    _checks.check_in_range("valid_frac", valid_frac, 0.0, 1.0, hi_open=True)
+    for name, emb in (("emb_a", emb_a), ("emb_b", emb_b)):
+        if emb is None:
+            continue
+        arr = _checks.check_matrix(name, emb)
+        if arr.shape[0] != interactions.n_items:
+            raise ValueError(
+                f"`{name}` must have one row per item ({interactions.n_items}), got shape "
+                f"{arr.shape}"
+            )
     if (emb_b is None) == (train_cf is None):
         raise ValueError("give exactly one of `emb_b` (a second embedding file) or `train_cf`")
     if train_cf is not None and train_cf not in ("bpr", "ease"):
@@ -125,16 +148,21 @@ def _cmd(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.threshold is not None:
         inter = data.implicit(inter, threshold=args.threshold)
-    emb_a = semantic.load_precomputed(
-        args.emb_a, inter.item_ids, ids_path=args.ids_a, id_column=args.id_col
-    )
-    emb_b = (
-        None
-        if args.emb_b is None
-        else semantic.load_precomputed(
-            args.emb_b, inter.item_ids, ids_path=args.ids_b, id_column=args.id_col
-        )
-    )
+
+    def load(path, ids_path):
+        try:
+            return semantic.load_precomputed(
+                path, inter.item_ids, ids_path=ids_path, id_column=args.id_col,
+                allow_extra=args.allow_extra,
+            )  # fmt: skip
+        except ValueError as e:  # point at the command-line flag, not the Python argument
+            msg = str(e).replace("pass allow_extra=True", "pass --allow-extra")
+            if args.threshold is not None and "--allow-extra" in msg:
+                msg += " (--threshold dropped the items no kept rating mentions)"
+            raise ValueError(msg) from e
+
+    emb_a = load(args.emb_a, args.ids_a)
+    emb_b = None if args.emb_b is None else load(args.emb_b, args.ids_b)
     table = diagnose(
         inter, emb_a, emb_b, train_cf=args.train_cf, ks=tuple(args.k), seed=args.seed,
         n_boot=args.n_boot,
@@ -171,6 +199,11 @@ def add_parser(sub) -> None:
     p.add_argument("--time-col", default=None)
     p.add_argument("--threshold", type=float, default=None, help="keep ratings >= threshold")
     p.add_argument("--sep", default=",")
+    p.add_argument(
+        "--allow-extra",
+        action="store_true",
+        help="ignore embedding rows whose ids are not items of the (filtered) interactions",
+    )
     p.add_argument("--id-col", default="item_id", help="id column of .parquet embeddings")
     p.add_argument("--ids-a", default=None, help="ids file (row order) for a .npy emb_a")
     p.add_argument("--ids-b", default=None, help="ids file (row order) for a .npy emb_b")

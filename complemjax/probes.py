@@ -49,7 +49,13 @@ import jax.numpy as jnp
 import optax
 from jax.typing import ArrayLike
 
-from complemjax._checks import check_in_range, check_matrix, check_positive_int, check_same_rows
+from complemjax._checks import (
+    check_in_range,
+    check_key,
+    check_matrix,
+    check_positive_int,
+    check_same_rows,
+)
 
 __all__ = [
     "MLP",
@@ -668,6 +674,8 @@ def fit_with_info(
     key: jax.Array, spec: Spec, x: ArrayLike, y: ArrayLike, hparams: ProbeHParams | None = None
 ) -> tuple[Any, FitInfo]:
     """Fit a probe ``x -> y`` and return ``(params, FitInfo)``; see :func:`fit`."""
+    if isinstance(spec, MLP):  # the linear probes ignore the key
+        key = check_key("key", key)
     x, y, hparams = _validate(spec, x, y, hparams)
     return _fit_impl(key, spec, x, y, hparams)
 

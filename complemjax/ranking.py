@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from complemjax._checks import check_matrix, check_positive_int
+from complemjax._checks import check_matrix, check_no_repeats, check_positive_int
 
 __all__ = [
     "METRIC_NAMES",
@@ -932,6 +932,7 @@ def _check_topk_items(name: str, topk_items) -> jax.Array:
         lo = int(np.asarray(topk_items).min())
         if lo < -1:
             raise ValueError(f"`{name}` entries must be item indices or -1, got {lo}")
+        check_no_repeats(name, topk_items)
     return jnp.asarray(topk_items, dtype=jnp.int32)
 
 

@@ -24,12 +24,91 @@ from complemjax.stats import seed_interval, summarize
 
 __all__ = [
     "assemble_report",
+    "check_results_table",
     "format_ci",
     "line_plot",
     "markdown_table",
     "seed_interval",
+    "share_where",
     "summarize",
 ]
+
+
+def check_results_table(
+    path: str | Path, *, complete: Sequence[str] = (), allow_missing: bool = False
+) -> pd.DataFrame:
+    """Read a study's results CSV and refuse it when it cannot support a report.
+
+    A report's summary sentences ("the CF ranker is better in X% of runs") are computed
+    from these tables; a missing (NaN) value in a column such a sentence counts over would
+    silently drop out of (or skew) the count. So the table must exist, parse and have rows,
+    and the ``complete`` columns must hold no NaN (unless ``allow_missing``). NaN values in
+    other columns (metrics undefined for some configurations) are counted in one warning
+    line on stderr.
+
+    Args:
+        path: the CSV file.
+        complete: columns that must not hold NaN (the ones summary sentences count over).
+        allow_missing: accept NaN in ``complete`` columns too (then only warned about).
+
+    Returns:
+        The table.
+
+    Raises:
+        ValueError: missing, empty or unparsable file, a ``complete`` column that is
+            absent, or NaN values in ``complete`` columns (naming columns and counts).
+    """
+    import sys
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"results table {path} does not exist")
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError as e:
+        raise ValueError(f"results table {path} is empty; rerun the study") from e
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"results table {path} does not parse ({e}); rerun the study") from e
+    if df.empty:
+        raise ValueError(f"results table {path} has a header but no rows; rerun the study")
+    absent = [c for c in complete if c not in df.columns]
+    if absent:
+        raise ValueError(
+            f"results table {path} lacks columns {absent} (broken, or written by another "
+            f"version); rerun the study"
+        )
+    n_nan = df.select_dtypes("number").isna().sum()
+    n_nan = n_nan[n_nan > 0]
+    hard = [c for c in n_nan.index if c in complete]
+    if hard and not allow_missing:
+        what = ", ".join(f"{c}: {int(n_nan[c])} of {len(df)}" for c in hard)
+        raise ValueError(
+            f"results table {path} has missing (NaN) values ({what}); the report's summary "
+            f"counts over these columns would silently drop those runs. Rerun the study, or "
+            f"pass --allow-missing to report on the finite values only"
+        )
+    if len(n_nan):
+        what = ", ".join(f"{c}: {int(n)} of {len(df)}" for c, n in n_nan.items())
+        print(f"complemjax: warning: {path.name} has NaN values ({what})", file=sys.stderr)
+    return df
+
+
+def share_where(condition: Sequence[bool] | np.ndarray, valid: Sequence[bool] | np.ndarray):
+    """Share of ``valid`` entries where ``condition`` holds: ``(share, n_used, n_dropped)``.
+
+    For summary sentences such as "A is better in X% of runs": compute ``condition`` as
+    ``a > b`` and ``valid`` as ``isfinite(a) & isfinite(b)``, and state ``n_dropped``
+    when it is not zero. ``share`` is NaN when no entry is valid.
+    """
+    cond = np.asarray(condition, dtype=bool)
+    ok = np.asarray(valid, dtype=bool)
+    if cond.shape != ok.shape:
+        raise ValueError(
+            f"`condition` and `valid` must have the same shape, got {cond.shape} and {ok.shape}"
+        )
+    n_used = int(ok.sum())
+    share = float(cond[ok].mean()) if n_used else math.nan
+    return share, n_used, int(ok.size - n_used)
 
 
 def format_ci(mean: float, lo: float, hi: float, digits: int = 3) -> str:

@@ -570,7 +570,8 @@ def mutual_knn(X, Y, *, k: int, block_size: int = _DEFAULT_BLOCK) -> MutualKNN:
         :class:`MutualKNN` ``(score, chance, per_item [n])``.
 
     Raises:
-        ValueError: ``k >= n``, mismatched rows, non-float or non-finite input.
+        ValueError: ``k >= n``, mismatched rows, non-float or non-finite input, or a
+            collapsed view (all rows zero or of one direction: neighbours undefined).
 
     Example:
         >>> res = mutual_knn(X, Y, k=10)
@@ -584,7 +585,31 @@ def mutual_knn(X, Y, *, k: int, block_size: int = _DEFAULT_BLOCK) -> MutualKNN:
     n = X.shape[0]
     k = _check_k(k, n)
     block_size = _check_block_size(block_size)
+    _check_not_collapsed("X", X)
+    _check_not_collapsed("Y", Y)
     return _mutual_knn_impl(X, Y, k, block_size)
+
+
+def _check_not_collapsed(name: str, A) -> None:
+    """Refuse a view whose nonzero rows all point one way (or that is all zero).
+
+    Every cosine similarity then ties, neighbours come from the tie-break alone and two
+    such views would "agree" perfectly (score 1.0). Skipped under tracing.
+    """
+    if isinstance(A, jax.core.Tracer):
+        return
+    a = np.asarray(A, dtype=np.float64)
+    norms = np.linalg.norm(a, axis=1)
+    nz = norms > 0
+    if nz.sum() >= 2:
+        u = a[nz] / norms[nz, None]
+        if np.abs(u - u[0]).max() > 1e-6:
+            return
+    raise ValueError(
+        f"`{name}` is collapsed: its {int(nz.sum())} nonzero rows (of {a.shape[0]}) all "
+        f"point in one direction, so every cosine similarity ties and nearest neighbours "
+        f"are undefined"
+    )
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))

@@ -54,9 +54,11 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import logging
 import math
 import os
 import re
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -80,12 +82,16 @@ __all__ = [
     "device_free_bytes",
     "expand_grid",
     "init_distributed",
+    "live_lock_holder",
     "plan_chunk_size",
     "run_grid",
 ]
 
 MANIFEST = "manifest.json"
-_FORMAT = "complemjax.sweep/1"
+#: Lock file of the process writing a checkpoint folder (see :func:`run_grid`).
+LOCK = "sweep.lock"
+_FORMAT = "complemjax.sweep/2"
+_log = logging.getLogger(__name__)
 _CHUNK_RE = re.compile(r"^chunk-s(\d{4})-c(\d{6})\.npz$")
 #: Free bytes assumed per device when neither ``device.memory_stats()`` nor the host's
 #: available RAM can be read (e.g. CPU on a system without ``/proc/meminfo``).
@@ -126,6 +132,21 @@ def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
             raise ValueError(f"grid entry `{name}` is empty: a grid needs at least one value")
     names = list(grid)
     return [dict(zip(names, combo)) for combo in itertools.product(*grid.values())]
+
+
+def _check_knob_names(grid: Mapping[str, Any], static: Mapping[str, Any]) -> None:
+    """Knob names are identifiers, distinct, and do not shadow ``key`` or ``seed``."""
+    for which, names in (("grid", list(grid)), ("static", list(static))):
+        for name in names:
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ValueError(f"`{which}` names must be identifiers, got {name!r}")
+            if name in ("key", "seed"):
+                raise ValueError(
+                    f"`{which}` entry `{name}` clashes with the PRNG key / seed column; rename it"
+                )
+    both = sorted(set(grid) & set(static))
+    if both:
+        raise ValueError(f"`grid` and `static` both name {both}; each knob goes in one of them")
 
 
 def _flatten_outputs(out: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
@@ -379,9 +400,23 @@ def _row_fn(fn: Callable, key: _Key, srow: Mapping[str, Any]) -> Callable:
     def rows(seeds, knobs):
         root = _root(key)
         keys = jax.vmap(lambda s: jax.random.fold_in(root, s))(seeds)
-        return jax.vmap(lambda k, kn: fn(k, **kn, **srow))(keys, knobs)
+        return jax.vmap(lambda k, kn: _checked_call(fn, k, kn, srow))(keys, knobs)
 
     return rows
+
+
+def _checked_call(fn: Callable, k: Any, knobs: Mapping[str, Any], srow: Mapping[str, Any]):
+    """Call ``fn`` for one row and check (at trace time) that it returns a dict of arrays."""
+    out = fn(k, **knobs, **srow)
+    if not isinstance(out, Mapping) or not out:
+        raise ValueError(
+            f"`fn` must return a non-empty dict of name -> array, got {type(out).__name__}"
+            + ("" if isinstance(out, Mapping) else f" ({_short(repr(out), 80)})")
+        )
+    bad = [k for k in out if not isinstance(k, str)]
+    if bad:
+        raise ValueError(f"`fn` must return a dict with string keys, got key {bad[0]!r}")
+    return dict(out)
 
 
 def _abstract(n: int, names: Sequence[str], sharding: Any = None):
@@ -496,22 +531,253 @@ def _chunk_path(folder: Path, s: int, c: int) -> Path:
     return folder / f"chunk-s{s:04d}-c{c:06d}.npz"
 
 
-def _write_chunk(path: Path, rows: tuple[int, int], out: Mapping[str, np.ndarray]) -> None:
+def _identity_hash(identity: Mapping[str, Any]) -> str:
+    """SHA-256 of the run identity (grid, static grid, seeds, key, fingerprint)."""
+    return hashlib.sha256(_dumps({k: identity[k] for k in _IDENTITY}).encode()).hexdigest()
+
+
+def _chunk_digest(ident: str, rows: tuple[int, int], out: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over the run identity, the row range and every output (name, dtype, shape, bytes)."""
+    h = hashlib.sha256()
+    h.update(ident.encode())
+    h.update(np.asarray(rows, dtype=np.int64).tobytes())
+    for k in sorted(out):
+        v = np.ascontiguousarray(out[k])
+        h.update(f"|{k}|{v.dtype.str}|{v.shape}|".encode())
+        h.update(v.tobytes())
+    return h.hexdigest()
+
+
+def _write_chunk(
+    path: Path, rows: tuple[int, int], out: Mapping[str, np.ndarray], ident: str = ""
+) -> None:
+    """Write one finished chunk with its run identity and a SHA-256 of its contents."""
     arrays = {f"out:{k}": np.asarray(v) for k, v in out.items()}
     arrays["__rows__"] = np.asarray(rows, dtype=np.int64)
+    arrays["__identity__"] = np.asarray(ident)
+    arrays["__sha256__"] = np.asarray(
+        _chunk_digest(ident, rows, {k: np.asarray(v) for k, v in out.items()})
+    )
     _atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
-def _read_chunk(path: Path, rows: tuple[int, int]) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        got = tuple(int(r) for r in z["__rows__"])
-        if got != rows:
-            raise ValueError(f"chunk file {path} holds rows {got}, expected {rows}")
-        out = {k[4:]: z[k] for k in z.files if k.startswith("out:")}
+class _CorruptChunk(ValueError):
+    """A chunk file that cannot be read back intact (truncated, empty, altered bytes)."""
+
+
+def _read_chunk(path: Path, rows: tuple[int, int], ident: str) -> dict[str, np.ndarray]:
+    """Read and verify one chunk: checksum (else :class:`_CorruptChunk`), then identity and rows.
+
+    Raises:
+        _CorruptChunk: the file is unreadable or its contents do not match their checksum.
+        ValueError: an intact file of another run (identity) or of other rows.
+    """
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            files = set(z.files)
+            if not {"__rows__", "__identity__", "__sha256__"} <= files:
+                raise _CorruptChunk(
+                    f"chunk file {path} lacks the run identity or checksum (written by "
+                    f"another version of complemjax, or damaged)"
+                )
+            got_rows = tuple(int(r) for r in z["__rows__"])
+            got_ident = str(z["__identity__"])
+            digest = str(z["__sha256__"])
+            out = {k[4:]: z[k] for k in sorted(files) if k.startswith("out:")}
+    except _CorruptChunk:
+        raise
+    except Exception as err:  # BadZipFile, EOFError, OSError, ValueError from np.load ...
+        raise _CorruptChunk(
+            f"chunk file {path} is unreadable ({type(err).__name__}: {err})"
+        ) from err
+    if _chunk_digest(got_ident, got_rows, out) != digest:
+        raise _CorruptChunk(f"chunk file {path} does not match its checksum (altered bytes)")
+    if got_ident != ident:
+        raise ValueError(
+            f"`checkpoint_dir`: chunk file {path} was written by another run (run identity "
+            f"{got_ident[:12]}..., this run is {ident[:12]}...); it was copied or mixed into "
+            f"this folder. Remove it (it will be recomputed) or use the folder of its own run"
+        )
+    if got_rows != rows:
+        raise ValueError(f"chunk file {path} holds rows {got_rows}, expected {rows}")
     for k, v in out.items():
-        if v.shape[0] != rows[1] - rows[0]:
-            raise ValueError(f"chunk file {path}: output `{k}` has {v.shape[0]} rows")
+        if v.ndim == 0 or v.shape[0] != rows[1] - rows[0]:
+            raise _CorruptChunk(f"chunk file {path}: output `{k}` has shape {v.shape}")
     return out
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a corrupt chunk to ``<name>.corrupt[-n]`` (kept for inspection, never read)."""
+    target = path.with_name(path.name + ".corrupt")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{n}")
+        n += 1
+    os.replace(path, target)
+    return target
+
+
+# ---------------------------------------------------------------------------------------
+# Folder lock: one writing process per checkpoint folder
+# ---------------------------------------------------------------------------------------
+
+_HELD_LOCKS: set[str] = set()  # lock files held by this process
+
+
+def _proc_start_time(pid: int) -> str | None:
+    """Start time of ``pid`` (field 22 of /proc/PID/stat), to tell reused pids apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _pid_alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    except OSError:
+        return True
+    now = _proc_start_time(pid)
+    return not (start is not None and now is not None and now != start)
+
+
+def _describe_holder(h: Mapping[str, Any]) -> str:
+    since = h.get("created_unix")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if since else "?"
+    return f"pid {h.get('pid')} on host {h.get('host')!r} (since {when})"
+
+
+def _acquire_lock(folder: Path, ident: str) -> Path:
+    """Create ``folder/LOCK`` exclusively (``O_CREAT | O_EXCL``) for this process.
+
+    A lock whose holder is a dead process on this host (or a reused pid) is stale: it is
+    reclaimed with a logged warning. A lock of a live process, or of another host (whose
+    processes cannot be checked from here), raises a ValueError naming the holder.
+    """
+    path = folder / LOCK
+    me = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "start": _proc_start_time(os.getpid()),
+        "identity": ident,
+        "nonce": os.urandom(8).hex(),
+        "created_unix": time.time(),
+    }
+    for _ in range(5):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            _HELD_LOCKS.add(str(path.resolve()))
+            return path
+        try:
+            text = path.read_text()
+            holder = json.loads(text)
+        except FileNotFoundError:
+            continue  # released meanwhile: try again
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(
+                f"`checkpoint_dir` {folder} is locked ({path} exists but is unreadable: {err}); "
+                f"another run may be starting. If no run uses this folder, delete {path}"
+            ) from err
+        ours = str(path.resolve()) in _HELD_LOCKS
+        same_host = holder.get("host") == me["host"]
+        pid = holder.get("pid")
+        if (
+            ours
+            or not same_host
+            or not isinstance(pid, int)
+            or _pid_alive(pid, holder.get("start"))
+        ):
+            who = "this process (another run_grid call)" if ours else _describe_holder(holder)
+            raise ValueError(
+                f"`checkpoint_dir` {folder} is locked by {who}, which is writing a sweep "
+                f"there; two runs must not share a folder. Wait for it, use another folder, "
+                f"or, if that process is gone (e.g. another host that crashed), delete {path}"
+            )
+        # Stale: the holder died on this host. Reclaim by renaming, then re-check the
+        # renamed content, so that two processes reclaiming at once cannot both win.
+        aside = path.with_name(f"{LOCK}.stale-{me['nonce']}")
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:
+            continue
+        if aside.read_text() != text:  # someone else took it meanwhile: give it back
+            try:
+                os.link(aside, path)
+            except FileExistsError:
+                pass
+            aside.unlink(missing_ok=True)
+            continue
+        aside.unlink(missing_ok=True)
+        _log.warning(
+            "complemjax.sweep: reclaimed the stale lock of %s on %s (that process is gone)",
+            folder,
+            _describe_holder(holder),
+        )
+    raise ValueError(f"`checkpoint_dir` {folder}: could not take the lock {path} (contention)")
+
+
+def live_lock_holder(folder: str | os.PathLike) -> str | None:
+    """Who is writing the checkpoint folder now: ``"pid P on host 'H' (since ...)"``, or None.
+
+    None when the folder has no lock or its holder is a dead process on this host (a
+    stale lock, reclaimed by the next :func:`run_grid`). A lock of another host counts
+    as live (its processes cannot be checked from here).
+    """
+    path = Path(folder) / LOCK
+    try:
+        holder = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError):
+        return f"an unreadable lock file {path}"
+    pid = holder.get("pid")
+    if (
+        holder.get("host") == socket.gethostname()
+        and isinstance(pid, int)
+        and not _pid_alive(pid, holder.get("start"))
+        and str(path.resolve()) not in _HELD_LOCKS
+    ):
+        return None
+    return _describe_holder(holder)
+
+
+def _release_lock(path: Path, created_folder: bool) -> None:
+    _HELD_LOCKS.discard(str(path.resolve()))
+    path.unlink(missing_ok=True)
+    folder = path.parent
+    if created_folder and folder.exists() and not any(folder.iterdir()):
+        folder.rmdir()  # nothing was written: leave no trace of a run that failed early
+
+
+def _check_lock_identity(folder: Path, ident: str) -> None:
+    """Non-writing processes of a multi-host run: the lock of process 0 is this run's."""
+    path = folder / LOCK
+    try:
+        holder = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f"`checkpoint_dir` {folder}: cannot read the lock {path} of process 0 ({err}); "
+            f"is the folder on a filesystem shared by every process?"
+        ) from err
+    if holder.get("identity") != ident:
+        raise ValueError(
+            f"`checkpoint_dir` {folder} is locked by {_describe_holder(holder)} for another "
+            f"run (identity {str(holder.get('identity'))[:12]}..., this process has "
+            f"{ident[:12]}...): every process must run the same grid, key and fingerprint"
+        )
 
 
 _IDENTITY = ("grid", "static", "n_seeds", "key", "key_impl", "fingerprint")
@@ -521,7 +787,7 @@ def _check_manifest(folder: Path, identity: Mapping[str, Any]) -> dict | None:
     """Return the recorded manifest (None if the folder is new) or raise on a mismatch."""
     path = folder / MANIFEST
     if not path.exists():
-        if folder.exists() and any(p for p in folder.iterdir() if p.name != MANIFEST):
+        if folder.exists() and any(p for p in folder.iterdir() if p.name not in (MANIFEST, LOCK)):
             raise ValueError(
                 f"`checkpoint_dir` {folder} is not empty and has no {MANIFEST}; refusing to "
                 f"write sweep results into it (use an empty or new folder)"
@@ -668,9 +934,20 @@ def run_grid(
             of another sweep, or a configuration that cannot fit into device memory.
     """
     t_start = time.perf_counter()
+    if not callable(fn):
+        raise ValueError(f"`fn` must be a function fn(key, **knobs) -> dict, got {fn!r}")
     n_seeds = _checks.check_positive_int("n_seeds", n_seeds)
     dyn_rows = expand_grid(grid) if grid else [{}]
     static_rows = expand_grid(static) if static else [{}]
+    _check_knob_names(grid or {}, static or {})
+    for name, values in (grid or {}).items():
+        for v in values:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)):
+                raise ValueError(
+                    f"`grid` entry `{name}` must hold numbers (each is passed to `fn` as a "
+                    f"float32 scalar), got {v!r} ({type(v).__name__}); knobs that are not "
+                    f"numbers belong in `static`"
+                )
     if isinstance(chunk_size, str):
         if chunk_size != "auto":
             raise ValueError(f"`chunk_size` must be an int, None or 'auto', got {chunk_size!r}")
@@ -701,7 +978,7 @@ def run_grid(
         for name in dyn_names
     }
 
-    # --- checkpoint folder: identity check before any work --------------------------------
+    # --- checkpoint folder: lock, identity and finished chunks before any work -----------
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
     writer = jax.process_index() == 0
     recorded = None
@@ -714,17 +991,123 @@ def run_grid(
         "key_impl": kd.impl,
         "fingerprint": fingerprint,
     }
+    ident = _identity_hash(identity)
+    lock: Path | None = None
+    created_folder = False
+    if folder is not None:
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"`checkpoint_dir` {folder} exists and is not a folder")
+        err: Exception | None = None
+        if writer:  # process 0 writes, so it alone holds the lock
+            try:
+                created_folder = not folder.exists()
+                folder.mkdir(parents=True, exist_ok=True)
+                lock = _acquire_lock(folder, ident)
+            except (ValueError, OSError) as e:
+                if created_folder and folder.exists() and not any(folder.iterdir()):
+                    folder.rmdir()
+                err = (
+                    e
+                    if isinstance(e, ValueError)
+                    else ValueError(
+                        f"`checkpoint_dir` {folder}: cannot create the folder or its lock ({e})"
+                    )
+                )
+        _agree(err, f"`checkpoint_dir` {folder}: process 0 could not take the folder's lock")
+        err = None
+        if not writer:  # the others verify that process 0 locked it for this very run
+            try:
+                _check_lock_identity(folder, ident)
+            except ValueError as e:
+                err = e
+        _agree(err, f"`checkpoint_dir` {folder}: the processes run different sweeps")
+    try:
+        return _run_locked(
+            fn=fn,
+            key=key,
+            kd=kd,
+            n_seeds=n_seeds,
+            static_rows=static_rows,
+            dyn_names=dyn_names,
+            n_flat=n_flat,
+            seeds=seeds,
+            knob_cols=knob_cols,
+            chunk_size=chunk_size,
+            folder=folder,
+            writer=writer,
+            identity=identity,
+            ident=ident,
+            resume=resume,
+            recorded=recorded,
+            done=done,
+            n_dev=n_dev,
+            mesh=mesh,
+            sharding=sharding,
+            free_bytes=free_bytes,
+            memory_fraction=memory_fraction,
+            description=description,
+            progress=progress,
+            t_start=t_start,
+        )
+    finally:
+        if lock is not None:
+            _release_lock(lock, created_folder)
+
+
+def _agree(err: Exception | None, other: str) -> None:
+    """Raise ``err`` here, or ``other`` when another process failed (all processes agree)."""
+    ok = _global_min([0 if err is not None else 1])[0]
+    if err is not None:
+        raise err
+    if not ok:
+        raise ValueError(other)
+
+
+def _verify_finished(
+    folder: Path, found: set[tuple[int, int]], chunks: Sequence[int], n_flat: int, ident: str
+) -> tuple[set[tuple[int, int]], list[tuple[Path, str]]]:
+    """Read every finished chunk; return the intact ones and the corrupt ones (path, why)."""
+    n_chunks = [-(-n_flat // c) for c in chunks]
+    good, bad = set(), []
+    for s, c in sorted(found):
+        if c >= n_chunks[s]:
+            continue
+        path = _chunk_path(folder, s, c)
+        try:
+            _read_chunk(path, (c * chunks[s], min((c + 1) * chunks[s], n_flat)), ident)
+        except _CorruptChunk as e:
+            bad.append((path, str(e)))
+        else:
+            good.add((s, c))
+    return good, bad
+
+
+def _run_locked(
+    *,
+    fn, key, kd, n_seeds, static_rows, dyn_names, n_flat, seeds, knob_cols, chunk_size,
+    folder, writer, identity, ident, resume, recorded, done, n_dev, mesh, sharding,
+    free_bytes, memory_fraction, description, progress, t_start,
+) -> pd.DataFrame:  # fmt: skip
+    """The body of :func:`run_grid` once the checkpoint folder (if any) is locked."""
     if folder is not None:
         recorded = _check_manifest(folder, identity)
         _sync("complemjax.sweep.check")
         if recorded is not None:
-            done = _finished(folder, len(static_rows))
-            if done and not resume:
+            found = _finished(folder, len(static_rows))
+            if found and not resume:
                 raise ValueError(
-                    f"`checkpoint_dir` {folder} already holds {len(done)} finished chunks of "
+                    f"`checkpoint_dir` {folder} already holds {len(found)} finished chunks of "
                     f"this sweep and `resume` is False; refusing to overwrite them (pass "
                     f"resume=True, or delete the folder to start again)"
                 )
+            chunks_rec = [int(c) for c in recorded["chunk_sizes"]]
+            done, corrupt = _verify_finished(folder, found, chunks_rec, n_flat, ident)
+            _sync("complemjax.sweep.verified")
+            if writer:
+                for path, why in corrupt:
+                    aside = _move_aside(path)
+                    _log.warning("complemjax.sweep: %s; moved to %s, recomputing it", why, aside)
+            _sync("complemjax.sweep.moved")
 
     # --- chunk sizes and compiled programs, before any chunk runs -------------------------
     if recorded is not None:
@@ -776,7 +1159,6 @@ def run_grid(
 
     if folder is not None and recorded is None:
         if writer:
-            folder.mkdir(parents=True, exist_ok=True)
             manifest = {
                 "format": _FORMAT,
                 **identity,
@@ -791,7 +1173,9 @@ def run_grid(
             _atomic_write(folder / MANIFEST, lambda fh: fh.write(text.encode()))
         _sync("complemjax.sweep.manifest")
     elif folder is not None and writer:
-        for p in folder.glob(".chunk-*.tmp"):  # leftovers of a killed write
+        # Leftovers of a killed write. Safe: this process holds the folder's lock, so no
+        # other run is writing here.
+        for p in folder.glob(".chunk-*.tmp"):
             p.unlink(missing_ok=True)
 
     # --- run -----------------------------------------------------------------------------
@@ -823,7 +1207,7 @@ def run_grid(
         if folder is None:
             memory[(s, c)] = out
         elif writer:
-            _write_chunk(_chunk_path(folder, s, c), (lo, hi), out)
+            _write_chunk(_chunk_path(folder, s, c), (lo, hi), out, ident)
             t_io += time.perf_counter() - t1
         bar.update(hi - lo)
     bar.close()
@@ -840,7 +1224,7 @@ def run_grid(
             if folder is None:
                 parts.append(memory.pop((s, c)))
             else:
-                parts.append(_read_chunk(_chunk_path(folder, s, c), (lo, hi)))
+                parts.append(_read_chunk(_chunk_path(folder, s, c), (lo, hi), ident))
         names = list(parts[0])
         for part in parts[1:]:
             if list(part) != names:

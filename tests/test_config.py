@@ -135,3 +135,32 @@ def test_run_config_calls_the_study(tmp_path, monkeypatch):
     monkeypatch.setattr(sa, "run", old_run)
     config.run_config(path)  # a study without `resume` is called without it
     assert calls[-1] == "old"
+
+
+def test_values_out_of_range_are_refused_naming_the_field(tmp_path):
+    """``densities = [2.0]`` used to run and report "density 2.000"."""
+    for body, name in [
+        ("densities = [2.0]", "config.densities"),
+        ("densities = [0.0]", "config.densities"),
+        ("n_items = -5", "config.n_items"),
+        ("shared_fraction = 1.5", "config.shared_fraction"),
+        ("noise = nan", "config.noise"),
+        ("private_reliances = [0.5, -0.1]", "config.private_reliances"),
+    ]:
+        path = _write(tmp_path, f'study = "synthetic_complementarity"\n[config]\n{body}\n')
+        with pytest.raises(ValueError, match=rf"`{name}`"):
+            config.load_config(path)
+    path = _write(tmp_path, 'study = "synthetic_complementarity"\n[config.views]\nn_features = 0\n')
+    with pytest.raises(ValueError, match=r"`config`.*`n_features` must be >= 1"):
+        config.load_config(path)
+
+
+def test_every_shipped_and_default_config_is_in_range():
+    from complemjax import studies
+
+    for name in studies.STUDIES:
+        cls = studies.load(name).StudyConfig
+        config.check_domain(cls())
+        config.check_domain(cls.full())
+    for path in sorted(CONFIGS.glob("*.*")):
+        config.load_config(path)

@@ -260,15 +260,24 @@ def test_csv_and_parquet(tmp_path, rng):
     p = tmp_path / "inter.csv"
     df.to_csv(p, index=False)
     d = load_table(p, user_col="u", item_col="i", rating_col="r", time_col="t")
-    ref = from_frame(df, user_col="u", item_col="i", rating_col="r", time_col="t")
+    # Ids are read as text: the reference is the same frame with string ids.
+    text = df.astype({"u": str, "i": str})
+    ref = from_frame(text, user_col="u", item_col="i", rating_col="r", time_col="t")
+    np.testing.assert_array_equal(d.user_ids, ref.user_ids)
     np.testing.assert_array_equal(d.user_idx, ref.user_idx)
     np.testing.assert_array_equal(d.item_idx, ref.item_idx)
     np.testing.assert_array_equal(d.ratings, ref.ratings)
     pq = tmp_path / "inter.parquet"
-    df.to_parquet(pq)
+    df.to_parquet(pq)  # integer ids in Parquet: same text ids, same id maps as the CSV
     d2 = load_table(pq, user_col="u", item_col="i", rating_col="r", time_col="t")
+    np.testing.assert_array_equal(d2.item_ids, ref.item_ids)
     np.testing.assert_array_equal(d2.item_idx, ref.item_idx)
     assert d2.report["duplicates_removed"] == ref.report["duplicates_removed"]
+    # ids_as="native" keeps the file's integer ids (sorted numerically).
+    native = from_frame(df, user_col="u", item_col="i", rating_col="r", time_col="t")
+    d3 = load_table(p, user_col="u", item_col="i", rating_col="r", time_col="t", ids_as="native")
+    np.testing.assert_array_equal(d3.item_ids, native.item_ids)
+    np.testing.assert_array_equal(d3.item_idx, native.item_idx)
 
     bad = tmp_path / "bad.csv"
     bad.write_text("u,i,r\n1,2,3\n1,3,x\n")
@@ -282,6 +291,47 @@ def test_csv_and_parquet(tmp_path, rng):
         load_table(p, user_col="u", item_col="nope")
     with pytest.raises(ValueError, match="not found"):
         load_table(tmp_path / "absent.csv", user_col="u", item_col="i")
+
+
+def test_ids_are_text_and_survive(tmp_path):
+    """``007`` and ``7`` are two items; leading zeros are kept; item_info matches by text."""
+    p = tmp_path / "ids.csv"
+    p.write_text("user_id,item_id\n0001,007\n0001,7\n2,10\n")
+    info = pd.DataFrame({"item_id": ["007", "7", "10"], "title": ["a", "b", "c"]})
+    d = load_table(p, user_col="user_id", item_col="item_id", item_info=info)
+    assert list(d.item_ids) == ["007", "10", "7"] and list(d.user_ids) == ["0001", "2"]
+    assert list(d.item_info["title"]) == ["a", "c", "b"]
+    assert d.report["items_without_info"] == 0
+    # "NA" is an id like any other; only an empty field is a missing id.
+    p.write_text("user_id,item_id\nNA,1\n,2\n")
+    d = load_table(p, user_col="user_id", item_col="item_id")
+    assert list(d.user_ids) == ["NA"] and d.report["missing_id_rows_removed"] == 1
+
+
+def test_time_column_parses_iso_dates_or_says_what_it_accepts(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("u,i,t\na,x,2024-03-01T12:00:00Z\na,y,2024-03-01T13:00:00+01:00\nb,x,2024-03-02\n")
+    d = load_table(p, user_col="u", item_col="i", time_col="t")
+    expect = [1709294400, 1709294400, 1709337600]  # 2024-03-01 12:00 UTC twice, 03-02 00:00
+    assert sorted(d.timestamps.tolist()) == expect
+    frame = pd.DataFrame({"u": ["a"], "i": ["x"], "t": ["2024-03-01"]})
+    inter = from_frame(frame, user_col="u", item_col="i", time_col="t")
+    assert inter.timestamps[0] == 1709251200  # 2024-03-01 00:00 UTC
+    p.write_text("u,i,t\na,x,soon\n")
+    with pytest.raises(ValueError, match=r"t\.csv:2.*ISO 8601"):
+        load_table(p, user_col="u", item_col="i", time_col="t")
+
+
+def test_empty_files_and_float_indices_are_refused(tmp_path):
+    p = tmp_path / "h.csv"
+    p.write_text("user_id,item_id\n")
+    with pytest.raises(ValueError, match="no interactions"):
+        load_table(p, user_col="user_id", item_col="item_id")
+    p.write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        load_table(p, user_col="user_id", item_col="item_id")
+    with pytest.raises(ValueError, match=r"`user_idx`.*integer"):
+        Interactions(np.array([0.5]), np.array([0]), np.array(["u"]), np.array(["i"]))
 
 
 # ---------------------------------------------------------------- splits

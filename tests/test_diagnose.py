@@ -41,17 +41,44 @@ def test_diagnose_two_embedding_files(files, capsys):
     assert "recall_merge" in capsys.readouterr().out
 
 
-def test_diagnose_rejects_mismatched_ids(files):
+def test_diagnose_rejects_mismatched_ids(files, capsys):
     (files / "bad_ids.txt").write_text("\n".join(f"x{i}" for i in range(80)))
     argv = ["diagnose", str(files / "inter.csv"), str(files / "a.npy"), str(files / "b.npy"),
             "--ids-a", str(files / "bad_ids.txt"), "--ids-b", str(files / "ids.txt"),
             "--out", str(files / "o")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("complemjax: error: ") and "ids do not match" in err
+    assert err.count("\n") == 1  # one line, no traceback
     with pytest.raises(ValueError, match="ids do not match"):
-        cli.main(argv)
+        cli.main([*argv, "--debug"])
 
 
-def test_diagnose_needs_exactly_one_second_view(files):
+def test_diagnose_needs_exactly_one_second_view(files, capsys):
     argv = ["diagnose", str(files / "inter.csv"), str(files / "a.npy"),
             "--ids-a", str(files / "ids.txt"), "--out", str(files / "o")]  # fmt: skip
-    with pytest.raises(ValueError, match="exactly one"):
-        cli.main(argv)
+    assert cli.main(argv) == 2
+    assert "exactly one" in capsys.readouterr().err
+
+
+def test_threshold_with_whole_catalogue_suggests_the_cli_flag(files, capsys):
+    """--threshold drops items; the error names --allow-extra, which then works."""
+    df = pd.read_csv(files / "inter.csv")
+    df["rating"] = np.where(df["item_id"] == "i0", 1.0, 5.0)
+    df.to_csv(files / "rated.csv", index=False)
+    argv = ["diagnose", str(files / "rated.csv"), str(files / "a.npy"), str(files / "b.npy"),
+            "--ids-a", str(files / "ids.txt"), "--ids-b", str(files / "ids.txt"),
+            "--rating-col", "rating", "--threshold", "4", "--n-boot", "5",
+            "--out", str(files / "o")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--allow-extra" in err and "allow_extra=True" not in err
+    assert cli.main([*argv, "--allow-extra"]) == 0
+
+
+def test_header_only_interactions_file_is_refused(files, capsys):
+    (files / "empty.csv").write_text("user_id,item_id\n")
+    argv = ["diagnose", str(files / "empty.csv"), str(files / "a.npy"), str(files / "b.npy"),
+            "--ids-a", str(files / "ids.txt"), "--ids-b", str(files / "ids.txt")]  # fmt: skip
+    assert cli.main(argv) == 2
+    assert "holds no interactions" in capsys.readouterr().err

@@ -42,3 +42,35 @@ def test_line_plot_and_report_written(tmp_path):
     rep = report.assemble_report(tmp_path, [("Section A", "body")], intro="intro")
     text = rep.read_text()
     assert "## Section A" in text and "intro" in text
+
+
+def test_results_table_with_missing_values_is_refused(tmp_path, capsys):
+    p = tmp_path / "r.csv"
+    table = {"K": [10, 10, 10], "recall_cf": [0.3, np.nan, 0.2], "r2": [np.nan, 1, 2]}
+    pd.DataFrame({**table, "m": ["a", "b", "c"]}).to_csv(p, index=False)
+    with pytest.raises(ValueError, match=r"recall_cf: 1 of 3"):
+        report.check_results_table(p, complete=["recall_cf"])
+    df = report.check_results_table(p, complete=["recall_cf"], allow_missing=True)
+    assert len(df) == 3 and "recall_cf: 1 of 3" in capsys.readouterr().err
+    report.check_results_table(p, complete=["K"])  # NaN elsewhere: counted, not refused
+    assert "r2: 1 of 3" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="lacks columns"):
+        report.check_results_table(p, complete=["recall_sem"])
+    p.write_text("K,recall_cf\n")
+    with pytest.raises(ValueError, match="no rows"):
+        report.check_results_table(p)
+    p.write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        report.check_results_table(p)
+    with pytest.raises(ValueError, match="does not exist"):
+        report.check_results_table(tmp_path / "nope.csv")
+
+
+def test_share_where_counts_finite_values_only():
+    a = np.array([0.3, np.nan, 0.5, 0.1])
+    b = np.array([0.2, 0.2, 0.6, 0.0])
+    share, used, dropped = report.share_where(a > b, np.isfinite(a) & np.isfinite(b))
+    assert (share, used, dropped) == (pytest.approx(2 / 3), 3, 1)
+    assert math.isnan(report.share_where([True], [False])[0])
+    with pytest.raises(ValueError, match="condition"):
+        report.share_where([True, False], [True])

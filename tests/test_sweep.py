@@ -211,3 +211,119 @@ def test_code_fingerprint_tracks_source(tmp_path):
     assert sweep.code_fingerprint(mod) != before
     with pytest.raises(ValueError, match="modules"):
         sweep.code_fingerprint(object())
+
+
+# --- ownership: lock, run identity, corrupt chunks ------------------------------------
+
+
+def test_concurrent_run_on_the_same_folder_is_refused(tmp_path, monkeypatch):
+    import threading
+
+    ck = tmp_path / "ck"
+    first_written, go_on = threading.Event(), threading.Event()
+    write = sweep._write_chunk
+
+    def paused_write(*args, **kwargs):  # the first run pauses after its first chunk
+        write(*args, **kwargs)
+        first_written.set()
+        assert go_on.wait(60)
+
+    monkeypatch.setattr(sweep, "_write_chunk", paused_write)
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.setdefault("a", _run(chunk_size=4, checkpoint_dir=ck))
+    )
+    thread.start()
+    try:
+        assert first_written.wait(120)
+        assert (ck / sweep.LOCK).exists()
+        lock = json.loads((ck / sweep.LOCK).read_text())
+        assert lock["pid"] == __import__("os").getpid()
+        with pytest.raises(ValueError, match="locked by this process"):
+            _run(chunk_size=4, checkpoint_dir=ck, key=jax.random.key(5))
+        leftover = ck / ".chunk-live.tmp"  # a refused run must not clean a live run's files
+        leftover.write_bytes(b"in flight")
+        with pytest.raises(ValueError, match="locked"):
+            _run(chunk_size=4, checkpoint_dir=ck)
+        assert leftover.exists()
+        leftover.unlink()
+    finally:
+        go_on.set()
+        thread.join(120)
+    pd_equal(_run(), result["a"])  # the first run's table is intact
+    assert not (ck / sweep.LOCK).exists()  # released at the end
+    with pytest.raises(ValueError, match="`key`"):  # the folder belongs to the first run
+        _run(chunk_size=4, checkpoint_dir=ck, key=jax.random.key(5))
+
+
+def test_lock_of_a_live_process_names_it_and_a_dead_one_is_reclaimed(tmp_path, caplog):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    lock = ck / sweep.LOCK
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = socket.gethostname()
+        lock.write_text(json.dumps({"pid": live.pid, "host": host, "created_unix": 0}))
+        with pytest.raises(ValueError, match=f"pid {live.pid} on host '{host}'"):
+            _run(checkpoint_dir=ck)
+        lock.write_text(json.dumps({"pid": os.getpid(), "host": "elsewhere"}))
+        with pytest.raises(ValueError, match=r"host 'elsewhere'.*delete"):
+            _run(checkpoint_dir=ck)
+        assert lock.exists()  # never removed by a refused run
+    finally:
+        live.kill()
+        live.wait()
+    lock.write_text(json.dumps({"pid": live.pid, "host": host, "created_unix": 0}))
+    with caplog.at_level("WARNING", logger="complemjax.sweep"):
+        df = _run(checkpoint_dir=ck)  # the holder is dead: stale lock reclaimed
+    assert "stale lock" in caplog.text and str(live.pid) in caplog.text
+    pd_equal(_run(), df)
+    assert not lock.exists()
+
+
+def test_chunk_of_another_run_is_refused(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _run(chunk_size=5, checkpoint_dir=a)
+    _run(chunk_size=5, checkpoint_dir=b, key=jax.random.key(9))
+    name = "chunk-s0000-c000001.npz"
+    (a / name).write_bytes((b / name).read_bytes())  # same layout, another key
+    with pytest.raises(ValueError, match=f"{name}.*another run"):
+        _run(chunk_size=5, checkpoint_dir=a)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "flipped"])
+def test_corrupt_chunk_is_named_moved_aside_and_recomputed(tmp_path, damage, caplog):
+    ck = tmp_path / "ck"
+    ref = _run(chunk_size=5, checkpoint_dir=ck)
+    path = ck / "chunk-s0000-c000001.npz"
+    raw = bytearray(path.read_bytes())
+    if damage == "truncated":
+        raw = raw[: len(raw) // 2]
+    elif damage == "empty":
+        raw = bytearray()
+    else:
+        start = raw.index(b"\x93NUMPY", raw.index(b"out:var")) + 128  # inside the data
+        raw[start] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with caplog.at_level("WARNING", logger="complemjax.sweep"):
+        again = _run(chunk_size=5, checkpoint_dir=ck)
+    assert path.name in caplog.text and "recomputing" in caplog.text
+    assert again.attrs["sweep"]["chunks_computed"] == 1
+    assert (ck / (path.name + ".corrupt")).read_bytes() == bytes(raw)
+    pd_equal(ref, again)
+
+
+def test_fn_and_grid_errors_are_clear():
+    with pytest.raises(ValueError, match="`fn` must return"):
+        sweep.run_grid(lambda k, noise: noise, key=jax.random.key(0), grid={"noise": [1.0]})
+    with pytest.raises(ValueError, match="`grid` entry `noise` must hold numbers"):
+        sweep.run_grid(_fn, key=jax.random.key(0), grid={"noise": ["a"], "scale": [1.0]})
+    with pytest.raises(ValueError, match="seed"):
+        sweep.run_grid(_fn, key=jax.random.key(0), grid={"seed": [1.0]})
+    with pytest.raises(ValueError, match="`fn`"):
+        sweep.run_grid(None, key=jax.random.key(0), grid={"noise": [1.0]})

@@ -86,6 +86,13 @@ class Interactions:
     name: str = "interactions"
 
     def __post_init__(self):
+        for field in ("user_idx", "item_idx"):
+            v = np.asarray(getattr(self, field))
+            if v.ndim != 1 or not (np.issubdtype(v.dtype, np.integer) or v.size == 0):
+                raise ValueError(
+                    f"`{field}` must be a 1-D integer index array, got dtype {v.dtype}, "
+                    f"shape {v.shape} (float ids would be truncated; map ids with from_frame)"
+                )
         n = len(self.user_idx)
         if len(self.item_idx) != n:
             raise ValueError(
@@ -302,8 +309,8 @@ def from_frame(
       df: the interactions.
       user_col, item_col: id columns (any hashable, sortable type).
       rating_col: optional numeric rating column.
-      time_col: optional timestamp column (numeric seconds, or datetimes converted to
-        Unix seconds).
+      time_col: optional timestamp column: numeric seconds, or datetimes / ISO 8601 date
+        strings converted to Unix seconds (UTC when no zone is given).
       item_info: optional item metadata with one row per item id in ``item_info_id_col``
         (default ``item_col``); items of ``df`` absent from it get NaN metadata and are
         counted in ``report["items_without_info"]``; extra metadata rows are ignored and
@@ -344,6 +351,17 @@ def from_frame(
         work[rating_col] = r.astype(np.float32)
     if time_col is not None:
         t = work[time_col]
+        if not pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_datetime64_any_dtype(t):
+            if pd.to_numeric(t, errors="coerce").notna().all():
+                t = pd.to_numeric(t)
+            else:  # date/time text (ISO 8601): parsed, UTC when no zone is given
+                try:
+                    t = pd.to_datetime(t, utc=True, format="ISO8601")
+                except (ValueError, TypeError) as e:
+                    raise ValueError(
+                        f"`time_col`={time_col!r} must hold numbers (Unix seconds), datetimes "
+                        f"or ISO 8601 date strings: {e}"
+                    ) from e
         if pd.api.types.is_datetime64_any_dtype(t):
             t = (t - pd.Timestamp(0, tz=t.dt.tz)) // pd.Timedelta(seconds=1)
         t = pd.to_numeric(t, errors="coerce")

@@ -315,25 +315,48 @@ def load_table(
     item_info=None,
     item_info_id_col: str | None = None,
     name: str | None = None,
+    ids_as: str = "str",
 ) -> Interactions:
     """Load interactions from a CSV/TSV (``sep``) or Parquet file with named columns.
 
     The format is chosen by extension (``.parquet``/``.pq`` → Parquet, else delimited
     text, gzip allowed). ``item_info`` may be a DataFrame or a path of the same kinds.
 
+    Ids are read as **strings** by default (``ids_as="str"``): ``007`` and ``7`` are two
+    items and leading zeros are kept, and a CSV and a Parquet file of the same ids give
+    the same id maps (ids sorted as strings; Parquet integer ids become their decimal
+    text). ``ids_as="native"`` keeps the types the file has (e.g. int64 ids, sorted
+    numerically; a CSV column of digits is then parsed as integers).
+
+    ``time_col`` may hold numbers (Unix seconds) or date/time text (e.g. ISO 8601
+    ``2024-03-01T12:00:00Z``); text is parsed with :func:`pandas.to_datetime` and
+    converted to Unix seconds (UTC when no zone is given).
+
     Raises:
-      ValueError: the file does not parse (naming the file and, for text, the line) or a
-        named column is missing.
+      ValueError: the file does not exist or does not parse (naming the file and, for
+        text, the line), a named column is missing, the file holds no interactions, or a
+        rating/time value is not a number (or, for time, a date).
     """
+    if ids_as not in ("str", "native"):
+        raise ValueError(f"`ids_as` must be 'str' or 'native', got {ids_as!r}")
     path = Path(path)
-    df = _read_any(path, sep)
+    id_cols = [user_col, item_col] if ids_as == "str" else []
+    df = _read_any(path, sep, id_cols)
     if path.suffix not in (".parquet", ".pq"):
-        for col in (rating_col, time_col):
-            if col is not None and col in df.columns:
-                _check_numeric_column(df, col, path)
+        if rating_col is not None and rating_col in df.columns:
+            _check_numeric_column(df, rating_col, path)
+        if time_col is not None and time_col in df.columns:
+            df[time_col] = _parse_time_column(df, time_col, path)
+    elif time_col is not None and time_col in df.columns:
+        df[time_col] = _parse_time_column(df, time_col, path)
     if isinstance(item_info, (str, os.PathLike)):
-        item_info = _read_any(Path(item_info), sep)
-    return from_frame(
+        info_col = item_info_id_col or item_col
+        item_info = _read_any(Path(item_info), sep, [info_col] if ids_as == "str" else [])
+    elif item_info is not None and ids_as == "str":
+        info_col = item_info_id_col or item_col
+        if info_col in item_info.columns:
+            item_info = item_info.assign(**{info_col: _as_str_ids(item_info[info_col])})
+    inter = from_frame(
         df,
         user_col=user_col,
         item_col=item_col,
@@ -343,20 +366,82 @@ def load_table(
         item_info_id_col=item_info_id_col,
         name=name or path.name.split(".")[0],
     )
+    if inter.n_interactions == 0:
+        raise ValueError(
+            f"`path` {path} holds no interactions ({len(df)} data rows, "
+            f"{inter.report.get('missing_id_rows_removed', 0)} without a user or item id)"
+        )
+    return inter
 
 
-def _read_any(path: Path, sep: str) -> pd.DataFrame:
+def _as_str_ids(col: pd.Series) -> pd.Series:
+    """Ids as text, missing values kept missing (integer-valued floats written as ints)."""
+    if pd.api.types.is_float_dtype(col):
+        finite = col.dropna()
+        if len(finite) and (finite == np.floor(finite)).all():
+            col = col.astype("Int64")
+    out = col.astype(object).where(col.notna(), None)
+    return out.map(lambda v: v if v is None or isinstance(v, str) else str(v))
+
+
+def _parse_time_column(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
+    """Numbers as they are; date/time text or datetimes as Unix seconds (UTC)."""
+    values = df[col]
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    if pd.api.types.is_numeric_dtype(values):
+        _check_numeric_column(df, col, path)
+        return values
+    num = pd.to_numeric(values, errors="coerce")
+    if num.notna().all():
+        return num
+    try:
+        dates = pd.to_datetime(values, utc=True, format="ISO8601")
+    except (ValueError, TypeError) as e:
+        bad = num.isna().to_numpy()
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{path}:{row + 2}: column {col!r} (`time_col`) must hold numbers (Unix seconds) "
+            f"or ISO 8601 dates, got {values.iloc[row]!r} ({e})"
+        ) from e
+    if dates.isna().any():
+        row = int(np.flatnonzero(dates.isna().to_numpy())[0])
+        raise ValueError(
+            f"{path}:{row + 2}: column {col!r} (`time_col`) has a missing value "
+            f"({int(dates.isna().sum())} such rows)"
+        )
+    return dates
+
+
+def _read_any(path: Path, sep: str, id_cols=()) -> pd.DataFrame:
     if not path.exists():
-        raise ValueError(f"file not found: {path}")
+        raise ValueError(f"`path`: file not found: {path}")
+    if path.is_dir():
+        raise ValueError(f"`path` {path} is a folder, expected a CSV/TSV or Parquet file")
     if path.suffix in (".parquet", ".pq"):
         try:
-            return pd.read_parquet(path)
+            df = pd.read_parquet(path)
         except Exception as e:  # pyarrow raises several types
             raise ValueError(f"could not parse {path} as Parquet: {e}") from e
+        for col in id_cols:
+            if col in df.columns:
+                df[col] = _as_str_ids(df[col])
+        return df
+    kw = {}
+    if id_cols:  # ids as text, exactly as written; only an empty field is a missing id
+        kw = {"dtype": {c: str for c in id_cols}, "keep_default_na": False,
+              "na_values": {c: [""] for c in id_cols}}  # fmt: skip
     try:
-        return pd.read_csv(path, sep=sep, engine="c")
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        df = pd.read_csv(path, sep=sep, engine="c", **kw)
+    except pd.errors.EmptyDataError as e:
+        raise ValueError(f"`path` {path} is empty (no header, no rows)") from e
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise ValueError(f"could not parse {path}: {e}") from e
+    if id_cols:  # keep_default_na=False also kept "" in other columns: make them NaN
+        for c in df.columns:
+            if c not in id_cols and df[c].dtype == object:
+                df[c] = df[c].replace("", np.nan)
+    return df
 
 
 def _check_numeric_column(df: pd.DataFrame, col: str, path: Path) -> None:

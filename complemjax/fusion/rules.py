@@ -112,6 +112,14 @@ def _check_params(params: RuleParams) -> None:
     _checks.check_in_range("rrf_k", params.rrf_k, 0.0, np.inf, lo_open=True)
 
 
+def _check_config(config) -> RuleConfig:
+    if not isinstance(config, RuleConfig):
+        raise ValueError(
+            f"`config` must be a RuleConfig (e.g. RuleConfig('wsum', 'minmax')), got {config!r}"
+        )
+    return config
+
+
 def _canon_zero(x):
     """Map -0.0 to +0.0 so that ``lax.top_k`` (a total order) treats them as a tie."""
     return jnp.where(x == 0, jnp.zeros((), x.dtype), x)
@@ -261,7 +269,10 @@ def fuse_scores(
         >>> fuse_scores(a, b, RuleParams(weight=1.0), config=RuleConfig("wsum"))
         Array([[1. , 0. , 0.5]], dtype=float32)
     """
+    config = _check_config(config)
     params = RuleParams() if params is None else params
+    if not isinstance(params, RuleParams):
+        raise ValueError(f"`params` must be a RuleParams or None, got {type(params).__name__}")
     scores_a = _checks.as_float_array("scores_a", scores_a, ndim=2)
     scores_b = _checks.as_float_array("scores_b", scores_b, ndim=2)
     if scores_a.shape != scores_b.shape:
@@ -372,6 +383,7 @@ def fuse_score_fns(
         >>> top = ranking.topk_from_score_fn(fused, n_users=n, n_items=n_items, k=20,
         ...                                  exclude=train_padded)  # doctest: +SKIP
     """
+    config = _check_config(config)
     params = RuleParams() if params is None else params
     n_items = _checks.check_positive_int("n_items", n_items)
     _check_params(params)
@@ -514,6 +526,7 @@ def fuse_runs(
             raise ValueError(f"`{name}` must have the shape of `{ref}` {i.shape}, got {s.shape}")
     _checks.check_finite("scores_a", sa)
     _checks.check_finite("scores_b", sb)
+    config = _check_config(config)
     _check_params(params)
     k = _checks.check_positive_int("k", k, maximum=2 * ia.shape[1])
     user_chunk = _checks.check_positive_int("user_chunk", user_chunk)
@@ -568,6 +581,9 @@ def rule_grid(*, weights=None, rrf_ks=None) -> RuleParams:
     """
     w = np.atleast_1d(np.asarray([0.5] if weights is None else weights, dtype=float))
     kk = np.atleast_1d(np.asarray([60.0] if rrf_ks is None else rrf_ks, dtype=float))
+    for name, v in (("weights", w), ("rrf_ks", kk)):
+        if v.ndim != 1 or v.size == 0:
+            raise ValueError(f"`{name}` must be a non-empty 1-D list, got shape {v.shape}")
     _checks.check_in_range("weights", w, 0.0, 1.0)
     _checks.check_in_range("rrf_ks", kk, 0.0, np.inf, lo_open=True)
     ww, kg = np.meshgrid(w, kk, indexing="ij")
@@ -639,6 +655,7 @@ def tune_rule(
     k: int = 20,
     metric: str = "recall",
     user_chunk: int = 256,
+    n_users: int | None = None,
 ) -> TuneResult:
     """Select fusion knobs on a validation split by a vmapped grid.
 
@@ -658,6 +675,9 @@ def tune_rule(
         k: cut-off K of the selection metric.
         metric: ``"recall"`` or ``"ndcg"`` (@k).
         user_chunk: users per chunk; memory is about ``G x user_chunk x n_items``.
+        n_users: number of users; when given, ``valid_padded`` (and ``exclude``) must have
+            exactly that many rows (a validation array missing rows would otherwise tune
+            on the users it holds only).
 
     Returns:
         :class:`TuneResult`.
@@ -669,6 +689,9 @@ def tune_rule(
     """
     if metric not in ("recall", "ndcg"):
         raise ValueError(f"`metric` must be 'recall' or 'ndcg', got {metric!r}")
+    config = _check_config(config)
+    if not isinstance(grid, RuleParams):
+        raise ValueError(f"`grid` must be a RuleParams (see rule_grid), got {type(grid).__name__}")
     n_items = _checks.check_positive_int("n_items", n_items)
     k = _checks.check_positive_int("k", k, maximum=n_items)
     target = jnp.asarray(valid_padded)
@@ -676,7 +699,25 @@ def tune_rule(
         raise ValueError(
             f"`valid_padded` must be an int [n_users, max_len] array, got shape {target.shape}"
         )
+    if n_users is not None:
+        n_users = _checks.check_positive_int("n_users", n_users)
+        if target.shape[0] != n_users:
+            raise ValueError(
+                f"`valid_padded` must have one row per user ({n_users}), got shape {target.shape}"
+            )
     n_users = target.shape[0]
+    if target.size and (int(target.min()) < -1 or int(target.max()) >= n_items):
+        raise ValueError(
+            f"`valid_padded` entries must be item indices in [0, {n_items}) or -1, got "
+            f"range [{int(target.min())}, {int(target.max())}]"
+        )
+    if not bool(jnp.any(target >= 0)):
+        raise ValueError("`valid_padded` holds no validation item: nothing to tune on")
+    if exclude is not None and np.shape(exclude)[0] != n_users:
+        raise ValueError(
+            f"`valid_padded` has {n_users} rows (users) but `exclude` has "
+            f"{np.shape(exclude)[0]}; both need one row per user"
+        )
     exclude = _check_exclude(exclude, n_users)
     w = jnp.atleast_1d(jnp.asarray(grid.weight))
     kk = jnp.atleast_1d(jnp.asarray(grid.rrf_k))
@@ -684,6 +725,8 @@ def tune_rule(
         raise ValueError(
             f"`grid` fields must be 1-D of equal length, got weight {w.shape}, rrf_k {kk.shape}"
         )
+    if w.size == 0:
+        raise ValueError("`grid` is empty (no candidate); build it with rule_grid(...)")
     _checks.check_in_range("weight", w, 0.0, 1.0)
     _checks.check_in_range("rrf_k", kk, 0.0, np.inf, lo_open=True)
     grid = RuleParams(weight=w, rrf_k=kk)
