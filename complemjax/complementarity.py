@@ -55,7 +55,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from complemjax._checks import check_in_range, check_positive_int
 from complemjax.ranking import (
@@ -67,6 +66,7 @@ from complemjax.ranking import (
     _per_user_metrics,
     relevance_matrix,
 )
+from complemjax.stats import resample_map
 
 __all__ = [
     "PairStats",
@@ -330,24 +330,17 @@ _TERM_NAMES = _term_names()
 def _bootstrap(key, num, den, pool, n_boot: int, batch: int):
     """Paired bootstrap of ratios ``Σ c num / Σ c den`` over users; ``[n_boot, Q]``.
 
-    Each resample draws ``len(pool)`` users from ``pool`` with replacement; ``batch``
-    resamples are vmapped together and the batches run under ``lax.scan``.
+    Each resample draws ``len(pool)`` users from ``pool`` with replacement (the package's
+    one primitive, :func:`complemjax.stats.resample_map`); ``batch`` resamples are
+    vmapped together.
     """
     n_users = num.shape[1]
-    n_pool = pool.shape[0]
-    n_batches = -(-n_boot // batch)
-    keys = jax.random.split(key, n_batches * batch).reshape(n_batches, batch)
 
-    def one(k):
-        idx = pool[jax.random.randint(k, (n_pool,), 0, n_pool)]
-        return jnp.zeros((n_users,), num.dtype).at[idx].add(1.0)
+    def one(idx):
+        counts = jnp.zeros((n_users,), num.dtype).at[pool[idx]].add(1.0)
+        return (num @ counts) / (den @ counts)
 
-    def step(_, kb):
-        counts = jax.vmap(one)(kb)  # [batch, U]
-        return None, (counts @ num.T) / (counts @ den.T)
-
-    _, reps = lax.scan(step, None, keys)
-    return reps.reshape(n_batches * batch, -1)[:n_boot]
+    return resample_map(key, one, pool.shape[0], n_boot=n_boot, batch_size=batch)
 
 
 def _gain_rows(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -4,6 +4,7 @@ Studies write tidy CSVs; the functions here summarise them over seeds (mean and 
 Student-t interval), print markdown tables whose columns are explained underneath, draw
 line plots with interval bands, and assemble ``report.md`` from per-study sections.
 Nothing here computes a metric: it only aggregates what the studies measured.
+``seed_interval`` and ``summarize`` live in :mod:`complemjax.stats` (re-exported here).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from complemjax.stats import seed_interval, summarize
 
 __all__ = [
     "assemble_report",
@@ -28,43 +30,6 @@ __all__ = [
     "seed_interval",
     "summarize",
 ]
-
-
-def seed_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided Student-t interval of ``values`` (one value per seed).
-
-    ``mean ± t_{(1+level)/2, n-1} · sd / sqrt(n)``; NaN bounds when fewer than 2 values.
-    NaN entries are dropped first.
-    """
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    if v.size == 0:
-        return (math.nan, math.nan, math.nan)
-    mean = float(v.mean())
-    if v.size < 2:
-        return (mean, math.nan, math.nan)
-    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return (mean, mean - half, mean + half)
-
-
-def summarize(
-    df: pd.DataFrame, by: Sequence[str], values: Sequence[str], level: float = 0.95
-) -> pd.DataFrame:
-    """Mean and seed interval of each column in ``values`` for each group of ``by``.
-
-    Returns a long table with columns ``[*by, metric, mean, ci_low, ci_high, n_seeds]``.
-    """
-    missing = [c for c in [*by, *values] if c not in df.columns]
-    if missing:
-        raise ValueError(f"`df` lacks columns {missing}; it has {list(df.columns)}")
-    rows = []
-    for keys, group in df.groupby(list(by), sort=False, dropna=False):
-        keys = keys if isinstance(keys, tuple) else (keys,)
-        for metric in values:
-            mean, lo, hi = seed_interval(group[metric].to_numpy(), level)
-            n = int(group[metric].notna().sum())
-            rows.append((*keys, metric, mean, lo, hi, n))
-    return pd.DataFrame(rows, columns=[*by, "metric", "mean", "ci_low", "ci_high", "n_seeds"])
 
 
 def format_ci(mean: float, lo: float, hi: float, digits: int = 3) -> str:

@@ -44,6 +44,7 @@ from complemjax._checks import (
     check_positive_int,
     check_same_rows,
 )
+from complemjax.stats import resample_map
 
 __all__ = [
     "BootstrapInterval",
@@ -1093,14 +1094,13 @@ def bootstrap_interval(
 
 @functools.partial(jax.jit, static_argnums=(4, 5, 6))
 def _bootstrap_impl(key, X, Y, level, metric_fn, n_boot: int, batch_size: int):
-    n = X.shape[0]
-    keys = jax.random.split(key, n_boot)
     estimate = jnp.asarray(metric_fn(X, Y))
-
-    def one(k):
-        idx = jax.random.randint(k, (n,), 0, n)
-        return metric_fn(X[idx], Y[idx])
-
-    samples = lax.map(one, keys, batch_size=batch_size)
+    samples = resample_map(
+        key,
+        lambda idx: metric_fn(X[idx], Y[idx]),
+        X.shape[0],
+        n_boot=n_boot,
+        batch_size=batch_size,
+    )
     q = jnp.quantile(samples, jnp.array([(1.0 - level) / 2.0, (1.0 + level) / 2.0]))
     return BootstrapInterval(estimate, q[0], q[1], samples)

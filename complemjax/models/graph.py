@@ -26,10 +26,11 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import sparse as jsparse
 
 from complemjax._checks import check_positive_int
 
-__all__ = ["Graph", "build_graph", "propagate"]
+__all__ = ["Graph", "build_graph", "propagate", "propagate_mean"]
 
 
 @flax.struct.dataclass
@@ -40,6 +41,8 @@ class Graph:
       senders: ``[2E]`` int32 source node of each directed edge.
       receivers: ``[2E]`` int32 target node of each directed edge.
       weights: ``[2E]`` float ``1 / sqrt(d_s d_r)`` (0 for masked edges).
+      indptr: ``[N + 1]`` int32 CSR row pointers: the edges into node r are
+        ``indptr[r]:indptr[r+1]`` (edges are sorted by receiver).
       n_users: number of user nodes (static).
       n_items: number of item nodes (static).
     """
@@ -47,6 +50,7 @@ class Graph:
     senders: jax.Array
     receivers: jax.Array
     weights: jax.Array
+    indptr: jax.Array
     n_users: int = flax.struct.field(pytree_node=False)
     n_items: int = flax.struct.field(pytree_node=False)
 
@@ -115,13 +119,72 @@ def _build(u, i, mask, n_users, n_items):
     deg = jax.ops.segment_sum(mm, senders, num_segments=n)
     inv = jnp.where(deg > 0, jax.lax.rsqrt(jnp.maximum(deg, 1.0)), 0.0)
     w = mm * inv[senders] * inv[receivers]
-    return Graph(senders, receivers, w, n_users, n_items)
+    # edges sorted by receiver: the sum into receivers is a sorted segment sum
+    order = jnp.argsort(receivers, stable=True)
+    receivers = receivers[order]
+    indptr = jnp.searchsorted(receivers, jnp.arange(n + 1, dtype=receivers.dtype), side="left")
+    return Graph(senders[order], receivers, w[order], indptr.astype(jnp.int32), n_users, n_items)
+
+
+@jax.custom_vjp
+def _spmm_core(senders, indptr, weights, e):
+    # CSR (rows = receivers, columns = senders) times dense: measured ~50x faster on CPU
+    # than a gather + segment_sum (scatter-add) of the same edges, and faster than
+    # scipy.sparse (experiments/bench_lightgcn.py).
+    n = e.shape[0]
+    a = jsparse.BCSR((weights.astype(e.dtype), senders, indptr), shape=(n, n))
+    return a @ e
+
+
+def _spmm_fwd(senders, indptr, weights, e):
+    return _spmm_core(senders, indptr, weights, e), (senders, indptr, weights)
+
+
+def _spmm_bwd(res, g):
+    # Â is symmetric (every edge is stored in both directions with the same weight), so
+    # the cotangent of e is Â g: the same CSR product, no transpose or scatter-add.
+    senders, indptr, weights = res
+    return None, None, None, _spmm_core(senders, indptr, weights, g)
+
+
+_spmm_core.defvjp(_spmm_fwd, _spmm_bwd)
 
 
 def _spmm(graph: Graph, e: jax.Array) -> jax.Array:
-    """``Â @ e`` for ``e [N, d]``: sum over edges of ``w · e[sender]`` into receivers."""
-    msg = graph.weights[:, None].astype(e.dtype) * e[graph.senders]
-    return jax.ops.segment_sum(msg, graph.receivers, num_segments=graph.n_nodes)
+    """``Â @ e`` for ``e [N, d]``: sum over edges of ``w · e[sender]`` into receivers.
+
+    Differentiable in ``e`` only (the graph is data, not a parameter)."""
+    if graph.senders.ndim > 1 or e.ndim > 2:  # batched graphs: plain segment sum
+        msg = graph.weights[..., None].astype(e.dtype) * e[graph.senders]
+        return jax.ops.segment_sum(msg, graph.receivers, num_segments=e.shape[0])
+    return _spmm_core(graph.senders, graph.indptr, graph.weights, e)
+
+
+def propagate_mean(graph: Graph, user_emb, item_emb, n_layers, *, max_layers: int):
+    """Layer-mean propagation with a dynamic layer count (vmappable over ``n_layers``).
+
+    ``E = (1/(n+1)) Σ_{k=0..n} Â^k E^{(0)}`` for an int (possibly traced) ``n`` in
+    ``[0, max_layers]``: ``max_layers`` layers are computed and the layers above ``n``
+    get weight 0, so one compiled program serves a grid over the number of layers.
+
+    Args:
+      graph: :class:`Graph`.
+      user_emb, item_emb: ``[n_users, d]``, ``[n_items, d]`` layer-0 embeddings.
+      n_layers: int scalar (array allowed), 0 ≤ n ≤ ``max_layers``.
+      max_layers: static upper bound K.
+
+    Returns:
+      ``(users [n_users, d], items [n_items, d])``.
+    """
+    k_max = check_positive_int("max_layers", max_layers, minimum=0)
+    n = jnp.asarray(n_layers)
+    e = jnp.concatenate([user_emb, item_emb], axis=0)
+    total = e
+    for k in range(1, k_max + 1):
+        e = _spmm(graph, e)
+        total = total + jnp.where(k <= n, 1.0, 0.0).astype(e.dtype) * e
+    total = total / (n + 1).astype(e.dtype)
+    return total[: graph.n_users], total[graph.n_users :]
 
 
 def propagate(graph: Graph, user_emb, item_emb, *, n_layers: int):

@@ -1,4 +1,5 @@
-"""Tests for complemjax.cf: BPR-MF, model selection, EASE, popularity."""
+"""Tests for BPR-MF, its selection, EASE and popularity (complemjax.models.mf / ease /
+popularity), through the compatibility names of complemjax.cf."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from complemjax import cf, ranking
-from complemjax.cf import _bpr_loss, _is_positive, _train_epochs
+from complemjax.models.mf import _bpr_loss, _epoch_samples, _is_positive, _train_epochs
 
 
 def _synthetic(seed=0, n_users=160, n_items=120, rank=3, per_user=24):
@@ -237,13 +238,9 @@ def test_sgd_row_update_equals_dense_sgd_step(rng):
     hp = cf.BPRHParams(lr=0.7, l2=0.05)
     st = cf.bpr_init(jax.random.key(3), n_users=nu, n_items=ni, config=cfg)
     new, loss = cf.bpr_train_epochs(st, u, i, hp, n_items=ni, config=cfg, n_epochs=1)
-    key, k_perm = jax.random.split(st.key)
-    perm = jax.random.permutation(k_perm, n)
-    _, k_neg = jax.random.split(key)
-    j = jax.random.randint(
-        jax.random.split(k_neg, cfg.n_neg_retries + 1)[0], (n,), 0, ni, jnp.int32
-    )
-    ref_loss, g = jax.value_and_grad(_bpr_loss)(st.params, u[perm], i[perm], j, 0.05)
+    _, k_epoch = jax.random.split(st.key)
+    uu, ii, j, _ = _epoch_samples(k_epoch, u, i, jnp.ones(n), None, ni, n, cfg)
+    ref_loss, g = jax.value_and_grad(_bpr_loss)(st.params, uu, ii, j, 0.05)
     np.testing.assert_allclose(loss[0], ref_loss, rtol=1e-6)
     np.testing.assert_allclose(
         new.params.user_emb, st.params.user_emb - 0.7 * g.user_emb, atol=1e-6
@@ -251,3 +248,134 @@ def test_sgd_row_update_equals_dense_sgd_step(rng):
     np.testing.assert_allclose(
         new.params.item_emb, st.params.item_emb - 0.7 * g.item_emb, atol=1e-6
     )
+
+
+# ----------------------------------------------------------------------------- new in models
+def test_lazy_adam_rows_match_dense_adam_on_touched_rows(rng):
+    import optax
+
+    from complemjax.models.mf import _lazy_adam_rows
+
+    n, d = 8, 3
+    table = jnp.asarray(rng.normal(size=(n, d)), jnp.float32)
+    m0 = jnp.asarray(rng.normal(size=(n, d)) * 0.1, jnp.float32)
+    v0 = jnp.asarray(rng.random((n, d)) * 0.1, jnp.float32)
+    idx = jnp.array([1, 4, 6], jnp.int32)  # distinct rows: exactly Adam on those rows
+    g = jnp.asarray(rng.normal(size=(3, d)), jnp.float32)
+    dense_g = jnp.zeros((n, d)).at[idx].add(g)
+    state = optax.ScaleByAdamState(count=jnp.asarray(4), mu=m0, nu=v0)
+    direction, new = optax.scale_by_adam().update(dense_g, state)
+    t, mv = _lazy_adam_rows(
+        table, jnp.concatenate([m0, v0], 1), idx, g, 0.1, 1 - 0.9**5, 1 - 0.999**5
+    )
+    m, v = mv[:, :d], mv[:, d:]
+    np.testing.assert_allclose(m[idx], new.mu[idx], rtol=1e-5)
+    np.testing.assert_allclose(v[idx], new.nu[idx], rtol=1e-5)
+    np.testing.assert_allclose(t[idx], (table - 0.1 * direction)[idx], rtol=1e-5, atol=1e-6)
+    rest = np.setdiff1d(np.arange(n), np.asarray(idx))
+    np.testing.assert_array_equal(t[rest], table[rest])  # lazy: untouched rows keep still
+    np.testing.assert_array_equal(m[rest], m0[rest])
+    # a repeated row gets the summed gradient in the first moment, once decayed
+    dup = jnp.array([2, 2], jnp.int32)
+    gd = jnp.asarray(rng.normal(size=(2, d)), jnp.float32)
+    _, mv2 = _lazy_adam_rows(table, jnp.concatenate([m0, v0], 1), dup, gd, 0.1, 0.5, 0.5)
+    m2, v2 = mv2[:, :d], mv2[:, d:]
+    np.testing.assert_allclose(m2[2], 0.9 * m0[2] + 0.1 * gd.sum(0), rtol=1e-5)
+    np.testing.assert_allclose(v2[2], 0.999 * v0[2] + 0.001 * (gd**2).sum(0), rtol=1e-5)
+
+
+def test_bpr_mask_drops_padding(synth):
+    tr_u, tr_i, _, _, nu, ni = synth
+    # user nu-1's entries become padding; junk padding pairs point at it as well
+    real = tr_u != nu - 1
+    u = np.concatenate([tr_u, np.full(10, nu - 1, np.int32)])
+    i = np.concatenate([tr_i, np.arange(10, dtype=np.int32)])
+    m = np.concatenate([real, np.zeros(10, bool)])
+    cfg = cf.BPRConfig(dim=8, n_epochs=2, batch_size=256)
+    res = cf.fit_bpr(
+        jax.random.key(0), u, i, n_users=nu, n_items=ni, config=cfg, hparams=HP, mask=m
+    )
+    init = cf.bpr_init(jax.random.key(0), n_users=nu, n_items=ni, config=cfg)
+    np.testing.assert_array_equal(res.user_emb[nu - 1], init.params.user_emb[nu - 1])
+    assert not np.allclose(res.user_emb[0], init.params.user_emb[0])
+    # the masked loss over a batch equals the plain mean over its real rows
+    from complemjax.models.mf import _bpr_rows_loss
+
+    rows = tuple(jnp.asarray(rng_) for rng_ in np.random.default_rng(1).normal(size=(3, 6, 4)))
+    w = jnp.array([1, 0, 1, 1, 0, 1], jnp.float32)
+    keep = np.asarray(w) > 0
+    np.testing.assert_allclose(
+        _bpr_rows_loss(rows, 0.1, w), _bpr_rows_loss(tuple(r[keep] for r in rows), 0.1), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="mask"):
+        cf.fit_bpr(
+            jax.random.key(0), u, i, n_users=nu, n_items=ni, config=cfg, hparams=HP, mask=m[:-1]
+        )
+
+
+@pytest.mark.parametrize(
+    "hp, field",
+    [
+        (cf.BPRHParams(lr=float("nan"), l2=1e-4), "lr"),
+        (cf.BPRHParams(lr=0.0, l2=1e-4), "lr"),
+        (cf.BPRHParams(lr=-1.0, l2=1e-4), "lr"),
+        (cf.BPRHParams(lr=0.01, l2=-1e-4), "l2"),
+        (cf.BPRHParams(lr=0.01, l2=float("inf")), "l2"),
+    ],
+)
+def test_bpr_hparams_validated(synth, hp, field):
+    tr_u, tr_i, _, _, nu, ni = synth
+    with pytest.raises(ValueError, match=rf"hparams\.{field}"):
+        cf.fit_bpr(jax.random.key(0), tr_u, tr_i, n_users=nu, n_items=ni, config=CFG, hparams=hp)
+
+
+@pytest.mark.parametrize(
+    "items", [np.array([-1, 0, 1]), np.array([0, 3]), np.array([0.0, 1.0]), np.zeros((2, 2), int)]
+)
+def test_popularity_index_checks(items):
+    with pytest.raises(ValueError, match="item_idx"):
+        cf.popularity(items, n_items=3)
+
+
+def test_select_ease(synth):
+    tr_u, tr_i, te_u, te_i, nu, ni = synth
+    val = ranking.pad_item_sets(te_u, te_i, nu)
+    sel = cf.select_ease(tr_u, tr_i, val, n_users=nu, n_items=ni, grid=[1000.0, 1.0, 50.0])
+    np.testing.assert_array_equal(sel.grid, [1.0, 50.0, 1000.0])
+    assert sel.l2 == sel.grid[sel.best] and sel.recall[sel.best] == sel.recall.max()
+    b = cf.fit_ease(tr_u, tr_i, n_users=nu, n_items=ni, l2=sel.l2)
+    np.testing.assert_allclose(sel.b, b, rtol=1e-5, atol=1e-6)
+    ex = ranking.pad_item_sets(tr_u, tr_i, nu)
+    top = ranking.topk_from_score_fn(
+        cf.ease_score_fn(b, ex), n_users=nu, n_items=ni, k=20, exclude=ex
+    )
+    rec = float(ranking.evaluate_topk(top.items, val, ks=(20,)).mean("recall")[0])
+    assert rec == pytest.approx(sel.recall[sel.best], rel=1e-6)
+    assert sel.row()["configs"] == 3
+    with pytest.raises(ValueError, match="grid"):
+        cf.select_ease(tr_u, tr_i, val, n_users=nu, n_items=ni, grid=[0.0, 1.0])
+    with pytest.raises(ValueError, match="l2"):
+        cf.fit_ease(tr_u, tr_i, n_users=nu, n_items=ni, l2=None)
+
+
+def test_bpr_family_through_protocol_equals_fit_bpr(synth):
+    from complemjax.models import protocol
+
+    tr_u, tr_i, te_u, te_i, nu, ni = synth
+    cfg = cf.BPRConfig(dim=8, n_epochs=4, batch_size=256)
+    data = protocol.make_train_data(tr_u, tr_i, n_users=nu, n_items=ni)
+    val = ranking.pad_item_sets(te_u, te_i, nu)
+    fit = protocol.retrain(
+        cf.BPR(cfg),
+        jax.random.key(0),
+        data,
+        HP,
+        valid_sets=val,
+        exclude_sets=data.history,
+        max_epochs=4,
+        eval_every=4,
+        patience=1,
+    )
+    ref = cf.fit_bpr(jax.random.key(0), tr_u, tr_i, n_users=nu, n_items=ni, config=cfg, hparams=HP)
+    np.testing.assert_allclose(fit.user_emb, ref.user_emb, rtol=1e-4, atol=1e-5)
+    assert fit.best_epoch == 4 and fit.method == "BPR-MF"
