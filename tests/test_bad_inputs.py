@@ -179,7 +179,6 @@ SYN_NAN = _SYN_COLS + "".join(
 SYN_FULL = SYN_NAN.replace(",,", ",0.3,")
 SYN_META = {"n_items": 3, "n_users": 4, "shared_fraction": 0.5, "nonlinearity": 0.0,
             "popularity_skew": 1.0, "n_seeds": 2, "seconds": 1.0}  # fmt: skip
-SEMANTIC = "fixed on branch wt/semantic"
 
 CASES: list[Case] = [
     # --- ranking / complementarity: repeated items, keys, NaN buckets ---------------
@@ -852,7 +851,7 @@ CASES: list[Case] = [
         "obscure",
         CliError,
     ),
-    # --- owned by other helpers (xfail until their branches merge) ------------------
+    # --- recommenders and models (fixed with the models and semantic-view work) ------
     Case(
         "user_profiles-item-out-of-range",
         lambda t: cj.user_profiles(
@@ -860,7 +859,6 @@ CASES: list[Case] = [
         ),
         "`item_idx`",
         "silent",
-        xfail=SEMANTIC,
     ),
     Case(
         "user_profiles-negative-user",
@@ -869,7 +867,6 @@ CASES: list[Case] = [
         ),
         "`user_idx`",
         "silent",
-        xfail=SEMANTIC,
     ),
     Case(
         "user_profiles-user-too-large",
@@ -878,7 +875,6 @@ CASES: list[Case] = [
         ),
         "`user_idx`",
         "silent",
-        xfail=SEMANTIC,
     ),
     Case(
         "user_profiles-float-ids",
@@ -887,7 +883,6 @@ CASES: list[Case] = [
         ),
         "`user_idx`",
         "silent",
-        xfail=SEMANTIC,
     ),
     Case(
         "popularity-negative",
