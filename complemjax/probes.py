@@ -1008,7 +1008,9 @@ def tune(
     same validation rows (``spec.val_fraction`` is ignored). All configurations are one
     vmapped program (random features: a sequential map, to bound memory). The same key is
     used for every configuration (common initialisation / random features). Use one
-    :func:`fit_val_split` for every probe so that all are chosen on the same rows.
+    :func:`fit_val_split` for every probe so that all are chosen on the same rows. The
+    chosen ``val_mse`` is optimistic (the same rows also early-stop the MLPs); score the
+    result on separate test rows.
 
     Args:
         key: PRNG key (MLP initialisation and minibatches; random features).

@@ -65,8 +65,16 @@ def _l2_normalize(x):
     return x / jnp.where(n > 0, n, 1.0)
 
 
-def _check_index(name: str, x, n: int, n_name: str) -> np.ndarray:
-    """1-D integer indices in ``[0, n)``; ValueError naming ``name`` otherwise."""
+def _check_index(name: str, x, n: int, n_name: str):
+    """1-D integer indices in ``[0, n)``; ValueError naming ``name`` otherwise.
+
+    Under tracing (``jit``/``vmap``) only the rank and dtype can be checked; values are
+    then the caller's responsibility (``segment_sum`` drops ids outside ``[0, n)``).
+    """
+    if isinstance(x, jax.core.Tracer):
+        if x.ndim != 1 or not jnp.issubdtype(x.dtype, jnp.integer):
+            raise ValueError(f"`{name}` must be a 1-D integer array, got {x.dtype} {x.shape}")
+        return x.astype(jnp.int32)
     a = np.asarray(x)
     if a.ndim != 1:
         raise ValueError(f"`{name}` must be 1-D, got shape {a.shape}")
@@ -81,7 +89,7 @@ def _check_index(name: str, x, n: int, n_name: str) -> np.ndarray:
             f"`{name}` must lie in [0, {n_name}={n}): {bad} entries outside, "
             f"min {int(a.min())}, max {int(a.max())}"
         )
-    return a.astype(np.int32)
+    return jnp.asarray(a, jnp.int32)
 
 
 def _check_pairs(user_idx, item_idx, n_users: int, n_items: int):
@@ -120,7 +128,9 @@ def user_profiles(
 
     Raises:
       ValueError: naming the argument — non-integer, negative or out-of-range indices,
-        mismatched lengths, negative or non-finite weights.
+        mismatched lengths, negative or non-finite weights. Under ``jit``/``vmap`` only
+        shapes and dtypes are checked; ids outside ``[0, n_users)`` are then dropped
+        (``segment_sum``), which callers may use to mask padding.
 
     Example:
       >>> prof = user_profiles(sem, tr.user_idx, tr.item_idx, n_users=tr.n_users)  # doctest: +SKIP
@@ -132,6 +142,10 @@ def user_profiles(
     u, i = _check_pairs(user_idx, item_idx, n_users, item_emb.shape[0])
     if weights is None:
         w = jnp.ones(u.shape, item_emb.dtype)
+    elif isinstance(weights, jax.core.Tracer):
+        if weights.shape != u.shape:
+            raise ValueError(f"`weights` must have shape {u.shape}, got {weights.shape}")
+        w = weights.astype(item_emb.dtype)
     else:
         wa = np.asarray(weights)
         if wa.shape != u.shape or not np.issubdtype(wa.dtype, np.number):
@@ -144,7 +158,7 @@ def user_profiles(
                 f"non-finite, {int((wa < 0).sum())} negative"
             )
         w = jnp.asarray(wa, item_emb.dtype)
-    return _profiles(item_emb, jnp.asarray(u), jnp.asarray(i), w, n_users, normalize)
+    return _profiles(item_emb, u, i, w, n_users, normalize)
 
 
 @functools.partial(jax.jit, static_argnames=("n_users", "normalize"))
@@ -191,7 +205,9 @@ def recency_weights(user_idx, timestamps, *, n_users: int, half_life: float) -> 
       ``[n]`` float32 weights in ``(0, 1]`` (1 for each user's latest interactions).
     """
     n_users = check_positive_int("n_users", n_users)
-    u = _check_index("user_idx", user_idx, n_users, "n_users")
+    if isinstance(user_idx, jax.core.Tracer) or isinstance(timestamps, jax.core.Tracer):
+        raise ValueError("`recency_weights` is host-side (NumPy); call it outside jit")
+    u = np.asarray(_check_index("user_idx", user_idx, n_users, "n_users"))
     t = np.asarray(timestamps)
     if t.shape != u.shape or not np.issubdtype(t.dtype, np.number):
         raise ValueError(

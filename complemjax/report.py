@@ -34,24 +34,29 @@ __all__ = [
 ]
 
 
-def check_results_table(path: str | Path, *, allow_missing: bool = False) -> pd.DataFrame:
+def check_results_table(
+    path: str | Path, *, complete: Sequence[str] = (), allow_missing: bool = False
+) -> pd.DataFrame:
     """Read a study's results CSV and refuse it when it cannot support a report.
 
     A report's summary sentences ("the CF ranker is better in X% of runs") are computed
-    from these tables; a missing (NaN) metric value would silently drop out of such a
-    count. So the table must exist, parse, have rows, and (unless ``allow_missing``) hold
-    no NaN in its numeric columns.
+    from these tables; a missing (NaN) value in a column such a sentence counts over would
+    silently drop out of (or skew) the count. So the table must exist, parse and have rows,
+    and the ``complete`` columns must hold no NaN (unless ``allow_missing``). NaN values in
+    other columns (metrics undefined for some configurations) are counted in one warning
+    line on stderr.
 
     Args:
         path: the CSV file.
-        allow_missing: accept NaN values (a warning line on stderr counts them).
+        complete: columns that must not hold NaN (the ones summary sentences count over).
+        allow_missing: accept NaN in ``complete`` columns too (then only warned about).
 
     Returns:
         The table.
 
     Raises:
-        ValueError: missing, empty or unparsable file, or NaN values (naming the columns
-            and counts).
+        ValueError: missing, empty or unparsable file, a ``complete`` column that is
+            absent, or NaN values in ``complete`` columns (naming columns and counts).
     """
     import sys
 
@@ -66,18 +71,25 @@ def check_results_table(path: str | Path, *, allow_missing: bool = False) -> pd.
         raise ValueError(f"results table {path} does not parse ({e}); rerun the study") from e
     if df.empty:
         raise ValueError(f"results table {path} has a header but no rows; rerun the study")
-    nums = df.select_dtypes("number")
-    n_nan = nums.isna().sum()
+    absent = [c for c in complete if c not in df.columns]
+    if absent:
+        raise ValueError(
+            f"results table {path} lacks columns {absent} (broken, or written by another "
+            f"version); rerun the study"
+        )
+    n_nan = df.select_dtypes("number").isna().sum()
     n_nan = n_nan[n_nan > 0]
+    hard = [c for c in n_nan.index if c in complete]
+    if hard and not allow_missing:
+        what = ", ".join(f"{c}: {int(n_nan[c])} of {len(df)}" for c in hard)
+        raise ValueError(
+            f"results table {path} has missing (NaN) values ({what}); the report's summary "
+            f"counts over these columns would silently drop those runs. Rerun the study, or "
+            f"pass --allow-missing to report on the finite values only"
+        )
     if len(n_nan):
         what = ", ".join(f"{c}: {int(n)} of {len(df)}" for c, n in n_nan.items())
-        if not allow_missing:
-            raise ValueError(
-                f"results table {path} has missing (NaN) values ({what}); summaries would "
-                f"silently drop those runs. Rerun the study, or pass --allow-missing to "
-                f"report on the finite values only"
-            )
-        print(f"complemjax: warning: {path.name}: NaN values dropped ({what})", file=sys.stderr)
+        print(f"complemjax: warning: {path.name} has NaN values ({what})", file=sys.stderr)
     return df
 
 

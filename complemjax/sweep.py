@@ -1022,7 +1022,33 @@ def run_grid(
                 err = e
         _agree(err, f"`checkpoint_dir` {folder}: the processes run different sweeps")
     try:
-        return _run_locked(**locals())
+        return _run_locked(
+            fn=fn,
+            key=key,
+            kd=kd,
+            n_seeds=n_seeds,
+            static_rows=static_rows,
+            dyn_names=dyn_names,
+            n_flat=n_flat,
+            seeds=seeds,
+            knob_cols=knob_cols,
+            chunk_size=chunk_size,
+            folder=folder,
+            writer=writer,
+            identity=identity,
+            ident=ident,
+            resume=resume,
+            recorded=recorded,
+            done=done,
+            n_dev=n_dev,
+            mesh=mesh,
+            sharding=sharding,
+            free_bytes=free_bytes,
+            memory_fraction=memory_fraction,
+            description=description,
+            progress=progress,
+            t_start=t_start,
+        )
     finally:
         if lock is not None:
             _release_lock(lock, created_folder)
@@ -1060,7 +1086,7 @@ def _run_locked(
     *,
     fn, key, kd, n_seeds, static_rows, dyn_names, n_flat, seeds, knob_cols, chunk_size,
     folder, writer, identity, ident, resume, recorded, done, n_dev, mesh, sharding,
-    free_bytes, memory_fraction, description, progress, t_start, **_: Any,
+    free_bytes, memory_fraction, description, progress, t_start,
 ) -> pd.DataFrame:  # fmt: skip
     """The body of :func:`run_grid` once the checkpoint folder (if any) is locked."""
     if folder is not None:

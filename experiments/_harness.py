@@ -126,6 +126,9 @@ def _block(x):
 def time_call(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1) -> tuple[Timing, Any]:
     """Time ``fn()``: ``warmup`` calls (the first reported), then ``repeats`` timed ones.
 
+    With ``warmup=0`` (code with nothing to compile, e.g. NumPy) no call is untimed and
+    ``first_s`` is the first timed call.
+
     JAX outputs are waited for (``jax.block_until_ready``) inside each timing.
 
     Returns:
@@ -133,9 +136,11 @@ def time_call(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1) -> tu
     """
     if repeats < 1:
         raise ValueError(f"`repeats` must be >= 1, got {repeats}")
-    t0 = time.perf_counter()
-    out = _block(fn())
-    first = time.perf_counter() - t0
+    first = None
+    if warmup > 0:
+        t0 = time.perf_counter()
+        out = _block(fn())
+        first = time.perf_counter() - t0
     for _ in range(max(warmup - 1, 0)):
         out = _block(fn())
     walls, cpus = [], []
@@ -145,6 +150,7 @@ def time_call(fn: Callable[[], Any], *, repeats: int = 3, warmup: int = 1) -> tu
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
     best = min(range(repeats), key=walls.__getitem__)
+    first = walls[0] if first is None else first
     timing = Timing(first, walls[best], statistics.median(walls), cpus[best], tuple(walls))
     return timing, out
 

@@ -16,7 +16,8 @@ Measured, each side in its own fresh process (so peak RSS is that side's alone):
 * ranx: ``Run``/``Qrels`` construction from the arrays (reported separately), a numba warm-up
   on a 50-user problem (compile; ranx caches compiled code on disk, so a second benchmark run
   shows a smaller number), then ``ranx.fuse`` + ``ranx.evaluate`` (the number compared).
-* peak memory: ``ru_maxrss`` of each process minus its RSS after loading the input arrays.
+* peak memory (as in ``experiments/_harness.py``): ``VmHWM`` of each side's fresh process
+  minus its RSS after loading the input arrays.
 
 Checks (in the parent process): per-user metrics of the two sides must be equal (|diff| <=
 1e-6) for every user, except where the fused lists contain exactly tied scores that ranx orders
@@ -28,6 +29,7 @@ Usage::
 
     python experiments/bench_fusion.py            # 50,000 users x 20,000 items
     python experiments/bench_fusion.py --quick    # 5,000 users
+    python experiments/bench_fusion.py --json experiments/cpu_baseline.json
 
 The machine running this has 2 CPU cores shared with other jobs: times are noisy; both sides
 use both cores (XLA CPU threads; numba ``parallel=True``).
@@ -38,13 +40,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _harness as H
 
 METHODS = {
     # name: (complemjax method, complemjax norm, weight, rrf_k, ranx norm, ranx method, params)
@@ -67,13 +71,8 @@ RANX_METRIC = {
 ABS_TOL = 1e-6
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+_rss_mb = H.current_rss_mb
+_peak_mb = H.peak_rss_mb
 
 
 # ----------------------------------------------------------------------------- data
@@ -340,8 +339,7 @@ def check(data, jax_pu, ranx_pu, rng):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="5,000 users instead of 50,000")
+    p = H.base_parser(__doc__.split("\n")[0])  # --quick: 5,000 users instead of 50,000
     p.add_argument("--users", type=int, default=None)
     p.add_argument("--items", type=int, default=20_000)
     p.add_argument("--depth", type=int, default=100)
@@ -447,6 +445,19 @@ def main(argv=None):
         f"Target >= 10x (fuse + evaluate, warm): {'met' if tr / tj >= 10 else 'NOT met'} "
         f"({tr / tj:.1f}x)."
     )
+    results = H.Results("fusion", quick=args.quick)
+    for name in METHODS:
+        results.add(name, complemjax_s=rj["times"][name], ranx_s=rr["times"][name])
+    results.add(
+        "all rules",
+        complemjax_s=tj,
+        ranx_s=tr,
+        speedup=tr / tj,
+        complemjax_added_rss_mb=rj["peak_mb"],
+        ranx_added_rss_mb=rr["peak_mb"],
+        users=n_users,
+    )
+    results.write_json(args.json)
 
 
 if __name__ == "__main__":

@@ -31,14 +31,14 @@ Run: ``.venv/bin/python experiments/bench_probe_sweep.py [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import os
-import resource
+import sys
 import time
 import warnings
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _harness as H
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from complemjax import probes
@@ -76,34 +76,19 @@ def block(tree):
 
 
 def timed(fn, repeats: int):
-    """Return (first time, best steady time, result of the last call).
+    """Return (first time, best steady time, result of the last call) (``_harness.time_call``).
 
     With ``repeats == 0`` the steady time is reported as NaN (only the first call ran).
     """
-    t0 = time.perf_counter()
-    out = block(fn())
-    first = time.perf_counter() - t0
-    steady = []
-    for _ in range(repeats):
+    if repeats == 0:
         t0 = time.perf_counter()
         out = block(fn())
-        steady.append(time.perf_counter() - t0)
-    return first, min(steady) if steady else float("nan"), out
+        return time.perf_counter() - t0, float("nan"), out
+    timing, out = H.time_call(fn, repeats=repeats)
+    return timing.first_s, timing.min_s, out
 
 
-def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
-    """Float32 ``jnp.dot`` GFLOP/s on ``size x size`` matrices (best of ``repeats``)."""
-    k1, k2 = jax.random.split(jax.random.key(0))
-    a = jax.random.normal(k1, (size, size), jnp.float32)
-    b = jax.random.normal(k2, (size, size), jnp.float32)
-    f = jax.jit(jnp.dot)
-    f(a, b).block_until_ready()
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f(a, b).block_until_ready()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * size**3 / best / 1e9
+matmul_rate = H.matmul_rate
 
 
 def step_flops(n: int, width: int) -> float:
@@ -265,7 +250,7 @@ def regime_large(args, mm_rate):
         f"{steady_wide:.2f} s, {rate_wide:.1f} GFLOP/s = {100 * rate_wide / mm_rate:.0f}% "
         "of matmul rate (target >= 50%)"
     )
-    return res
+    return res, f"{n_seeds} seeds x {len(widths)} widths, n={n:,}, {steps} steps"
 
 
 def regime_small(args):
@@ -311,8 +296,7 @@ def regime_small(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer seeds/widths/steps")
+    parser = H.base_parser(__doc__.splitlines()[0])  # --quick: fewer seeds/widths/steps
     parser.add_argument("--smoke", action="store_true", help="tiny sizes to check the script")
     parser.add_argument("--repeats", type=int, default=2, help="steady-state repeats")
     parser.add_argument(
@@ -336,16 +320,27 @@ def main():
     )
     mm = matmul_rate()
     print(f"float32 jnp.dot 2048x2048 rate: {mm:.1f} GFLOP/s")
+    results = H.Results("probe_sweep", quick=args.quick or args.smoke)
+    results.add("matmul", gflops=mm)
     if args.regime in ("large", "both"):
-        regime_large(args, mm)
+        res, size = regime_large(args, mm)
+        for k, (first, steady, r2s) in res.items():
+            extra = {}
+            if k == "bucket":
+                extra = dict(gpu_case="probes", value=steady, unit="s", size=size)
+            results.add(f"large {k}", first_s=first, steady_s=steady, r2=list(r2s), **extra)
     if args.regime in ("small", "both"):
-        regime_small(args)
+        res = regime_small(args)
+        for k, (first, steady, r2s) in res.items():
+            results.add(f"small {k}", first_s=first, steady_s=steady, r2=list(r2s))
     mm_end = matmul_rate()
     print(
         f"\nfloat32 jnp.dot rate at the end: {mm_end:.1f} GFLOP/s; loadavg(end)={os.getloadavg()}"
     )
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of this process: {rss:.0f} MiB")
+    rss = H.peak_rss_mb()
+    print(f"peak RSS of this process (all regimes, one process): {rss:.0f} MiB")
+    results.add("process", peak_rss_mb=rss)
+    results.write_json(args.json)
 
 
 if __name__ == "__main__":

@@ -310,6 +310,10 @@ def main():
                         matmul_gflops=r["matmul_gflops"],
                         matmul_limit_users_per_s=limit,
                         fraction_of_matmul=frac,
+                        gpu_case="ranking",
+                        value=n_users / tk["min_s"],
+                        unit="users/s",
+                        size=f"{n_users:,} users x {args.items:,} items, d={args.dim}, k={max(KS)}",
                     )
                 results.add(f"{side} {n_users}x{args.items} d={args.dim}", **row)
             if "numpy" in out:

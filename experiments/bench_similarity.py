@@ -17,40 +17,32 @@ Inputs: X ~ N(0, 1) of shape [n, 256]; Y = X W / sqrt(256) + 0.5 N(0, 1), W ~ N(
 [256, 256]. Times: JAX is compiled on a first call (reported as "first call") and the
 steady-state time is the median of 3 further calls (1 at n = 50,000 for kNN); CPU time is
 ``time.process_time()`` per call (all threads). NumPy is timed once (median of 3 at
-quick sizes). Memory: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` of the measuring
-process at its end, i.e. the peak resident set of the whole process (Python, NumPy/JAX
-runtime, the inputs and all work buffers), next to the RSS measured right after the
-inputs were created ("inputs RSS"); the difference is what the computation added.
+quick sizes). Timing and memory as in ``experiments/_harness.py``: peak RSS is the
+``VmHWM`` of the measuring worker process (a fresh process per measurement), i.e. the peak
+resident set of the whole process (Python, NumPy/JAX runtime, the inputs and all work
+buffers), next to the RSS measured right after the inputs were created ("inputs RSS");
+the difference is what the computation added.
 
 Usage:
   .venv/bin/python experiments/bench_similarity.py           # full sizes (minutes)
   .venv/bin/python experiments/bench_similarity.py --quick   # small smoke run (seconds)
+  .venv/bin/python experiments/bench_similarity.py --json experiments/cpu_baseline.json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _harness as H
+
 D = 256
 K = 10
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _current_rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _data(n: int, seed: int = 0):
@@ -93,7 +85,7 @@ def _np_knn(A: np.ndarray, k: int) -> np.ndarray:
 
 def worker(kind: str, n: int, out_dir: str, repeats: int) -> dict:
     X, Y = _data(n)
-    inputs_rss = _current_rss_mb()
+    inputs_rss = H.current_rss_mb()
     res: dict = {"kind": kind, "n": n}
     if kind.startswith("jax"):
         import jax
@@ -101,21 +93,15 @@ def worker(kind: str, n: int, out_dir: str, repeats: int) -> dict:
         from complemjax.similarity import debiased_linear_cka, mutual_knn
 
         Xj, Yj = jax.numpy.asarray(X), jax.numpy.asarray(Y)
-        inputs_rss = _current_rss_mb()
+        inputs_rss = H.current_rss_mb()
         if kind == "jax_cka":
             fn = jax.jit(debiased_linear_cka)
         else:
             fn = jax.jit(lambda a, b: mutual_knn(a, b, k=K, block_size=1024))
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(fn(Xj, Yj))
-        res["first_call_s"] = time.perf_counter() - t0
-        times, c0 = [], time.process_time()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            out = jax.block_until_ready(fn(Xj, Yj))
-            times.append(time.perf_counter() - t0)
-        res["cpu_s"] = (time.process_time() - c0) / repeats
-        res["time_s"] = float(np.median(times))
+        timing, out = H.time_call(lambda: fn(Xj, Yj), repeats=repeats)
+        res["first_call_s"] = timing.first_s
+        res["cpu_s"] = timing.cpu_s
+        res["time_s"] = timing.median_s
         if kind == "jax_cka":
             res["value"] = float(out)
         else:
@@ -126,29 +112,23 @@ def worker(kind: str, n: int, out_dir: str, repeats: int) -> dict:
                 ix = _knn_blocked(_normalize_rows(Xj), _normalize_rows(Yj), K, 1024)[1]
                 np.save(os.path.join(out_dir, f"jax_knn_{n}.npy"), np.asarray(ix))
     elif kind == "np_cka":
-        times, c0 = [], time.process_time()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            res["value"] = _np_debiased_cka_gram(X, Y)
-            times.append(time.perf_counter() - t0)
-        res["cpu_s"] = (time.process_time() - c0) / repeats
-        res["time_s"] = float(np.median(times))
+        timing, res["value"] = H.time_call(
+            lambda: _np_debiased_cka_gram(X, Y), repeats=repeats, warmup=0
+        )
+        res["cpu_s"], res["time_s"] = timing.cpu_s, timing.median_s
     elif kind == "np_knn":
-        times, c0 = [], time.process_time()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            a = _np_knn(X, K)
-            b = _np_knn(Y, K)
-            score = np.mean((a[:, :, None] == b[:, None, :]).sum((1, 2)) / K)
-            times.append(time.perf_counter() - t0)
-        res["cpu_s"] = (time.process_time() - c0) / repeats
-        res["time_s"] = float(np.median(times))
+
+        def np_knn_score():
+            a, b = _np_knn(X, K), _np_knn(Y, K)
+            return a, float(np.mean((a[:, :, None] == b[:, None, :]).sum((1, 2)) / K))
+
+        timing, (a, score) = H.time_call(np_knn_score, repeats=repeats, warmup=0)
+        res["cpu_s"], res["time_s"] = timing.cpu_s, timing.median_s
         res["value"] = float(score)
         np.save(os.path.join(out_dir, f"np_knn_{n}.npy"), a)
     else:
         raise ValueError(f"unknown worker kind {kind!r}")
     res["inputs_rss_mb"] = inputs_rss
-    res["peak_rss_mb"] = _rss_mb()
     return res
 
 
@@ -156,12 +136,8 @@ def worker(kind: str, n: int, out_dir: str, repeats: int) -> dict:
 
 
 def run_worker(kind: str, n: int, out_dir: str, repeats: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", kind, "--n", str(n), "--out", out_dir]
-    cmd += ["--repeats", str(repeats)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker {kind} n={n} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    args = ["--worker", kind, "--n", n, "--out", out_dir, "--repeats", repeats]
+    return H.run_worker(__file__, args)
 
 
 def _row(label, r):
@@ -173,15 +149,15 @@ def _row(label, r):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small smoke run")
+    ap = H.base_parser(__doc__.split("\n")[0])
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--out", default="", help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.n, args.out, args.repeats)))
+        res = worker(args.worker, args.n, args.out, args.repeats)
+        H.emit(res, res["inputs_rss_mb"])
         return
 
     if args.quick:
@@ -244,6 +220,23 @@ def main() -> None:
         msg += f"; float64 gap k-th vs (k+1)-th at mismatches: max {max(gaps):.2e}"
     print(msg)
     print(f"load average at the end: {os.getloadavg()}")
+    results = H.Results("similarity", quick=args.quick)
+    for label, r, unit_case in (
+        ("debiased CKA, JAX feature space", jc_big, None),
+        ("debiased CKA, JAX feature space", jc_com, None),
+        ("debiased CKA, NumPy Gram", nc_com, None),
+        ("mutual kNN@10, JAX blockwise", jk_big, "knn"),
+        ("mutual kNN@10, JAX blockwise", jk_com, None),
+        ("mutual kNN@10, NumPy dense argsort", nk_com, None),
+    ):
+        extra = {}
+        if unit_case:
+            extra = dict(gpu_case=unit_case, unit="s", size=f"n={r['n']:,}, d={D}, k={K}")
+        results.add(
+            f"{label} n={r['n']}",
+            **{**r, "metric_value": r["value"], "value": r["time_s"], **extra},
+        )
+    results.write_json(args.json)
     print()
     cka_ok = jc_big["time_s"] < 2.0
     knn_ok = jk_big["time_s"] < 60.0 and jk_big["peak_rss_mb"] < 2048

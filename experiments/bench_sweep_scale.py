@@ -21,7 +21,7 @@ as the work per chunk grows.
 
 Usage::
 
-    python experiments/bench_sweep_scale.py [--quick] [--reps 2] [--device]
+    python experiments/bench_sweep_scale.py [--quick] [--reps 2] [--device] [--json PATH]
 
 ``--device`` also runs the grid on the default accelerator when JAX sees one (no GPU is
 lent to the session that wrote this file, so it only prints that GPU figures are not
@@ -40,6 +40,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _harness as H  # noqa: E402
 
 
 def _toy_fn(key, shared_fraction, nonlinearity):
@@ -148,8 +152,7 @@ def _run_child(n_devices: int | None, quick: bool, reps: int, out: str) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="18-row grid, tiny sizes")
+    p = H.base_parser(__doc__.splitlines()[0])  # --quick: cheap stand-in fn per row
     p.add_argument("--reps", type=int, default=2, help="timed repetitions (best of)")
     p.add_argument("--device", action="store_true", help="also run on the default accelerator")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -213,6 +216,14 @@ def main() -> None:
             )
     else:
         print("\nGPU: not measured (no GPU is lent to this session; pass --device on a GPU host).")
+    out = H.Results("sweep_scale", quick=args.quick)
+    for n, r in results.items():
+        extra = {}
+        if n == 1:
+            size = f"{r['rows']} rows, {desc}"
+            extra = dict(gpu_case="grid", value=r["t_first"], unit="s (incl. compile)", size=size)
+        out.add(f"cpu x {n}", **r, **extra)
+    out.write_json(args.json)
 
 
 if __name__ == "__main__":

@@ -165,7 +165,6 @@ def _diag(tmp, *extra):
                 "--out", tmp / "diag_out", "--n-boot", "5", *extra)  # fmt: skip
 
 
-SYN_CSV = "density,private_reliance,K,seed,recall_sem,recall_cf\n0.1,0.1,10,0,0.2,0.3\n"
 _SYN_COLS = (
     "density,private_reliance,K,seed,recall_sem,recall_cf,oracle_merge_recall,overlap,"
     "unique_share_sem,unique_share_cf,oracle_merge_rel_gain\n"
@@ -177,10 +176,9 @@ SYN_NAN = _SYN_COLS + "".join(
     for pr in (0.1, 0.5)
     for s in (0, 1)
 )
+SYN_FULL = SYN_NAN.replace(",,", ",0.3,")
 SYN_META = {"n_items": 3, "n_users": 4, "shared_fraction": 0.5, "nonlinearity": 0.0,
             "popularity_skew": 1.0, "n_seeds": 2, "seconds": 1.0}  # fmt: skip
-MODELS = "fixed on branch wt/models"
-SEMANTIC = "fixed on branch wt/semantic"
 
 CASES: list[Case] = [
     # --- ranking / complementarity: repeated items, keys, NaN buckets ---------------
@@ -730,7 +728,7 @@ CASES: list[Case] = [
     ),
     Case(
         "cli-report-missing-meta",
-        lambda t: _cli("report", _results(t, "nometa", SYN_CSV, meta=False)),
+        lambda t: _cli("report", _results(t, "nometa", SYN_FULL, meta=False)),
         "meta.json is missing",
         "obscure",
         CliError,
@@ -853,7 +851,7 @@ CASES: list[Case] = [
         "obscure",
         CliError,
     ),
-    # --- owned by other helpers (xfail until their branches merge) ------------------
+    # --- recommenders and models (fixed with the models and semantic-view work) ------
     Case(
         "user_profiles-item-out-of-range",
         lambda t: cj.user_profiles(
@@ -861,7 +859,6 @@ CASES: list[Case] = [
         ),
         "`item_idx`",
         "silent",
-        xfail=SEMANTIC,
     ),
     Case(
         "user_profiles-negative-user",
@@ -870,7 +867,6 @@ CASES: list[Case] = [
         ),
         "`user_idx`",
         "silent",
-        xfail=SEMANTIC,
     ),
     Case(
         "user_profiles-user-too-large",
@@ -879,7 +875,6 @@ CASES: list[Case] = [
         ),
         "`user_idx`",
         "silent",
-        xfail=SEMANTIC,
     ),
     Case(
         "user_profiles-float-ids",
@@ -888,21 +883,18 @@ CASES: list[Case] = [
         ),
         "`user_idx`",
         "silent",
-        xfail=SEMANTIC,
     ),
     Case(
         "popularity-negative",
         lambda t: cj.popularity(np.array([-1, 0, 1]), n_items=3),
         "`item_idx`",
         "silent",
-        xfail=MODELS,
     ),
     Case(
         "popularity-too-large",
         lambda t: cj.popularity(np.array([0, 5]), n_items=3),
         "`item_idx`",
         "silent",
-        xfail=MODELS,
     ),
     Case(
         "fit_bpr-lr-nan",
@@ -917,7 +909,6 @@ CASES: list[Case] = [
         ),
         "lr",
         "silent",
-        xfail=MODELS,
     ),
     Case(
         "fit_bpr-l2-negative",
@@ -932,7 +923,6 @@ CASES: list[Case] = [
         ),
         "`?l2",
         "silent",
-        xfail=MODELS,
     ),
     Case(
         "fit_ease-l2-none",
@@ -941,7 +931,6 @@ CASES: list[Case] = [
         ),
         "`l2`",
         "obscure",
-        xfail=MODELS,
     ),
 ]
 

@@ -36,7 +36,7 @@ out_dir = "out/a"
 seed = 7
 
 [config]
-shared_fractions = [0.1, 1]
+learning_rates = [0.1, 1]
 widths = [8]
 n_seeds = 2
 noise = 1
@@ -48,9 +48,9 @@ dim_sem = 16
     spec = config.load_config(path)
     assert spec.out_dir == Path("out/a") and spec.seed == 7 and spec.source == path
     cfg = spec.config
-    assert cfg.shared_fractions == (0.1, 1.0)
-    assert isinstance(cfg.shared_fractions, tuple)
-    assert all(isinstance(v, float) for v in cfg.shared_fractions)  # int -> float
+    assert cfg.learning_rates == (0.1, 1.0)
+    assert isinstance(cfg.learning_rates, tuple)
+    assert all(isinstance(v, float) for v in cfg.learning_rates)  # int -> float
     assert cfg.widths == (8,) and cfg.n_seeds == 2 and cfg.noise == 1.0
     assert cfg.views.dim_sem == 16 and cfg.views.dim_cf == sa.StudyConfig().views.dim_cf
     assert cfg.nonlinearities == sa.StudyConfig().nonlinearities  # untouched defaults
@@ -60,16 +60,16 @@ dim_sem = 16
 def test_yaml_equals_toml(tmp_path):
     toml = _write(
         tmp_path,
-        'study = "synthetic_alignment"\nfull = true\n[config]\nn_seeds = 3\nranks = [2]\n',
+        'study = "synthetic_alignment"\nfull = true\n[config]\nn_seeds = 3\nwidths = [16]\n',
     )
     yaml = _write(
         tmp_path,
-        "study: synthetic_alignment\nfull: true\nconfig:\n  n_seeds: 3\n  ranks: [2]\n",
+        "study: synthetic_alignment\nfull: true\nconfig:\n  n_seeds: 3\n  widths: [16]\n",
         name="c.yaml",
     )
     a, b = config.load_config(toml), config.load_config(yaml)
     assert a.config == b.config
-    assert a.config == dataclasses.replace(sa.StudyConfig.full(), n_seeds=3, ranks=(2,))
+    assert a.config == dataclasses.replace(sa.StudyConfig.full(), n_seeds=3, widths=(16,))
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_yaml_equals_toml(tmp_path):
         ('study = "synthetic_alignment"\n[config]\nnoise = "0.1"\n', "`config.noise`"),
         ('study = "synthetic_alignment"\n[config]\nwidths = [16.5]\n', r"`config.widths\[0\]`"),
         ('study = "synthetic_alignment"\n[config]\nwidths = 16\n', "`config.widths`"),
-        ('study = "synthetic_alignment"\n[config]\nshared_fractions = []\n', "empty"),
+        ('study = "synthetic_alignment"\n[config]\nprivate_correlations = []\n', "empty"),
         ('study = "synthetic_alignment"\n[config]\nviews = 3\n', "`config.views`"),
         ('study = "synthetic_alignment"\n[config.views]\ndim = 3\n', "`config.views.dim`"),
         ('study = "synthetic_alignment"\n[config.views]\ndim_sem = 0\n', "dim_sem"),
@@ -151,7 +151,7 @@ def test_values_out_of_range_are_refused_naming_the_field(tmp_path):
         with pytest.raises(ValueError, match=rf"`{name}`"):
             config.load_config(path)
     path = _write(tmp_path, 'study = "synthetic_complementarity"\n[config.views]\nn_features = 0\n')
-    with pytest.raises(ValueError, match=r"`config\.views\.n_features`"):
+    with pytest.raises(ValueError, match=r"`config`.*`n_features` must be >= 1"):
         config.load_config(path)
 
 

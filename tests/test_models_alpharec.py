@@ -148,6 +148,17 @@ def test_info_nce_invariant_to_candidate_scale_and_rejects_bad_input(rng):
         info_nce(a, c, y, 0.1, candidate_idx=np.zeros((3, 2), np.int32))
 
 
+def test_info_nce_gradient_is_finite_at_a_zero_row():
+    # moved from tests/test_fusion.py (the old fusion._train.info_nce): unit_rows must not
+    # give a NaN gradient for an all-zero row (sqrt'(0))
+    a = jnp.asarray([[0.0, 0.0], [1.0, 2.0], [0.5, -1.0]])
+    b = jnp.asarray([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    g = jax.grad(lambda x: jnp.mean(info_nce(x, b, jnp.arange(3), 0.5)))(a)
+    assert np.all(np.isfinite(np.asarray(g)))
+    g = jax.grad(lambda y: jnp.mean(info_nce(b, y, jnp.arange(3), 0.5)))(a)
+    assert np.all(np.isfinite(np.asarray(g)))
+
+
 def test_mlp_matches_numpy_and_torch_default_bounds(rng, key):
     p = mlp2_init(key, 10, 30, 4)
     assert p["w1"].shape == (10, 30) and p["w2"].shape == (30, 4)

@@ -2,6 +2,7 @@
 linear-map diagnostic, and index checks (NumPy references on small data)."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -89,6 +90,28 @@ def test_user_profiles_index_checks(kwargs, match):
             np.eye(3, dtype=np.float32), args["user_idx"], args["item_idx"], n_users=1,
             weights=args.get("weights"),
         )  # fmt: skip
+
+
+def test_user_profiles_under_vmap_checks_only_dtypes(rng):
+    # traced ids cannot be value-checked; ids == n_users (padding) are dropped, as the
+    # synthetic study relies on
+    emb = rng.normal(size=(5, 3)).astype(np.float32)
+    sets = np.array([[[0, 2, -1], [1, -1, -1]], [[4, -1, -1], [3, 2, 1]]], np.int32)
+
+    def prof(s):
+        users = jnp.broadcast_to(jnp.arange(2)[:, None], s.shape)
+        u = jnp.where(s >= 0, users, 2).ravel()
+        return rec.user_profiles(emb, u, jnp.maximum(s, 0).ravel(), n_users=2)
+
+    out = np.asarray(jax.vmap(prof)(jnp.asarray(sets)))
+    for b in range(2):
+        for user in range(2):
+            items = sets[b, user][sets[b, user] >= 0]
+            np.testing.assert_allclose(out[b, user], _unit(emb)[items].mean(0), atol=1e-6)
+    with pytest.raises(ValueError, match="user_idx"):
+        jax.vmap(lambda s: rec.user_profiles(emb, s.astype(float), s, n_users=2))(
+            jnp.zeros((2, 3), jnp.int32)
+        )
 
 
 # ---------------------------------------------------------------- item kNN

@@ -46,13 +46,16 @@ def test_line_plot_and_report_written(tmp_path):
 
 def test_results_table_with_missing_values_is_refused(tmp_path, capsys):
     p = tmp_path / "r.csv"
-    pd.DataFrame({"K": [10, 10, 10], "recall_cf": [0.3, np.nan, 0.2], "m": ["a", "b", "c"]}).to_csv(
-        p, index=False
-    )
+    table = {"K": [10, 10, 10], "recall_cf": [0.3, np.nan, 0.2], "r2": [np.nan, 1, 2]}
+    pd.DataFrame({**table, "m": ["a", "b", "c"]}).to_csv(p, index=False)
     with pytest.raises(ValueError, match=r"recall_cf: 1 of 3"):
-        report.check_results_table(p)
-    df = report.check_results_table(p, allow_missing=True)
+        report.check_results_table(p, complete=["recall_cf"])
+    df = report.check_results_table(p, complete=["recall_cf"], allow_missing=True)
     assert len(df) == 3 and "recall_cf: 1 of 3" in capsys.readouterr().err
+    report.check_results_table(p, complete=["K"])  # NaN elsewhere: counted, not refused
+    assert "r2: 1 of 3" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="lacks columns"):
+        report.check_results_table(p, complete=["recall_sem"])
     p.write_text("K,recall_cf\n")
     with pytest.raises(ValueError, match="no rows"):
         report.check_results_table(p)

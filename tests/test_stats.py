@@ -389,22 +389,40 @@ _TRUE_DIFF = 0.2  # E[v_a] − E[v_b] = 0.5 − 0.3
 _TRUE_RATIO = 2.0 / 7.0  # E[Beta(2, 5)], independent of the denominators
 
 
-def _simulate(key, S, U):
+def _gamma2(key, shape):
+    """Gamma(2, 1) draws as a sum of two exponentials (cheap to compile, skewed)."""
+    return jax.random.exponential(key, (2, *shape)).sum(0)
+
+
+def _simulate(key, S, U, counts=True):
+    """Per-user metric x, paired difference a − b, and a ratio's num / den, all ``[S, U]``.
+
+    ``counts=False`` (the fast tests) swaps the Poisson/binomial/Beta samplers, slow to
+    compile, for light-tailed continuous ones with the same truth.
+    """
     k = jax.random.split(key, 9)
-    user = jax.random.gamma(k[0], 2.0, (U,))
+    user = _gamma2(k[0], (U,))
     x = user[None] + 0.3 * jax.random.normal(k[1], (S, U))
     va = 0.5 * jax.random.exponential(k[2], (U,))  # skewed method effects, mean 0.5
     vb = 0.3 + 0.3 * jax.random.normal(k[3], (U,))  # mean 0.3
     a = user[None] + va[None] + 0.2 * jax.random.normal(k[4], (S, U))
     b = user[None] + vb[None] + 0.2 * jax.random.normal(k[5], (S, U))
+    # Ratio of counts (e.g. unique hits / |union of hits|): Poisson denominators with
+    # user-varying, skewed rates; binomial numerators with per-user shares p.
     lam = 3.0 * jax.random.exponential(k[6], (U,))
+    if not counts:  # E[p] = 2/7 as for Beta(2, 5); E[num | den, p] = den · p
+        p = (4.0 / 7.0) * jax.random.uniform(k[7], (U,))
+        den = 1.0 + lam[None] * (0.5 + jax.random.uniform(k[8], (S, U)))
+        num = den * p[None] * 2.0 * jax.random.uniform(jax.random.fold_in(k[8], 1), (S, U))
+        return x, a - b, num, den
     p = jax.random.beta(k[7], 2.0, 5.0, (U,))
     den = 1.0 + jax.random.poisson(k[8], jnp.broadcast_to(lam, (S, U))).astype(jnp.float32)
     num = jax.random.binomial(jax.random.fold_in(k[8], 1), den, jnp.broadcast_to(p, (S, U)))
-    return x, a - b, num.astype(jnp.float32), den
+    num = num.astype(jnp.float32)
+    return x, a - b, num, den
 
 
-def _coverage(R, S, U, n_boot, configs, *, chunk=500, seed=0):
+def _coverage(R, S, U, n_boot, configs, *, chunk=500, seed=0, counts=True):
     """Coverage of the truth over R replications.
 
     ``configs``: ``(method, rows_iid)`` pairs, evaluated on the same replications in one
@@ -419,7 +437,7 @@ def _coverage(R, S, U, n_boot, configs, *, chunk=500, seed=0):
 
     def one(key):
         kd, kb = jax.random.split(key)
-        x, d, num, den = _simulate(kd, S, U)
+        x, d, num, den = _simulate(kd, S, U, counts)
         ones = jnp.ones_like(x)
         out = []
         for method, rows_iid in configs:
@@ -452,7 +470,7 @@ def _sign_flip_rejections(R, S, U, n_perm, seed=0):
 
     def one(key):
         k = jax.random.split(key, 5)
-        user = jax.random.gamma(k[0], 2.0, (U,))
+        user = _gamma2(k[0], (U,))
         # Exchangeable methods: user-specific effects from the same skewed law.
         va = jax.random.exponential(k[1], (U,))
         vb = jax.random.exponential(k[2], (U,))
@@ -476,9 +494,9 @@ def _sign_flip_rejections(R, S, U, n_perm, seed=0):
     return float((p <= 0.05).mean()), float((t_p <= 0.05).mean())
 
 
-def _ratio_test_rejections(R, S, U, seed=0):
+def _ratio_test_rejections(R, S, U, seed=0, counts=True):
     keys = jax.random.split(jax.random.key(seed), R)
-    sims = jax.jit(jax.vmap(lambda k: _simulate(k, S, U)))(keys)
+    sims = jax.jit(jax.vmap(lambda k: _simulate(k, S, U, counts)))(keys)
     num, den = np.asarray(sims[2]), np.asarray(sims[3])
     N, D = num.sum(1).astype(np.float64), den.sum(1).astype(np.float64)  # [R, U]
     z = N - _TRUE_RATIO * D
@@ -510,7 +528,12 @@ def test_coverage_fast():
     # The default interval (studentized) and the negative control, same replications.
     R = 300
     cov = _coverage(
-        R, S=5, U=40, n_boot=400, configs=(("studentized", False), ("studentized", True))
+        R,
+        S=5,
+        U=40,
+        n_boot=400,
+        configs=(("studentized", False), ("studentized", True)),
+        counts=False,
     )
     for frac in cov[0]:
         assert _in_band(frac, R, k=4), cov
@@ -522,7 +545,7 @@ def test_paired_tests_under_null_fast():
     flip, seed_t = _sign_flip_rejections(R, S=5, U=40, n_perm=199, seed=1)
     assert abs(flip - 0.05) <= 4 * math.sqrt(0.05 * 0.95 / R), flip
     assert seed_t > 0.3, seed_t  # the seed t is not a test about users (module docstring)
-    rt = _ratio_test_rejections(R, S=5, U=40, seed=1)
+    rt = _ratio_test_rejections(R, S=5, U=40, seed=1, counts=False)
     assert abs(rt - 0.05) <= 4 * math.sqrt(0.05 * 0.95 / R), rt
 
 

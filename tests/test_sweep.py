@@ -272,7 +272,7 @@ def test_lock_of_a_live_process_names_it_and_a_dead_one_is_reclaimed(tmp_path, c
         with pytest.raises(ValueError, match=f"pid {live.pid} on host '{host}'"):
             _run(checkpoint_dir=ck)
         lock.write_text(json.dumps({"pid": os.getpid(), "host": "elsewhere"}))
-        with pytest.raises(ValueError, match="host 'elsewhere'.*delete"):
+        with pytest.raises(ValueError, match=r"host 'elsewhere'.*delete"):
             _run(checkpoint_dir=ck)
         assert lock.exists()  # never removed by a refused run
     finally:

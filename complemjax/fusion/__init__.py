@@ -1,26 +1,12 @@
-"""Fusion of two item views: rule-based fusion, learned gated fusion, a shared-plus-private
-fusion model, and the alignment-centric baselines it is compared against.
+"""Fusion of two item views: rule-based fusion, learned gated fusion and a shared-plus-private
+fusion model. The alignment-centric baselines they are compared against are model families in
+:mod:`complemjax.models` (:mod:`~complemjax.models.alpharec`, :mod:`~complemjax.models.rlmrec`).
 
 Submodules: :mod:`~complemjax.fusion.rules` (normalisation, CombSUM/CombMNZ/RRF/Borda, tuning),
 :mod:`~complemjax.fusion.gate` (learned complementarity-aware gate),
-:mod:`~complemjax.fusion.shared_private` (shared-plus-private model),
-:mod:`~complemjax.fusion.alignment` (AlphaRec-style mapping, RLMRec-style contrastive MF).
+:mod:`~complemjax.fusion.shared_private` (shared-plus-private model).
 """
 
-from complemjax.fusion.alignment import (
-    AlignedMFConfig,
-    AlignedMFFit,
-    AlignedMFHParams,
-    MappingConfig,
-    MappingFit,
-    MappingHParams,
-    aligned_mf_embeddings,
-    aligned_mf_loss,
-    fit_aligned_mf,
-    fit_semantic_mapping,
-    semantic_mapping_embeddings,
-    semantic_mapping_loss,
-)
 from complemjax.fusion.gate import (
     GateConfig,
     GateFit,
@@ -64,17 +50,11 @@ from complemjax.fusion.shared_private import (
 __all__ = [
     "FUSION_METHODS",
     "NORM_METHODS",
-    "AlignedMFConfig",
-    "AlignedMFFit",
-    "AlignedMFHParams",
     "FusedRun",
     "GateConfig",
     "GateFit",
     "GateHParams",
     "GateParams",
-    "MappingConfig",
-    "MappingFit",
-    "MappingHParams",
     "RuleConfig",
     "RuleParams",
     "SharedPrivateConfig",
@@ -82,11 +62,7 @@ __all__ = [
     "SharedPrivateHParams",
     "SharedPrivateParams",
     "TuneResult",
-    "aligned_mf_embeddings",
-    "aligned_mf_loss",
-    "fit_aligned_mf",
     "fit_gate",
-    "fit_semantic_mapping",
     "fit_shared_private",
     "fuse_runs",
     "fuse_score_fns",
@@ -100,8 +76,6 @@ __all__ = [
     "normalize_scores",
     "orthogonality",
     "rule_grid",
-    "semantic_mapping_embeddings",
-    "semantic_mapping_loss",
     "shared_private_embeddings",
     "shared_private_init",
     "shared_private_loss",

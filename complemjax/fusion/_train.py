@@ -1,4 +1,5 @@
-"""Shared pieces of the learned fusion models: input checks, BPR sampling, losses, scan loop."""
+"""Shared pieces of the learned fusion models (gate, shared-private): input checks, BPR
+sampling and loss, the Adam scan loop. InfoNCE lives in :mod:`complemjax.models.contrastive`."""
 
 from __future__ import annotations
 
@@ -75,30 +76,6 @@ def bpr_loss(pos, neg):
     return -jnp.mean(jax.nn.log_sigmoid(pos - neg))
 
 
-def _unit_rows(x):
-    """``x / max(‖x‖, 1e-12)`` row-wise, with a finite gradient at an all-zero row.
-
-    ``jnp.linalg.norm`` has a NaN gradient at 0 (sqrt'(0)); taking the root of
-    ``max(‖x‖², 1e-24)`` keeps the same values and a finite gradient there.
-    """
-    sq = jnp.sum(x * x, axis=1, keepdims=True)
-    return x * jax.lax.rsqrt(jnp.maximum(sq, 1e-24))
-
-
-def info_nce(a, b, temperature):
-    """Symmetric InfoNCE between paired rows of ``a [B, d]`` and ``b [B, d']`` (cosine / t).
-
-    ``L = (CE(softmax(A B^T / t), I) + CE(softmax(B A^T / t), I)) / 2`` with row-normalised A, B.
-    """
-    a = _unit_rows(a)
-    b = _unit_rows(b)
-    logits = a @ b.T / temperature
-    labels = jnp.arange(a.shape[0])
-    l1 = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    l2 = optax.softmax_cross_entropy_with_integer_labels(logits.T, labels)
-    return 0.5 * (jnp.mean(l1) + jnp.mean(l2))
-
-
 def fit_scan(key, params, loss_fn: Callable, lr, steps: int):
     """Adam on ``loss_fn(params, key_t)`` for ``steps`` steps in a ``lax.scan``.
 
@@ -115,28 +92,3 @@ def fit_scan(key, params, loss_fn: Callable, lr, steps: int):
 
     (params, _), losses = jax.lax.scan(step, (params, state), jnp.arange(steps))
     return params, losses
-
-
-def mlp_init(key, d_in: int, d_out: int, hidden: int | None, dtype):
-    """Linear (``hidden=None``) or one-hidden-layer MLP parameters, Glorot-style scale."""
-    if hidden is None:
-        w = jax.random.normal(key, (d_in, d_out), dtype) / np.sqrt(d_in)
-        return {"w1": w, "b1": jnp.zeros((d_out,), dtype)}
-    k1, k2 = jax.random.split(key)
-    return {
-        "w1": jax.random.normal(k1, (d_in, hidden), dtype) / np.sqrt(d_in),
-        "b1": jnp.zeros((hidden,), dtype),
-        "w2": jax.random.normal(k2, (hidden, d_out), dtype) / np.sqrt(hidden),
-        "b2": jnp.zeros((d_out,), dtype),
-    }
-
-
-def mlp_apply(p, x):
-    h = x @ p["w1"] + p["b1"]
-    if "w2" in p:
-        h = jax.nn.gelu(h) @ p["w2"] + p["b2"]
-    return h
-
-
-def l2_norm_sq(tree):
-    return sum(jnp.sum(x**2) for x in jax.tree.leaves(tree))

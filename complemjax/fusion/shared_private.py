@@ -43,6 +43,7 @@ import numpy as np
 
 from complemjax import _checks
 from complemjax.fusion import _train
+from complemjax.models.contrastive import info_nce
 
 __all__ = [
     "SharedPrivateConfig",
@@ -155,6 +156,15 @@ def shared_private_embeddings(params: SharedPrivateParams, x, y):
     return params.user, jnp.concatenate(shared_private_parts(params, x, y), axis=1)
 
 
+def _symmetric_info_nce(a, b, temperature):
+    """In-batch InfoNCE in both directions, ``(CE(cos(A, B)/τ, I) + CE(cos(B, A)/τ, I)) / 2``."""
+    labels = jnp.arange(a.shape[0])
+    return 0.5 * (
+        jnp.mean(info_nce(a, b, labels, temperature))
+        + jnp.mean(info_nce(b, a, labels, temperature))
+    )
+
+
 def shared_private_loss(
     params: SharedPrivateParams, x, y, users, pos, neg, hp: SharedPrivateHParams, orth_idx=None
 ):
@@ -169,7 +179,7 @@ def shared_private_loss(
     hp_, hn = h[:b], h[b:]
     e = params.user[users]
     bpr = _train.bpr_loss(jnp.sum(e * hp_, 1), jnp.sum(e * hn, 1))
-    align = _train.info_nce(x[pos] @ params.w_sx, y[pos] @ params.w_sy, hp.temperature)
+    align = _symmetric_info_nce(x[pos] @ params.w_sx, y[pos] @ params.w_sy, hp.temperature)
     if orth_idx is None:
         sc, pxc, pyc = shared_private_parts(params, x, y)
     else:

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from complemjax.models.mf import _check_pairs
+from complemjax.models._pairs import check_item_sets, check_pairs
 
 __all__ = ["EASESelection", "ease_score_fn", "fit_ease", "select_ease"]
 
@@ -57,7 +57,7 @@ def fit_ease(user_idx, item_idx, *, n_users: int, n_items: int, l2: float) -> ja
     References:
       Steck. Embarrassingly Shallow Autoencoders for Sparse Data. WWW 2019, eq. 8.
     """
-    u, i, n_users, n_items = _check_pairs(user_idx, item_idx, n_users, n_items)
+    u, i, n_users, n_items = check_pairs(user_idx, item_idx, n_users, n_items)
     if isinstance(l2, bool) or not isinstance(l2, (int, float, np.number)):
         raise ValueError(f"`l2` must be a finite positive number, got {l2!r}")
     if not np.isfinite(l2) or l2 <= 0:
@@ -155,11 +155,11 @@ def select_ease(
     """
     from complemjax import ranking
 
-    u, i, n_users, n_items = _check_pairs(user_idx, item_idx, n_users, n_items)
+    u, i, n_users, n_items = check_pairs(user_idx, item_idx, n_users, n_items)
     lams = np.sort(np.asarray(grid, dtype=float).ravel())
     if lams.size == 0 or not np.isfinite(lams).all() or (lams <= 0).any():
         raise ValueError(f"`grid` must be a non-empty list of finite l2 > 0, got {grid!r}")
-    valid = ranking._check_item_sets("valid_sets", valid_sets, n_users, n_items)
+    valid = check_item_sets("valid_sets", valid_sets, n_users, n_items)
     k = int(k)
     t0 = time.perf_counter()
     exclude = ranking.pad_item_sets(np.asarray(u), np.asarray(i), n_users)

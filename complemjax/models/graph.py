@@ -26,6 +26,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import sparse as jsparse
 
 from complemjax._checks import check_positive_int
 
@@ -40,6 +41,8 @@ class Graph:
       senders: ``[2E]`` int32 source node of each directed edge.
       receivers: ``[2E]`` int32 target node of each directed edge.
       weights: ``[2E]`` float ``1 / sqrt(d_s d_r)`` (0 for masked edges).
+      indptr: ``[N + 1]`` int32 CSR row pointers: the edges into node r are
+        ``indptr[r]:indptr[r+1]`` (edges are sorted by receiver).
       n_users: number of user nodes (static).
       n_items: number of item nodes (static).
     """
@@ -47,6 +50,7 @@ class Graph:
     senders: jax.Array
     receivers: jax.Array
     weights: jax.Array
+    indptr: jax.Array
     n_users: int = flax.struct.field(pytree_node=False)
     n_items: int = flax.struct.field(pytree_node=False)
 
@@ -117,24 +121,30 @@ def _build(u, i, mask, n_users, n_items):
     w = mm * inv[senders] * inv[receivers]
     # edges sorted by receiver: the sum into receivers is a sorted segment sum
     order = jnp.argsort(receivers, stable=True)
-    return Graph(senders[order], receivers[order], w[order], n_users, n_items)
+    receivers = receivers[order]
+    indptr = jnp.searchsorted(receivers, jnp.arange(n + 1, dtype=receivers.dtype), side="left")
+    return Graph(senders[order], receivers, w[order], indptr.astype(jnp.int32), n_users, n_items)
 
 
 @jax.custom_vjp
-def _spmm_core(senders, receivers, weights, e):
-    msg = weights[:, None].astype(e.dtype) * e[senders]
-    return jax.ops.segment_sum(msg, receivers, num_segments=e.shape[0], indices_are_sorted=True)
+def _spmm_core(senders, indptr, weights, e):
+    # CSR (rows = receivers, columns = senders) times dense: measured ~50x faster on CPU
+    # than a gather + segment_sum (scatter-add) of the same edges, and faster than
+    # scipy.sparse (experiments/bench_lightgcn.py).
+    n = e.shape[0]
+    a = jsparse.BCSR((weights.astype(e.dtype), senders, indptr), shape=(n, n))
+    return a @ e
 
 
-def _spmm_fwd(senders, receivers, weights, e):
-    return _spmm_core(senders, receivers, weights, e), (senders, receivers, weights)
+def _spmm_fwd(senders, indptr, weights, e):
+    return _spmm_core(senders, indptr, weights, e), (senders, indptr, weights)
 
 
 def _spmm_bwd(res, g):
     # Â is symmetric (every edge is stored in both directions with the same weight), so
-    # the cotangent of e is Â g: the same sorted gather + segment sum, no scatter-add.
-    senders, receivers, weights = res
-    return None, None, None, _spmm_core(senders, receivers, weights, g)
+    # the cotangent of e is Â g: the same CSR product, no transpose or scatter-add.
+    senders, indptr, weights = res
+    return None, None, None, _spmm_core(senders, indptr, weights, g)
 
 
 _spmm_core.defvjp(_spmm_fwd, _spmm_bwd)
@@ -144,7 +154,10 @@ def _spmm(graph: Graph, e: jax.Array) -> jax.Array:
     """``Â @ e`` for ``e [N, d]``: sum over edges of ``w · e[sender]`` into receivers.
 
     Differentiable in ``e`` only (the graph is data, not a parameter)."""
-    return _spmm_core(graph.senders, graph.receivers, graph.weights, e)
+    if graph.senders.ndim > 1 or e.ndim > 2:  # batched graphs: plain segment sum
+        msg = graph.weights[..., None].astype(e.dtype) * e[graph.senders]
+        return jax.ops.segment_sum(msg, graph.receivers, num_segments=e.shape[0])
+    return _spmm_core(graph.senders, graph.indptr, graph.weights, e)
 
 
 def propagate_mean(graph: Graph, user_emb, item_emb, n_layers, *, max_layers: int):

@@ -202,17 +202,17 @@ def sample_triples(key, data: TrainData, sorted_keys, batch_size: int, n_neg_ret
       ``(u, i, j, w)``, each ``[B]`` (int32, int32, int32, float).
     """
     nu, ni = data.graph.n_users, data.graph.n_items
-    k_u, k_i, k_j = jax.random.split(key, 3)
-    u = jax.random.randint(k_u, (batch_size,), 0, nu, jnp.int32)
+    # raw bits mod n: uniform up to a bias below n / 2**32, and far cheaper on CPU than
+    # jax.random.randint (which draws and combines two words per number)
+    bits = jax.random.bits(key, (3 + n_neg_retries, batch_size), jnp.uint32)
+    u = (bits[0] % jnp.uint32(nu)).astype(jnp.int32)
     deg = jnp.sum(data.history >= 0, axis=1).astype(jnp.int32)
     du = deg[u]
-    pos = jnp.floor(jax.random.uniform(k_i, (batch_size,)) * du).astype(jnp.int32)
-    pos = jnp.clip(pos, 0, jnp.maximum(du - 1, 0))
+    pos = (bits[1] % jnp.maximum(du, 1).astype(jnp.uint32)).astype(jnp.int32)
     i = jnp.maximum(data.history[u, pos], 0)
-    keys = jax.random.split(k_j, n_neg_retries + 1)
-    j = jax.random.randint(keys[0], (batch_size,), 0, ni, jnp.int32)
+    j = (bits[2] % jnp.uint32(ni)).astype(jnp.int32)
     for r in range(n_neg_retries):
-        again = jax.random.randint(keys[r + 1], (batch_size,), 0, ni, jnp.int32)
+        again = (bits[3 + r] % jnp.uint32(ni)).astype(jnp.int32)
         j = jnp.where(_is_positive(sorted_keys, u, j, ni), again, j)
     w = (du > 0).astype(jnp.zeros(()).dtype)
     return u, i, j, w

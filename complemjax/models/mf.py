@@ -28,6 +28,7 @@ import optax
 from jax import lax
 
 from complemjax._checks import check_positive_int
+from complemjax.models._pairs import check_pairs
 
 __all__ = [
     "BPR",
@@ -331,40 +332,6 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
     return BPRState(params, opt_state, key, state.epoch + n_epochs), losses
 
 
-def _check_pairs(user_idx, item_idx, n_users, n_items, mask=None):
-    n_users = check_positive_int("n_users", n_users)
-    n_items = check_positive_int("n_items", n_items, minimum=2)
-    u = jnp.asarray(user_idx)
-    i = jnp.asarray(item_idx)
-    for name, a in (("user_idx", u), ("item_idx", i)):
-        if not jnp.issubdtype(a.dtype, jnp.integer) or a.ndim != 1:
-            raise ValueError(f"`{name}` must be a 1-D integer array, got {a.dtype} {a.shape}")
-    if u.shape != i.shape:
-        raise ValueError(f"`user_idx` and `item_idx` must match, got {u.shape} and {i.shape}")
-    if u.shape[0] == 0:
-        raise ValueError("`user_idx` is empty: no training interactions")
-    if mask is not None:
-        m = jnp.asarray(mask)
-        if m.shape != u.shape:
-            raise ValueError(f"`mask` must have the shape of `user_idx` {u.shape}, got {m.shape}")
-        if not isinstance(m, jax.core.Tracer):
-            m = np.asarray(m).astype(bool)
-            if not m.any():
-                raise ValueError("`mask` marks no interaction as real")
-            # padded entries may hold anything: point them at row 0 (their weight is 0)
-            if not isinstance(u, jax.core.Tracer):
-                u = jnp.asarray(np.where(m, np.asarray(u), 0))
-            if not isinstance(i, jax.core.Tracer):
-                i = jnp.asarray(np.where(m, np.asarray(i), 0))
-    if not isinstance(u, jax.core.Tracer):
-        if int(u.min()) < 0 or int(u.max()) >= n_users:
-            raise ValueError(f"`user_idx` must lie in [0, {n_users})")
-    if not isinstance(i, jax.core.Tracer):
-        if int(i.min()) < 0 or int(i.max()) >= n_items:
-            raise ValueError(f"`item_idx` must lie in [0, {n_items})")
-    return u.astype(jnp.int32), i.astype(jnp.int32), n_users, n_items
-
-
 def _check_config(config, n_users, n_items):
     if not isinstance(config, BPRConfig):
         raise ValueError(f"`config` must be a BPRConfig, got {type(config).__name__}")
@@ -394,7 +361,7 @@ def bpr_train_epochs(
     n_epochs = check_positive_int("n_epochs", n_epochs)
     check_bpr_hparams(hparams)
     n_users = state.params.user_emb.shape[-2]
-    u, i, _, n_items = _check_pairs(user_idx, item_idx, n_users, n_items, mask)
+    u, i, _, n_items = check_pairs(user_idx, item_idx, n_users, n_items, mask)
     _check_config(config, n_users, n_items)
     return _train_epochs(state, u, i, mask, hparams, n_items, config, n_epochs)
 
@@ -451,7 +418,7 @@ def fit_bpr(
       from Implicit Feedback. UAI 2009.
     """
     check_bpr_hparams(hparams)
-    u, i, n_users, n_items = _check_pairs(user_idx, item_idx, n_users, n_items, mask)
+    u, i, n_users, n_items = check_pairs(user_idx, item_idx, n_users, n_items, mask)
     _check_config(config, n_users, n_items)
     state = bpr_init(key, n_users=n_users, n_items=n_items, config=config)
     state, losses = _train_epochs(state, u, i, mask, hparams, n_items, config, config.n_epochs)
@@ -557,7 +524,7 @@ def select_bpr(
     """
     from complemjax.models import protocol
 
-    u, i, n_users, n_items = _check_pairs(user_idx, item_idx, n_users, n_items, mask)
+    u, i, n_users, n_items = check_pairs(user_idx, item_idx, n_users, n_items, mask)
     _check_config(config, n_users, n_items)
     eval_every = check_positive_int("eval_every", eval_every)
     if config.n_epochs % eval_every:

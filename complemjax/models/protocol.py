@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from complemjax._checks import check_positive_int
+from complemjax.models._pairs import check_item_sets
 from complemjax.models.graph import Graph, build_graph
 
 __all__ = [
@@ -255,10 +256,8 @@ def _hparam_fields(grid) -> dict[str, np.ndarray]:
 
 
 def _check_sets(valid_sets, exclude_sets, n_users, n_items):
-    from complemjax import ranking
-
-    valid = ranking._check_item_sets("valid_sets", valid_sets, n_users, n_items)
-    excl = ranking._check_item_sets("exclude_sets", exclude_sets, n_users, n_items)
+    valid = check_item_sets("valid_sets", valid_sets, n_users, n_items)
+    excl = check_item_sets("exclude_sets", exclude_sets, n_users, n_items)
     v, e = np.asarray(valid).astype(np.int64), np.asarray(excl).astype(np.int64)
     if not (v >= 0).any():
         raise ValueError("`valid_sets` holds no validation items: nothing to select on")
