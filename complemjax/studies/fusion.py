@@ -11,10 +11,11 @@ Per variant and seed:
 - **Fusions** of the two (every knob tuned, and the gate and shared-private model fitted, on
   the *other* validation half ``valid_fuse``, never on the data that selected the base
   models, never on test): weighted sum of z-scored rows (``wsum``; ``n_configs`` log-spaced
-  semantic weights) and reciprocal-rank fusion (``rrf``; ``n_configs`` values of k), each
-  over the full catalogue and restricted to the two top-20 lists (``@20``: re-rankers of the
-  union, the only fusions the oracle merge bounds); CombMNZ@20 (no knob); the learned gate;
-  the shared-plus-private model (``n_configs`` learning rates).
+  semantic weights; min-max scaled within the runs for ``wsum@20``) and reciprocal-rank
+  fusion (``rrf``; ``n_configs`` values of k), each over the full catalogue and
+  restricted to the two top-20 lists (``@20``: re-rankers of the union, the only fusions
+  the oracle merge bounds); CombMNZ@20 (no knob); the learned gate; the shared-plus-private
+  model (``n_configs`` learning rates).
 - **Alignment-centric integration**: AlphaRec and RLMRec-Con (selected alignment weight).
 - **Choices made on validation**: the best fusion, the best alignment model and the best
   single view are each the highest ``valid_fuse`` Recall@20 within their group, per seed.
@@ -184,7 +185,9 @@ def _rules(sem, cf, prep, p: ml.PipelineConfig) -> dict:
     specs = {
         "wsum": (fusion.RuleConfig("wsum", "zscore"), fusion.rule_grid(weights=weights)),
         "rrf": (fusion.RuleConfig("rrf", "none"), fusion.rule_grid(rrf_ks=ks)),
-        "wsum@20": (fusion.RuleConfig("wsum", "zscore", depth=ml.K),
+        # min-max within each top-20 run: an item absent from one run scores that view's
+        # minimum (0); with z-scores it would score the run's mean and outrank half of it
+        "wsum@20": (fusion.RuleConfig("wsum", "minmax", depth=ml.K),
                     fusion.rule_grid(weights=weights)),
         "rrf@20": (fusion.RuleConfig("rrf", "none", depth=ml.K), fusion.rule_grid(rrf_ks=ks)),
         "combmnz@20": (fusion.RuleConfig("combmnz", "minmax", depth=ml.K), fusion.rule_grid()),
