@@ -86,9 +86,9 @@ class StudyConfig:
     """
 
     pipeline: ml.PipelineConfig = dataclasses.field(default_factory=ml.PipelineConfig)
-    c5_variants: tuple[str, ...] = ("full",)
+    c5_variants: tuple[str, ...] = ("sparse",)
     c5_sweep: bool = False
-    cold_variants: tuple[str, ...] = ("full",)
+    cold_variants: tuple[str, ...] = ("sparse",)
     probe_l2_grid: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
     mlp_width: int = 256
     mlp_steps: int = 300
