@@ -66,10 +66,10 @@ from complemjax._checks import (
 from complemjax.ranking import (
     METRIC_NAMES,
     TopK,
-    _check_item_sets,
-    _check_ks,
-    _check_topk_items,
-    _per_user_metrics,
+    check_item_sets,
+    check_ks,
+    check_topk_items,
+    metrics_from_relevance,
     relevance_matrix,
 )
 from complemjax.stats import resample_map
@@ -176,8 +176,8 @@ def _pair_user_stats_impl(items_a, items_b, test, *, k: int, item_mask=None) -> 
     inter = jnp.sum(a_in_b, axis=1)
     list_union = size_a + size_b - inter
     evaluated = n_test > 0
-    ma = {m: v[0] for m, v in _per_user_metrics(rel_a, n_test, (k,)).items() if m != "hits"}
-    mb = {m: v[0] for m, v in _per_user_metrics(rel_b, n_test, (k,)).items() if m != "hits"}
+    ma = {m: v[0] for m, v in metrics_from_relevance(rel_a, n_test, (k,)).items() if m != "hits"}
+    mb = {m: v[0] for m, v in metrics_from_relevance(rel_b, n_test, (k,)).items() if m != "hits"}
     best = {m: jnp.maximum(ma[m], mb[m]) for m in METRIC_NAMES}
     h = jnp.minimum(union, k)
     disc = 1.0 / jnp.log2(jnp.arange(2, k + 2, dtype=dtype))
@@ -378,7 +378,7 @@ def _gain_rows(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def _as_items(name, x):
     if isinstance(x, TopK):
         x = x.items
-    return _check_topk_items(name, x)
+    return check_topk_items(name, x)
 
 
 def compare_rankers(
@@ -447,8 +447,8 @@ def compare_rankers(
         raise ValueError(
             f"`topk_b` must have {n_users} rows like `topk_a`, got shape {items_b.shape}"
         )
-    test = _check_item_sets("test", test, n_users, None)
-    ks = _check_ks(ks, min(items_a.shape[1], items_b.shape[1]))
+    test = check_item_sets("test", test, n_users, None)
+    ks = check_ks(ks, min(items_a.shape[1], items_b.shape[1]))
     n_boot = check_positive_int("n_boot", n_boot)
     boot_batch = check_positive_int("boot_batch", boot_batch)
     n_user_buckets = check_positive_int("n_user_buckets", n_user_buckets)
@@ -468,7 +468,7 @@ def compare_rankers(
     # Bucket definitions: (bucket_type, label, user mask [U] | None, item mask | None).
     buckets = [("all", "all", np.ones(n_users, dtype=bool), None)]
     if user_activity is None and history is not None:
-        hist = _check_item_sets("history", history, n_users, None)
+        hist = check_item_sets("history", history, n_users, None)
         _, user_activity = relevance_matrix(hist[:, :1], hist)
     if user_activity is not None:
         act = np.asarray(user_activity)

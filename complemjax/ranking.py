@@ -210,7 +210,7 @@ def pad_item_lists(lists: Sequence, *, max_len: int | None = None) -> jax.Array:
     return jnp.asarray(out)
 
 
-def _check_item_sets(name: str, x, n_rows: int, n_items: int | None) -> jax.Array:
+def check_item_sets(name: str, x, n_rows: int, n_items: int | None) -> jax.Array:
     """Validate a padded item-set array ``[n_rows, L]`` with entries in ``[-1, n_items)``."""
     dtype = getattr(x, "dtype", None)
     if dtype is None:
@@ -264,7 +264,7 @@ def _auto_user_chunk(n_users: int, item_span: int) -> int:
     return max(1, min(n_users, budget // max(item_span, 1)))
 
 
-def _zero_sign(x):
+def canonical_zero(x):
     """Map -0.0 to +0.0 (``lax.top_k`` orders them as different values)."""
     return jnp.where(x == 0, jnp.zeros((), x.dtype), x)
 
@@ -309,7 +309,7 @@ def _exact_topk(scores, k):
     c, n = scores.shape
     b = _block_size(n, k)
     if b == 0:
-        vals, idx = lax.top_k(_zero_sign(scores), k)
+        vals, idx = lax.top_k(canonical_zero(scores), k)
         return vals, idx.astype(jnp.int32)
     n_main = (n // b) * b
     if n_main == n:
@@ -318,18 +318,18 @@ def _exact_topk(scores, k):
     else:
         bmax = jnp.max(scores[:, :n_main].reshape(c, n_main // b, b), axis=2)
         bmax = jnp.concatenate([bmax, jnp.max(scores[:, n_main:], axis=1, keepdims=True)], 1)
-    _, blocks = lax.top_k(_zero_sign(bmax), k)
+    _, blocks = lax.top_k(canonical_zero(bmax), k)
     blocks = jnp.sort(blocks, axis=1)  # ascending item order among the candidates
     offs = jnp.arange(b, dtype=blocks.dtype)
     if n_main == n:
         vals = jnp.take_along_axis(blocked, blocks[:, :, None], axis=1).reshape(c, k * b)
-        vals, pos = lax.top_k(_zero_sign(vals), k)
+        vals, pos = lax.top_k(canonical_zero(vals), k)
         items = jnp.take_along_axis(blocks, pos // b, axis=1) * b + pos % b
         return vals, items.astype(jnp.int32)
     cand = (blocks[:, :, None] * b + offs).reshape(c, k * b)
     inside = cand < n
     vals = jnp.take_along_axis(scores, jnp.minimum(cand, n - 1), axis=1)
-    vals = jnp.where(inside, _zero_sign(vals), -jnp.inf)
+    vals = jnp.where(inside, canonical_zero(vals), -jnp.inf)
     vals, pos = lax.top_k(vals, k)
     return vals, jnp.take_along_axis(cand, pos, axis=1).astype(jnp.int32)
 
@@ -594,7 +594,7 @@ def topk_from_embeddings(
     _check_no_overflow(user_emb, item_emb)
     if exclude is None:
         exclude = jnp.full((n_users, 1), -1, dtype=jnp.int32)
-    exclude = _check_item_sets("exclude", exclude, n_users, n_items)
+    exclude = check_item_sets("exclude", exclude, n_users, n_items)
     cand_idx = None
     if candidates is not None:
         cand_idx = jnp.asarray(_check_candidates(candidates, n_items, k))
@@ -712,7 +712,7 @@ def topk_from_score_fn(
     )
     if exclude is None:
         exclude = jnp.full((n_users, 1), -1, dtype=jnp.int32)
-    exclude = _check_item_sets("exclude", exclude, n_users, n_items)
+    exclude = check_item_sets("exclude", exclude, n_users, n_items)
     cand_mask = None
     if candidates is not None:
         idx = _check_candidates(candidates, n_items, k)
@@ -782,8 +782,23 @@ def relevance_matrix(topk_items, test) -> tuple[jax.Array, jax.Array]:
     return rel, _n_distinct(test)
 
 
-def _per_user_metrics(rel, n_test, ks: tuple[int, ...]):
-    """Per-user metrics ``[n_ks, U]`` for each name in METRIC_NAMES (NaN if |T_u| = 0)."""
+def metrics_from_relevance(rel, n_test, ks: tuple[int, ...]):
+    """Per-user metrics from a relevance matrix: the one implementation of the definitions.
+
+    Every ranking metric in the package (here, in :mod:`complemjax.complementarity` and in
+    :mod:`complemjax.fusion.rules`) is computed by this function, with the definitions of
+    the module docstring (Recall = hits/|T_u|, Precision = hits/K, Hit, MRR, NDCG with
+    IDCG over min(K, |T_u|) positions).
+
+    Args:
+      rel: ``[U, K]`` bool, ``rel[u, r]`` = the item at rank ``r + 1`` is in ``T_u``.
+      n_test: ``[U]`` int ``|T_u|``.
+      ks: cut-offs, each ``<= K`` (static).
+
+    Returns:
+      dict from each name in ``METRIC_NAMES`` plus ``"hits"`` to ``[len(ks), U]`` arrays
+      (NaN for users with ``|T_u| = 0``).
+    """
     kmax = rel.shape[1]
     dtype = jnp.result_type(float)
     relf = rel.astype(dtype)
@@ -829,7 +844,7 @@ def _evaluate_core(topk_items, test, ks):
     def one(args):
         it, ts = args
         rel, n_test = relevance_matrix(it, ts)
-        return _per_user_metrics(rel, n_test, ks), n_test
+        return metrics_from_relevance(rel, n_test, ks), n_test
 
     per_user, n_test = lax.map(one, (items.reshape(n_chunks, c, -1), tst.reshape(n_chunks, c, -1)))
     per_user = {
@@ -916,7 +931,7 @@ class RankingMetrics(NamedTuple):
         return pd.DataFrame(rows, columns=["k", "metric", "value", "n_users"])
 
 
-def _check_topk_items(name: str, topk_items) -> jax.Array:
+def check_topk_items(name: str, topk_items) -> jax.Array:
     if isinstance(topk_items, TopK):
         topk_items = topk_items.items
     dtype = getattr(topk_items, "dtype", None)
@@ -936,7 +951,7 @@ def _check_topk_items(name: str, topk_items) -> jax.Array:
     return jnp.asarray(topk_items, dtype=jnp.int32)
 
 
-def _check_ks(ks, kmax: int) -> tuple[int, ...]:
+def check_ks(ks, kmax: int) -> tuple[int, ...]:
     if isinstance(ks, (int, np.integer)):
         ks = (int(ks),)
     ks = tuple(check_positive_int("ks", k) for k in ks)
@@ -967,9 +982,9 @@ def evaluate_topk(topk_items, test, *, ks: Sequence[int] | int = (10, 20)) -> Ra
       >>> m = evaluate_topk(top.items, test, ks=(10, 20)); m.summary()["recall@10"]
       ... # doctest: +SKIP
     """
-    topk_items = _check_topk_items("topk_items", topk_items)
-    test = _check_item_sets("test", test, topk_items.shape[0], None)
-    ks = _check_ks(ks, topk_items.shape[1])
+    topk_items = check_topk_items("topk_items", topk_items)
+    test = check_item_sets("test", test, topk_items.shape[0], None)
+    ks = check_ks(ks, topk_items.shape[1])
     per_user, n_test = _evaluate_core(topk_items, test, ks)
     n_eval = int(jnp.sum(n_test > 0))
     if n_eval == 0:
@@ -997,7 +1012,7 @@ def item_coverage(topk_items, n_items: int, k: int) -> jax.Array:
     Returns:
       Scalar float.
     """
-    topk_items = _check_topk_items("topk_items", topk_items)
+    topk_items = check_topk_items("topk_items", topk_items)
     n_items = check_positive_int("n_items", n_items)
     k = check_positive_int("k", k, maximum=topk_items.shape[1])
     if topk_items.size and int(jnp.max(topk_items)) >= n_items:
