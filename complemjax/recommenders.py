@@ -37,6 +37,7 @@ import numpy as np
 
 from complemjax import probes, ranking
 from complemjax._checks import check_matrix, check_positive_int, check_same_rows
+from complemjax.data import padding
 from complemjax.semantic import DEFAULT_POSTPROCESSES, PostProcess, postprocess
 
 __all__ = [
@@ -432,7 +433,7 @@ def semantic_topk(
                 f"`neighbors` must have shape ({n_items}, >= {n}), got {neighbors.items.shape}"
             )
         nb = ItemNeighbors(neighbors.items[:, :n], neighbors.sims[:, :n])
-        history = ranking.pad_item_sets(u, i, n_users)
+        history = padding.pad_item_sets(u, i, n_users)
         return ranking.topk_from_score_fn(
             item_knn_score_fn(nb, history),
             n_users=n_users,
@@ -518,7 +519,7 @@ def select_semantic_ranker(
     u, i = _check_pairs(user_idx, item_idx, n_users, item_emb.shape[0])
     if not rankers or not postprocesses:
         raise ValueError("`rankers` and `postprocesses` must be non-empty")
-    exclude = ranking.pad_item_sets(u, i, n_users)
+    exclude = padding.pad_item_sets(u, i, n_users)
     n_max = max((r.n_neighbors for r in rankers if r.kind == "item_knn"), default=0)
     trials, best = [], None
     for pp in postprocesses:

@@ -28,6 +28,6 @@ def test_readme_blocks_run(tmp_path, monkeypatch):
     namespace: dict = {"__name__": "__readme__"}
     for n, block in enumerate(_blocks(), 1):
         try:
-            exec(compile(block, f"README.md block {n}", "exec"), namespace)  # noqa: S102
+            exec(compile(block, f"README.md block {n}", "exec"), namespace)
         except Exception as e:  # pragma: no cover - the failure message is the point
             pytest.fail(f"README.md python block {n} failed: {type(e).__name__}: {e}")

@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from complemjax._checks import check_positive_int
+from complemjax.data.padding import pad_item_sets
 
 __all__ = [
     "InteractionStats",
@@ -29,7 +30,6 @@ __all__ = [
     "from_frame",
     "implicit",
     "kcore",
-    "pad_item_sets",
     "stats_table",
 ]
 
@@ -41,17 +41,6 @@ class InteractionStats(dict):
     (= interactions / (users * items)), ``avg_per_user``, ``avg_per_item``,
     ``min_per_user``, ``min_per_item``, ``has_ratings``, ``has_timestamps``.
     """
-
-
-def pad_item_sets(user_idx, item_idx, n_users: int) -> np.ndarray:
-    """Padded per-user item sets ``[n_users, max_len]`` (int32, -1 = padding).
-
-    Row ``u`` holds the distinct items of user ``u`` ascending, then ``-1``; this is
-    :func:`complemjax.ranking.pad_item_sets` returned as a NumPy array (host-side data).
-    """
-    from complemjax.ranking import pad_item_sets as _pad
-
-    return np.asarray(_pad(user_idx, item_idx, n_users))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

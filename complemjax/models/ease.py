@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from complemjax.data import padding
 from complemjax.models._pairs import check_item_sets, check_pairs
 
 __all__ = ["EASESelection", "ease_score_fn", "fit_ease", "select_ease"]
@@ -162,7 +163,7 @@ def select_ease(
     valid = check_item_sets("valid_sets", valid_sets, n_users, n_items)
     k = int(k)
     t0 = time.perf_counter()
-    exclude = ranking.pad_item_sets(np.asarray(u), np.asarray(i), n_users)
+    exclude = padding.pad_item_sets(np.asarray(u), np.asarray(i), n_users)
     dtype = jnp.zeros(()).dtype
     g = jnp.asarray(_gram(u, i, n_users, n_items), dtype=dtype)
     recall = np.zeros(lams.size)

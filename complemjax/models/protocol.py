@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from complemjax._checks import check_positive_int
+from complemjax.data import padding
 from complemjax.models._pairs import check_item_sets
 from complemjax.models.graph import Graph, build_graph
 
@@ -101,14 +102,13 @@ def make_train_data(
     Returns:
       :class:`TrainData`.
     """
-    from complemjax import ranking
     from complemjax._checks import check_matrix
 
     graph = build_graph(user_idx, item_idx, n_users=n_users, n_items=n_items, mask=mask)
     u = np.asarray(user_idx).astype(np.int32)
     i = np.asarray(item_idx).astype(np.int32)
     m = np.ones(u.shape, bool) if mask is None else np.asarray(mask).astype(bool)
-    history = ranking.pad_item_sets(u[m], i[m], n_users, n_items=n_items, max_len=history_len)
+    history = padding.pad_item_sets(u[m], i[m], n_users, n_items=n_items, max_len=history_len)
     feats = None
     if item_features is not None:
         feats = check_matrix("item_features", item_features)
