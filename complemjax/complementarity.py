@@ -1,12 +1,12 @@
-"""Complementarity diagnostics between two rankers A and B at the same K.
+r"""Complementarity diagnostics between two rankers A and B at the same K.
 
 For user ``u`` with held-out set ``T_u`` and top-K lists ``L^A``, ``L^B`` (first K
 entries; ``-1`` slots are empty), hit sets ``H^A = L^A ∩ T_u``, ``H^B = L^B ∩ T_u``:
 
 * ``Jaccard@K = |L^A ∩ L^B| / |L^A ∪ L^B|``; ``overlap@K = |L^A ∩ L^B| / K``.
-* shared hits ``|H^A ∩ H^B|``; unique hits ``|H^A \\ H^B|`` and ``|H^B \\ H^A|``.
-* unique-hit share of A (micro) ``Σ_u |H^A \\ H^B| / Σ_u |H^A ∪ H^B|``; the per-user
-  version is the mean of ``|H^A \\ H^B| / |H^A ∪ H^B|`` over users with
+* shared hits ``|H^A ∩ H^B|``; unique hits ``|H^A \ H^B|`` and ``|H^B \ H^A|``.
+* unique-hit share of A (micro) ``Σ_u |H^A \ H^B| / Σ_u |H^A ∪ H^B|``; the per-user
+  version is the mean of ``|H^A \ H^B| / |H^A ∪ H^B|`` over users with
   ``|H^A ∪ H^B| > 0``. Likewise for B and for shared hits.
 * oracle best-of-two@K ``= mean_u max(metric^A_u, metric^B_u)`` (per metric).
 * oracle merge@K: the best K-list drawn from ``L^A ∪ L^B`` puts all union hits first.
@@ -84,7 +84,7 @@ __all__ = [
 
 
 class PairStats(NamedTuple):
-    """Per-user complementarity quantities of rankers A and B at one K (all ``[U]``).
+    r"""Per-user complementarity quantities of rankers A and B at one K (all ``[U]``).
 
     Metric dicts map each name in ``METRIC_NAMES`` (recall, ndcg, precision, hit, mrr)
     to a ``[U]`` float array, NaN for users with an empty (restricted) test set.
@@ -93,7 +93,7 @@ class PairStats(NamedTuple):
       n_test: ``|T_u|`` (restricted to the item mask if one is given).
       hits_a, hits_b: ``|H^A|``, ``|H^B|``.
       shared: ``|H^A ∩ H^B|``.
-      unique_a, unique_b: ``|H^A \\ H^B|``, ``|H^B \\ H^A|``.
+      unique_a, unique_b: ``|H^A \ H^B|``, ``|H^B \ H^A|``.
       union: ``|H^A ∪ H^B|``.
       list_inter, list_union: ``|L^A ∩ L^B|``, ``|L^A ∪ L^B|``.
       jaccard: ``list_inter / list_union`` (NaN if the union is empty).

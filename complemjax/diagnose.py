@@ -88,7 +88,8 @@ def diagnose(
         ks: cut-offs.
         seed: split, model and bootstrap seed.
         n_boot: bootstrap resamples over users.
-        test_frac, valid_frac: per-user random split fractions.
+        test_frac: per-user fraction held out for testing, in (0, 1) (``data.random_split``).
+        valid_frac: per-user fraction held out for validation, in [0, 1).
 
     Returns:
         The tidy table of :func:`complemjax.complementarity.compare_rankers`.
@@ -147,8 +148,9 @@ def diagnose_runs(run_a, run_b, qrels, *, ks=(10, 20), seed: int = 0, n_boot: in
     padded; a run that skips a judged user gives that user an empty list).
 
     Args:
-        run_a, run_b: :class:`complemjax.trec.Run` (see ``trec.read_run``), ranx ``Run``
-            objects, or ``{user: {item: score}}`` mappings.
+        run_a: ranking A: a :class:`complemjax.trec.Run` (see ``trec.read_run``), a ranx
+            ``Run`` object, or a ``{user: {item: score}}`` mapping.
+        run_b: ranking B, in any of the forms of ``run_a``.
         qrels: :class:`complemjax.trec.Qrels` (see ``trec.read_qrels``).
         ks: cut-offs.
         seed: bootstrap seed.

@@ -303,7 +303,10 @@ CASES: list[Case] = [
         "obscure",
     ),
     Case(
-        "fit-mlp-key-int", lambda t: cj.probes.fit(0, cj.MLP(width=4, steps=2), X, Y), "`key`", "obscure"
+        "fit-mlp-key-int",
+        lambda t: cj.probes.fit(0, cj.MLP(width=4, steps=2), X, Y),
+        "`key`",
+        "obscure",
     ),
     Case("fit-int-x", lambda t: cj.probes.fit(KEY, cj.Ridge(), X.astype(int), Y), "`x`", "clear"),
     Case("fit-rows", lambda t: cj.probes.fit(KEY, cj.Ridge(), X, Y[:5]), "`y`", "clear"),

@@ -1,5 +1,8 @@
-"""Interaction datasets: the :class:`Interactions` container, loaders, filters, splits,
-and the padded per-user item arrays every ranking function consumes."""
+"""Interaction datasets: container, loaders, filters, splits and padded per-user arrays.
+
+The :class:`Interactions` container, its loaders, filters and splits, and the padded per-user
+item arrays every ranking function consumes.
+"""
 
 from complemjax.data.interactions import (
     Interactions,

@@ -116,6 +116,7 @@ class Interactions:
 
     @property
     def n_interactions(self) -> int:
+        """Number of (user, item) interactions."""
         return len(self.user_idx)
 
     def __len__(self) -> int:
@@ -296,14 +297,16 @@ def from_frame(
 
     Args:
       df: the interactions.
-      user_col, item_col: id columns (any hashable, sortable type).
+      user_col: user id column (any hashable, sortable type).
+      item_col: item id column (any hashable, sortable type).
       rating_col: optional numeric rating column.
       time_col: optional timestamp column: numeric seconds, or datetimes / ISO 8601 date
         strings converted to Unix seconds (UTC when no zone is given).
-      item_info: optional item metadata with one row per item id in ``item_info_id_col``
-        (default ``item_col``); items of ``df`` absent from it get NaN metadata and are
+      item_info: optional item metadata with one row per item id in ``item_info_id_col``;
+        items of ``df`` absent from it get NaN metadata and are
         counted in ``report["items_without_info"]``; extra metadata rows are ignored and
         counted in ``report["info_rows_unused"]``.
+      item_info_id_col: the item id column of ``item_info`` (default ``item_col``).
       keep: which duplicate to keep, ``"last"`` or ``"first"``.
       name: dataset name.
       report: counts from an earlier stage (e.g. a loader), merged into the new report.

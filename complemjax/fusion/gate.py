@@ -173,7 +173,8 @@ def gate_user_features(
     chunked pass over users (memory ``user_chunk x n_items``).
 
     Args:
-        score_fn_a, score_fn_b: ``user_idx [c] -> [c, n_items]`` view scores.
+        score_fn_a: ``user_idx [c] -> [c, n_items]`` scores of view A.
+        score_fn_b: ``user_idx [c] -> [c, n_items]`` scores of view B.
         n_users: number of users.
         n_items: number of items.
         exclude: ``[n_users, L]`` int32 padded training items (history; excluded from lists).
@@ -236,7 +237,8 @@ def gate_scores(
 
     Args:
         params: :class:`GateParams`.
-        scores_a, scores_b: ``[c, n_items]`` raw view scores.
+        scores_a: ``[c, n_items]`` raw scores of view A.
+        scores_b: ``[c, n_items]`` raw scores of view B.
         user_features: ``[c, f_u]`` features of these users.
         item_features: ``[n_items, f_i]`` item features.
         config: :class:`GateConfig`.
@@ -295,8 +297,10 @@ def gate_score_fn(
     n_items: int,
     exclude=None,
 ) -> jax.tree_util.Partial:
-    """Fused ``score_fn(user_idx [c]) -> [c, n_items]`` of a trained gate, for
-    ``ranking.topk_from_score_fn`` (a ``jax.tree_util.Partial``; chunked over users)."""
+    """Fused ``score_fn(user_idx [c]) -> [c, n_items]`` of a trained gate.
+
+    For ``ranking.topk_from_score_fn`` (a ``jax.tree_util.Partial``; chunked over users).
+    """
     n_items = _checks.check_positive_int("n_items", n_items)
     uf = _checks.check_matrix("user_features", user_features)
     itf = _checks.check_matrix("item_features", item_features)
@@ -365,10 +369,13 @@ def fit_gate(
 
     Args:
         key: PRNG key (``jax.random.key``); vmap over a batch of keys for several seeds.
-        score_fn_a, score_fn_b: ``user_idx [c] -> [c, n_items]`` raw view scores.
+        score_fn_a: ``user_idx [c] -> [c, n_items]`` raw scores of view A.
+        score_fn_b: ``user_idx [c] -> [c, n_items]`` raw scores of view B.
         user_features: ``[n_users, f_u]`` (e.g. :func:`gate_user_features`).
         item_features: ``[n_items, f_i]`` (e.g. :func:`gate_item_features`).
-        train_users, train_items: ``[n_inter]`` positive pairs to fit on (a validation split).
+        train_users: ``[n_inter]`` int users of the positive pairs to fit on (a validation
+            split).
+        train_items: ``[n_inter]`` int items of those pairs.
         config: :class:`GateConfig`.
         n_items: number of items.
         hparams: :class:`GateHParams` (vmappable).

@@ -491,7 +491,8 @@ def fuse_runs(
         items_a: ``[n_users, N]`` int item ids of view A's run, sorted by decreasing score,
             ``-1`` padded at the end; ids unique within a row.
         scores_a: ``[n_users, N]`` float scores matching ``items_a``.
-        items_b, scores_b: the same for view B (same shape as view A).
+        items_b: ``[n_users, N]`` item ids of view B's run, as ``items_a``.
+        scores_b: ``[n_users, N]`` float scores matching ``items_b``.
         params: :class:`RuleParams`.
         config: :class:`RuleConfig` (method and norm).
         k: length of the fused list, ``1 <= k <= 2N``.

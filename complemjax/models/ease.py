@@ -48,8 +48,10 @@ def fit_ease(user_idx, item_idx, *, n_users: int, n_items: int, l2: float) -> ja
     time are ``O(n_items²)`` and ``O(n_items³)``, fine up to ~10k items.
 
     Args:
-      user_idx, item_idx: ``[n]`` int training interactions.
-      n_users, n_items: matrix sizes.
+      user_idx: ``[n]`` int users of the training interactions.
+      item_idx: ``[n]`` int items of the training interactions.
+      n_users: number of users (rows of the interaction matrix).
+      n_items: number of items (columns of the interaction matrix).
       l2: ridge weight λ > 0 (Steck reports a few hundred on ML-20M).
 
     Returns:
@@ -145,9 +147,11 @@ def select_ease(
     the ascending grid). A choice at either end of the grid is flagged in ``edge``.
 
     Args:
-      user_idx, item_idx: ``[n]`` training interactions.
+      user_idx: ``[n]`` int users of the training interactions.
+      item_idx: ``[n]`` int items of the training interactions.
       valid_sets: ``[n_users, L]`` padded validation items (``-1`` padding).
-      n_users, n_items: matrix sizes.
+      n_users: number of users (rows of the interaction matrix).
+      n_items: number of items (columns of the interaction matrix).
       grid: 1-D sequence of λ > 0 (sorted ascending internally).
       k: cut-off K of Recall@K.
 
