@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: test test-all reproduce reproduce-full lint format bench clean
+.PHONY: test test-all reproduce reproduce-full lint format bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,13 +31,30 @@ reproduce-full: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/check_private_imports.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# CPU benchmarks, one at a time (time them on an otherwise idle machine); each prints
+# ratios against its baseline, and the harness-based ones record their figures in
+# experiments/cpu_baseline.json for the GPU table. bench_cf needs the `bench` extra.
+BENCH_JSON := --json experiments/cpu_baseline.json
 bench: $(STAMP)
-	for f in experiments/bench_*.py; do $(BIN)/python $$f || exit 1; done
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python experiments/bench_cf.py
+	$(BIN)/python experiments/bench_lightgcn.py
+	$(BIN)/python experiments/bench_ranking.py $(BENCH_JSON)
+	$(BIN)/python experiments/bench_similarity.py $(BENCH_JSON)
+	$(BIN)/python experiments/bench_fusion.py $(BENCH_JSON)
+	$(BIN)/python experiments/bench_probe_sweep.py $(BENCH_JSON)
+	$(BIN)/python experiments/bench_sweep_scale.py $(BENCH_JSON)
+
+# On a machine with a GPU (refuses to run on CPU): every benchmark at GPU scale, one
+# markdown table beside the CPU figures. See experiments/bench_gpu.py.
+bench-gpu:
+	bash experiments/bench_gpu.sh
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .ruff_cache

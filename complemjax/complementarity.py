@@ -1,12 +1,12 @@
-"""Complementarity diagnostics between two rankers A and B at the same K.
+r"""Complementarity diagnostics between two rankers A and B at the same K.
 
 For user ``u`` with held-out set ``T_u`` and top-K lists ``L^A``, ``L^B`` (first K
 entries; ``-1`` slots are empty), hit sets ``H^A = L^A ∩ T_u``, ``H^B = L^B ∩ T_u``:
 
 * ``Jaccard@K = |L^A ∩ L^B| / |L^A ∪ L^B|``; ``overlap@K = |L^A ∩ L^B| / K``.
-* shared hits ``|H^A ∩ H^B|``; unique hits ``|H^A \\ H^B|`` and ``|H^B \\ H^A|``.
-* unique-hit share of A (micro) ``Σ_u |H^A \\ H^B| / Σ_u |H^A ∪ H^B|``; the per-user
-  version is the mean of ``|H^A \\ H^B| / |H^A ∪ H^B|`` over users with
+* shared hits ``|H^A ∩ H^B|``; unique hits ``|H^A \ H^B|`` and ``|H^B \ H^A|``.
+* unique-hit share of A (micro) ``Σ_u |H^A \ H^B| / Σ_u |H^A ∪ H^B|``; the per-user
+  version is the mean of ``|H^A \ H^B| / |H^A ∪ H^B|`` over users with
   ``|H^A ∪ H^B| > 0``. Likewise for B and for shared hits.
 * oracle best-of-two@K ``= mean_u max(metric^A_u, metric^B_u)`` (per metric).
 * oracle merge@K: the best K-list drawn from ``L^A ∪ L^B`` puts all union hits first.
@@ -66,10 +66,10 @@ from complemjax._checks import (
 from complemjax.ranking import (
     METRIC_NAMES,
     TopK,
-    _check_item_sets,
-    _check_ks,
-    _check_topk_items,
-    _per_user_metrics,
+    check_item_sets,
+    check_ks,
+    check_topk_items,
+    metrics_from_relevance,
     relevance_matrix,
 )
 from complemjax.stats import resample_map
@@ -84,7 +84,7 @@ __all__ = [
 
 
 class PairStats(NamedTuple):
-    """Per-user complementarity quantities of rankers A and B at one K (all ``[U]``).
+    r"""Per-user complementarity quantities of rankers A and B at one K (all ``[U]``).
 
     Metric dicts map each name in ``METRIC_NAMES`` (recall, ndcg, precision, hit, mrr)
     to a ``[U]`` float array, NaN for users with an empty (restricted) test set.
@@ -93,7 +93,7 @@ class PairStats(NamedTuple):
       n_test: ``|T_u|`` (restricted to the item mask if one is given).
       hits_a, hits_b: ``|H^A|``, ``|H^B|``.
       shared: ``|H^A ∩ H^B|``.
-      unique_a, unique_b: ``|H^A \\ H^B|``, ``|H^B \\ H^A|``.
+      unique_a, unique_b: ``|H^A \ H^B|``, ``|H^B \ H^A|``.
       union: ``|H^A ∪ H^B|``.
       list_inter, list_union: ``|L^A ∩ L^B|``, ``|L^A ∪ L^B|``.
       jaccard: ``list_inter / list_union`` (NaN if the union is empty).
@@ -176,8 +176,8 @@ def _pair_user_stats_impl(items_a, items_b, test, *, k: int, item_mask=None) -> 
     inter = jnp.sum(a_in_b, axis=1)
     list_union = size_a + size_b - inter
     evaluated = n_test > 0
-    ma = {m: v[0] for m, v in _per_user_metrics(rel_a, n_test, (k,)).items() if m != "hits"}
-    mb = {m: v[0] for m, v in _per_user_metrics(rel_b, n_test, (k,)).items() if m != "hits"}
+    ma = {m: v[0] for m, v in metrics_from_relevance(rel_a, n_test, (k,)).items() if m != "hits"}
+    mb = {m: v[0] for m, v in metrics_from_relevance(rel_b, n_test, (k,)).items() if m != "hits"}
     best = {m: jnp.maximum(ma[m], mb[m]) for m in METRIC_NAMES}
     h = jnp.minimum(union, k)
     disc = 1.0 / jnp.log2(jnp.arange(2, k + 2, dtype=dtype))
@@ -378,7 +378,7 @@ def _gain_rows(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def _as_items(name, x):
     if isinstance(x, TopK):
         x = x.items
-    return _check_topk_items(name, x)
+    return check_topk_items(name, x)
 
 
 def compare_rankers(
@@ -447,8 +447,8 @@ def compare_rankers(
         raise ValueError(
             f"`topk_b` must have {n_users} rows like `topk_a`, got shape {items_b.shape}"
         )
-    test = _check_item_sets("test", test, n_users, None)
-    ks = _check_ks(ks, min(items_a.shape[1], items_b.shape[1]))
+    test = check_item_sets("test", test, n_users, None)
+    ks = check_ks(ks, min(items_a.shape[1], items_b.shape[1]))
     n_boot = check_positive_int("n_boot", n_boot)
     boot_batch = check_positive_int("boot_batch", boot_batch)
     n_user_buckets = check_positive_int("n_user_buckets", n_user_buckets)
@@ -468,7 +468,7 @@ def compare_rankers(
     # Bucket definitions: (bucket_type, label, user mask [U] | None, item mask | None).
     buckets = [("all", "all", np.ones(n_users, dtype=bool), None)]
     if user_activity is None and history is not None:
-        hist = _check_item_sets("history", history, n_users, None)
+        hist = check_item_sets("history", history, n_users, None)
         _, user_activity = relevance_matrix(hist[:, :1], hist)
     if user_activity is not None:
         act = np.asarray(user_activity)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-__all__ = ["add_parser", "diagnose"]
+__all__ = ["add_parser", "diagnose", "diagnose_runs"]
 
 
 def _profile_top(emb, split, k):
@@ -88,7 +88,8 @@ def diagnose(
         ks: cut-offs.
         seed: split, model and bootstrap seed.
         n_boot: bootstrap resamples over users.
-        test_frac, valid_frac: per-user random split fractions.
+        test_frac: per-user fraction held out for testing, in (0, 1) (``data.random_split``).
+        valid_frac: per-user fraction held out for validation, in [0, 1).
 
     Returns:
         The tidy table of :func:`complemjax.complementarity.compare_rankers`.
@@ -139,9 +140,90 @@ def diagnose(
     )  # fmt: skip
 
 
+def diagnose_runs(run_a, run_b, qrels, *, ks=(10, 20), seed: int = 0, n_boot: int = 500):
+    """Complementarity table of two rankings produced elsewhere (TREC runs or ranx runs).
+
+    Users are those with relevance judgements (``qrels``); items are every item named in
+    the runs or the qrels. Each run's list is cut at ``max(ks)`` (shorter lists are
+    padded; a run that skips a judged user gives that user an empty list).
+
+    Args:
+        run_a: ranking A: a :class:`complemjax.trec.Run` (see ``trec.read_run``), a ranx
+            ``Run`` object, or a ``{user: {item: score}}`` mapping.
+        run_b: ranking B, in any of the forms of ``run_a``.
+        qrels: :class:`complemjax.trec.Qrels` (see ``trec.read_qrels``).
+        ks: cut-offs.
+        seed: bootstrap seed.
+        n_boot: bootstrap resamples over users.
+
+    Returns:
+        The tidy table of :func:`complemjax.complementarity.compare_rankers`.
+    """
+    from complemjax import complementarity, trec
+
+    run_a = trec.from_ranx(run_a)
+    run_b = trec.from_ranx(run_b)
+    if not isinstance(qrels, trec.Qrels):
+        raise ValueError(f"`qrels` must be a trec.Qrels, got {type(qrels).__name__}")
+    ks = tuple(int(k) for k in ks)
+    judged = qrels.frame[qrels.frame["relevance"] > 0]
+    users = np.array(sorted(set(judged["user"])), dtype=object)
+    if users.size == 0:
+        raise ValueError("`qrels` has no judgement with relevance > 0")
+    items = np.array(
+        sorted(set(run_a.frame["item"]) | set(run_b.frame["item"]) | set(qrels.frame["item"])),
+        dtype=object,
+    )
+
+    def judged_rows(run):
+        return trec.Run(run.frame[run.frame["user"].isin(set(users))], run.tag)
+
+    kmax = max(ks)
+    top_a = trec.run_to_topk(judged_rows(run_a), user_ids=users, item_ids=items, k=kmax)
+    top_b = trec.run_to_topk(judged_rows(run_b), user_ids=users, item_ids=items, k=kmax)
+    test = trec.qrels_to_sets(qrels, user_ids=users, item_ids=items)
+    return complementarity.compare_rankers(
+        top_a, top_b, test, ks=ks, key=jax.random.key(seed), n_boot=n_boot
+    )
+
+
+def _print_table(table: pd.DataFrame, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "complementarity.csv", index=False)
+    overall = table[table["bucket_type"] == "all"]
+    keep = ["recall_a", "recall_b", "overlap", "jaccard", "unique_a_share_micro",
+            "unique_b_share_micro", "recall_merge", "recall_merge_gain_rel"]  # fmt: skip
+    view = overall[overall["metric"].isin(keep)][["k", "metric", "value", "ci_low", "ci_high"]]
+    with pd.option_context("display.width", 120, "display.max_rows", 200):
+        print(view.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"[complemjax] full table written to {out / 'complementarity.csv'}")
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from complemjax import trec
+
+    if args.qrels is None:
+        raise ValueError("--runs needs --qrels (the relevance judgements of the test items)")
+    if args.interactions or args.emb_a or args.emb_b or args.train_cf:
+        raise ValueError(
+            "give either --runs A B --qrels Q, or INTERACTIONS with embedding files, not both"
+        )
+    run_a, run_b = (trec.read_run(p) for p in args.runs)
+    table = diagnose_runs(
+        run_a, run_b, trec.read_qrels(args.qrels), ks=tuple(args.k), seed=args.seed,
+        n_boot=args.n_boot,
+    )  # fmt: skip
+    _print_table(table, Path(args.out))
+    return 0
+
+
 def _cmd(args: argparse.Namespace) -> int:
     from complemjax import data, semantic
 
+    if args.runs is not None:
+        return _cmd_runs(args)
+    if args.interactions is None or args.emb_a is None:
+        raise ValueError("give INTERACTIONS and EMB_A (or --runs A B --qrels Q)")
     inter = data.load_table(
         args.interactions, user_col=args.user_col, item_col=args.item_col,
         rating_col=args.rating_col, time_col=args.time_col, sep=args.sep,
@@ -167,16 +249,7 @@ def _cmd(args: argparse.Namespace) -> int:
         inter, emb_a, emb_b, train_cf=args.train_cf, ks=tuple(args.k), seed=args.seed,
         n_boot=args.n_boot,
     )  # fmt: skip
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "complementarity.csv", index=False)
-    overall = table[table["bucket_type"] == "all"]
-    keep = ["recall_a", "recall_b", "overlap", "jaccard", "unique_a_share_micro",
-            "unique_b_share_micro", "recall_merge", "recall_merge_gain_rel"]  # fmt: skip
-    view = overall[overall["metric"].isin(keep)][["k", "metric", "value", "ci_low", "ci_high"]]
-    with pd.option_context("display.width", 120, "display.max_rows", 200):
-        print(view.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"[complemjax] full table written to {out / 'complementarity.csv'}")
+    _print_table(table, Path(args.out))
     return 0
 
 
@@ -184,15 +257,22 @@ def add_parser(sub) -> None:
     """Register the ``diagnose`` subcommand on an argparse subparsers object."""
     p = sub.add_parser(
         "diagnose",
-        help="complementarity table of two item views on an interactions file",
+        help="complementarity table of two item views (or two TREC runs)",
         description="Split the interactions, build one recommender per view (embedding "
         "files give history-profile recommenders; --train-cf trains BPR or EASE) and print "
-        "and save overlap, unique hits and oracle-fusion bounds with bootstrap intervals.",
+        "and save overlap, unique hits and oracle-fusion bounds with bootstrap intervals. "
+        "With --runs A B --qrels Q, compare two rankings produced by other systems instead.",
     )
-    p.add_argument("interactions", help="CSV/TSV/Parquet file of interactions")
-    p.add_argument("emb_a", help="item embeddings of view A (.npy with --ids, or .parquet)")
+    p.add_argument("interactions", nargs="?", help="CSV/TSV/Parquet file of interactions")
+    p.add_argument(
+        "emb_a", nargs="?", help="item embeddings of view A (.npy with --ids, or .parquet)"
+    )
     p.add_argument("emb_b", nargs="?", default=None, help="item embeddings of view B")
     p.add_argument("--train-cf", choices=("bpr", "ease"), help="train view B from the data")
+    p.add_argument(
+        "--runs", nargs=2, metavar=("RUN_A", "RUN_B"), help="two TREC run files to compare"
+    )
+    p.add_argument("--qrels", default=None, help="TREC qrels of the test items (with --runs)")
     p.add_argument("--user-col", default="user_id")
     p.add_argument("--item-col", default="item_id")
     p.add_argument("--rating-col", default=None)

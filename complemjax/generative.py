@@ -236,6 +236,7 @@ class Shift:
     concept: float | jax.Array = 0.0
 
     def validate(self) -> Shift:
+        """Check every field is in range (ValueError naming it otherwise); returns ``self``."""
         _checks.check_in_range("shared_scale", self.shared_scale, 0.0, math.inf)
         _checks.check_in_range("private_scale", self.private_scale, 0.0, math.inf)
         _checks.check_in_range("selection", self.selection, 0.0, 1.0)
@@ -911,6 +912,7 @@ class UserKnobs:
     popularity_cf_private: float | jax.Array = 0.0
 
     def validate(self) -> UserKnobs:
+        """Check every field is in range (ValueError naming it otherwise); returns ``self``."""
         _checks.check_in_range("private_reliance", self.private_reliance, 0.0, 1.0)
         _checks.check_in_range("reliance_spread", self.reliance_spread, 0.0, math.inf)
         _checks.check_in_range("density", self.density, 0.0, 1.0, lo_open=True)

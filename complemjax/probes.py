@@ -843,7 +843,8 @@ def fit_capacities(
     Args:
         key: a ``jax.random.key``.
         specs: sequence of specs.
-        x: ``[n, d_x]``; y: ``[n, d_y]``.
+        x: ``[n, d_x]`` inputs.
+        y: ``[n, d_y]`` targets.
         hparams: shared :class:`ProbeHParams`.
         n_seeds: number of seeds (``>= 1``).
         strategy: ``"bucket"`` or ``"pad"`` (MLP widths).
@@ -1015,7 +1016,8 @@ def tune(
     Args:
         key: PRNG key (MLP initialisation and minibatches; random features).
         spec: the probe (static); MLP ``width`` is the padded width.
-        x: ``[n, d_x]``; y: ``[n, d_y]``.
+        x: ``[n, d_x]`` inputs.
+        y: ``[n, d_y]`` targets.
         grid: :class:`ProbeHParams` whose leaves are ``[G]`` arrays (a scalar leaf is
             broadcast).
         widths: ``[G]`` int live widths (MLP only; default ``spec.width`` for all).

@@ -2,8 +2,9 @@
 
 Item sets (a user's training history to exclude, a user's held-out test items) are
 *padded item sets*: int32 arrays ``[n_users, max_len]`` whose entries are item indices
-in ``[0, n_items)`` and whose padding is ``-1``. Build them with :func:`pad_item_sets`
-(from interaction pairs) or :func:`pad_item_lists` (from one array per user).
+in ``[0, n_items)`` and whose padding is ``-1``. Build them with
+:func:`complemjax.data.pad_item_sets` (from interaction pairs) or
+:func:`complemjax.data.pad_item_lists` (from one array per user).
 
 Top-K lists are computed by scoring users in chunks (``lax.map`` over padded user
 chunks inside one ``jax.jit``), so memory is bounded by ``user_chunk × n_items`` (or
@@ -64,8 +65,6 @@ __all__ = [
     "TopK",
     "evaluate_topk",
     "item_coverage",
-    "pad_item_lists",
-    "pad_item_sets",
     "per_user_metrics",
     "relevance_matrix",
     "topk_from_embeddings",
@@ -98,119 +97,7 @@ class TopK(NamedTuple):
 # ---------------------------------------------------------------------------
 
 
-def _as_int_vector(name: str, x) -> np.ndarray:
-    a = np.asarray(x)
-    if a.ndim != 1:
-        raise ValueError(f"`{name}` must be 1-D, got shape {a.shape}")
-    if a.size and not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"`{name}` must hold integer indices, got dtype {a.dtype}")
-    return a.astype(np.int64)
-
-
-def pad_item_sets(
-    user_idx,
-    item_idx,
-    n_users: int,
-    *,
-    max_len: int | None = None,
-    n_items: int | None = None,
-) -> jax.Array:
-    """Build padded per-user item sets from interaction pairs.
-
-    Row ``u`` holds the distinct items ``{i : (u, i) in pairs}`` in ascending order,
-    followed by ``-1`` padding. Host-side (NumPy) data preparation; not jittable.
-
-    Args:
-      user_idx: ``[n]`` int user index of each interaction, in ``[0, n_users)``.
-      item_idx: ``[n]`` int item index of each interaction, ``>= 0`` (and
-        ``< n_items`` when ``n_items`` is given).
-      n_users: number of rows of the result.
-      max_len: width of the result; default the largest set size (at least 1). A
-        user with more distinct items than ``max_len`` raises ``ValueError`` (no
-        silent truncation).
-      n_items: optional catalogue size for range checking ``item_idx``.
-
-    Returns:
-      ``[n_users, max_len]`` int32 array, ``-1``-padded.
-
-    Example:
-      >>> pad_item_sets([0, 0, 2, 0], [5, 1, 3, 5], 3)  # doctest: +SKIP
-      [[ 1,  5], [-1, -1], [ 3, -1]]
-    """
-    n_users = check_positive_int("n_users", n_users)
-    u = _as_int_vector("user_idx", user_idx)
-    i = _as_int_vector("item_idx", item_idx)
-    if u.shape != i.shape:
-        raise ValueError(
-            f"`user_idx` and `item_idx` must have the same length, got {u.shape} and {i.shape}"
-        )
-    if u.size:
-        if u.min() < 0 or u.max() >= n_users:
-            raise ValueError(
-                f"`user_idx` must lie in [0, {n_users}), got range [{u.min()}, {u.max()}]"
-            )
-        if i.min() < 0:
-            raise ValueError(f"`item_idx` must be >= 0, got minimum {i.min()}")
-        if n_items is not None and i.max() >= n_items:
-            raise ValueError(f"`item_idx` must be < n_items={n_items}, got maximum {i.max()}")
-    if u.size:
-        order = np.lexsort((i, u))
-        u, i = u[order], i[order]
-        keep = np.ones(u.size, dtype=bool)
-        keep[1:] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
-        u, i = u[keep], i[keep]
-    counts = np.bincount(u, minlength=n_users)
-    longest = int(counts.max()) if counts.size else 0
-    if max_len is None:
-        width = max(longest, 1)
-    else:
-        width = check_positive_int("max_len", max_len)
-        if longest > width:
-            raise ValueError(
-                f"`max_len`={width} is smaller than the largest item set ({longest} items)"
-            )
-    out = np.full((n_users, width), -1, dtype=np.int32)
-    if u.size:
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        pos = np.arange(u.size) - starts[u]
-        out[u, pos] = i
-    return jnp.asarray(out)
-
-
-def pad_item_lists(lists: Sequence, *, max_len: int | None = None) -> jax.Array:
-    """Stack one 1-D integer array per user into a ``-1``-padded ``[n_users, L]`` array.
-
-    Order within each row is preserved (so ranked lists stay ranked); use
-    :func:`pad_item_sets` to sort and de-duplicate.
-
-    Args:
-      lists: sequence of ``n_users`` 1-D integer arrays (may be empty) with entries
-        ``>= 0``.
-      max_len: width ``L``; default the longest list (at least 1). Longer lists raise.
-
-    Returns:
-      ``[n_users, L]`` int32 array.
-    """
-    if len(lists) == 0:
-        raise ValueError("`lists` must contain at least one (possibly empty) array")
-    rows = [_as_int_vector(f"lists[{j}]", a) for j, a in enumerate(lists)]
-    for j, r in enumerate(rows):
-        if r.size and r.min() < 0:
-            raise ValueError(f"`lists[{j}]` must hold item indices >= 0, got {r.min()}")
-    longest = max(r.size for r in rows)
-    if max_len is None:
-        width = max(longest, 1)
-    else:
-        width = check_positive_int("max_len", max_len)
-        if longest > width:
-            raise ValueError(f"`max_len`={width} is smaller than the longest list ({longest})")
-    out = np.full((len(rows), width), -1, dtype=np.int32)
-    for j, r in enumerate(rows):
-        out[j, : r.size] = r
-    return jnp.asarray(out)
-
-
-def _check_item_sets(name: str, x, n_rows: int, n_items: int | None) -> jax.Array:
+def check_item_sets(name: str, x, n_rows: int, n_items: int | None) -> jax.Array:
     """Validate a padded item-set array ``[n_rows, L]`` with entries in ``[-1, n_items)``."""
     dtype = getattr(x, "dtype", None)
     if dtype is None:
@@ -264,7 +151,7 @@ def _auto_user_chunk(n_users: int, item_span: int) -> int:
     return max(1, min(n_users, budget // max(item_span, 1)))
 
 
-def _zero_sign(x):
+def canonical_zero(x):
     """Map -0.0 to +0.0 (``lax.top_k`` orders them as different values)."""
     return jnp.where(x == 0, jnp.zeros((), x.dtype), x)
 
@@ -309,7 +196,7 @@ def _exact_topk(scores, k):
     c, n = scores.shape
     b = _block_size(n, k)
     if b == 0:
-        vals, idx = lax.top_k(_zero_sign(scores), k)
+        vals, idx = lax.top_k(canonical_zero(scores), k)
         return vals, idx.astype(jnp.int32)
     n_main = (n // b) * b
     if n_main == n:
@@ -318,18 +205,18 @@ def _exact_topk(scores, k):
     else:
         bmax = jnp.max(scores[:, :n_main].reshape(c, n_main // b, b), axis=2)
         bmax = jnp.concatenate([bmax, jnp.max(scores[:, n_main:], axis=1, keepdims=True)], 1)
-    _, blocks = lax.top_k(_zero_sign(bmax), k)
+    _, blocks = lax.top_k(canonical_zero(bmax), k)
     blocks = jnp.sort(blocks, axis=1)  # ascending item order among the candidates
     offs = jnp.arange(b, dtype=blocks.dtype)
     if n_main == n:
         vals = jnp.take_along_axis(blocked, blocks[:, :, None], axis=1).reshape(c, k * b)
-        vals, pos = lax.top_k(_zero_sign(vals), k)
+        vals, pos = lax.top_k(canonical_zero(vals), k)
         items = jnp.take_along_axis(blocks, pos // b, axis=1) * b + pos % b
         return vals, items.astype(jnp.int32)
     cand = (blocks[:, :, None] * b + offs).reshape(c, k * b)
     inside = cand < n
     vals = jnp.take_along_axis(scores, jnp.minimum(cand, n - 1), axis=1)
-    vals = jnp.where(inside, _zero_sign(vals), -jnp.inf)
+    vals = jnp.where(inside, canonical_zero(vals), -jnp.inf)
     vals, pos = lax.top_k(vals, k)
     return vals, jnp.take_along_axis(cand, pos, axis=1).astype(jnp.int32)
 
@@ -560,7 +447,7 @@ def topk_from_embeddings(
       item_emb: ``[n_items, d]`` float item embeddings (finite).
       k: list length, ``1 <= k <= n_items``.
       exclude: optional ``[n_users, L]`` int padded item sets (``-1`` padding), e.g.
-        the training history; see :func:`pad_item_sets`.
+        the training history; see :func:`complemjax.data.pad_item_sets`.
       similarity: ``"dot"`` or ``"cosine"``.
       user_chunk: users per chunk; default keeps a chunk of scores at most 2**21
         entries (8 MiB in float32) on CPU and 2**24 on GPU/TPU.
@@ -594,7 +481,7 @@ def topk_from_embeddings(
     _check_no_overflow(user_emb, item_emb)
     if exclude is None:
         exclude = jnp.full((n_users, 1), -1, dtype=jnp.int32)
-    exclude = _check_item_sets("exclude", exclude, n_users, n_items)
+    exclude = check_item_sets("exclude", exclude, n_users, n_items)
     cand_idx = None
     if candidates is not None:
         cand_idx = jnp.asarray(_check_candidates(candidates, n_items, k))
@@ -712,7 +599,7 @@ def topk_from_score_fn(
     )
     if exclude is None:
         exclude = jnp.full((n_users, 1), -1, dtype=jnp.int32)
-    exclude = _check_item_sets("exclude", exclude, n_users, n_items)
+    exclude = check_item_sets("exclude", exclude, n_users, n_items)
     cand_mask = None
     if candidates is not None:
         idx = _check_candidates(candidates, n_items, k)
@@ -782,8 +669,23 @@ def relevance_matrix(topk_items, test) -> tuple[jax.Array, jax.Array]:
     return rel, _n_distinct(test)
 
 
-def _per_user_metrics(rel, n_test, ks: tuple[int, ...]):
-    """Per-user metrics ``[n_ks, U]`` for each name in METRIC_NAMES (NaN if |T_u| = 0)."""
+def metrics_from_relevance(rel, n_test, ks: tuple[int, ...]):
+    """Per-user metrics from a relevance matrix: the one implementation of the definitions.
+
+    Every ranking metric in the package (here, in :mod:`complemjax.complementarity` and in
+    :mod:`complemjax.fusion.rules`) is computed by this function, with the definitions of
+    the module docstring (Recall = hits/|T_u|, Precision = hits/K, Hit, MRR, NDCG with
+    IDCG over min(K, |T_u|) positions).
+
+    Args:
+      rel: ``[U, K]`` bool, ``rel[u, r]`` = the item at rank ``r + 1`` is in ``T_u``.
+      n_test: ``[U]`` int ``|T_u|``.
+      ks: cut-offs, each ``<= K`` (static).
+
+    Returns:
+      dict from each name in ``METRIC_NAMES`` plus ``"hits"`` to ``[len(ks), U]`` arrays
+      (NaN for users with ``|T_u| = 0``).
+    """
     kmax = rel.shape[1]
     dtype = jnp.result_type(float)
     relf = rel.astype(dtype)
@@ -829,7 +731,7 @@ def _evaluate_core(topk_items, test, ks):
     def one(args):
         it, ts = args
         rel, n_test = relevance_matrix(it, ts)
-        return _per_user_metrics(rel, n_test, ks), n_test
+        return metrics_from_relevance(rel, n_test, ks), n_test
 
     per_user, n_test = lax.map(one, (items.reshape(n_chunks, c, -1), tst.reshape(n_chunks, c, -1)))
     per_user = {
@@ -916,7 +818,7 @@ class RankingMetrics(NamedTuple):
         return pd.DataFrame(rows, columns=["k", "metric", "value", "n_users"])
 
 
-def _check_topk_items(name: str, topk_items) -> jax.Array:
+def check_topk_items(name: str, topk_items) -> jax.Array:
     if isinstance(topk_items, TopK):
         topk_items = topk_items.items
     dtype = getattr(topk_items, "dtype", None)
@@ -936,7 +838,7 @@ def _check_topk_items(name: str, topk_items) -> jax.Array:
     return jnp.asarray(topk_items, dtype=jnp.int32)
 
 
-def _check_ks(ks, kmax: int) -> tuple[int, ...]:
+def check_ks(ks, kmax: int) -> tuple[int, ...]:
     if isinstance(ks, (int, np.integer)):
         ks = (int(ks),)
     ks = tuple(check_positive_int("ks", k) for k in ks)
@@ -967,9 +869,9 @@ def evaluate_topk(topk_items, test, *, ks: Sequence[int] | int = (10, 20)) -> Ra
       >>> m = evaluate_topk(top.items, test, ks=(10, 20)); m.summary()["recall@10"]
       ... # doctest: +SKIP
     """
-    topk_items = _check_topk_items("topk_items", topk_items)
-    test = _check_item_sets("test", test, topk_items.shape[0], None)
-    ks = _check_ks(ks, topk_items.shape[1])
+    topk_items = check_topk_items("topk_items", topk_items)
+    test = check_item_sets("test", test, topk_items.shape[0], None)
+    ks = check_ks(ks, topk_items.shape[1])
     per_user, n_test = _evaluate_core(topk_items, test, ks)
     n_eval = int(jnp.sum(n_test > 0))
     if n_eval == 0:
@@ -997,7 +899,7 @@ def item_coverage(topk_items, n_items: int, k: int) -> jax.Array:
     Returns:
       Scalar float.
     """
-    topk_items = _check_topk_items("topk_items", topk_items)
+    topk_items = check_topk_items("topk_items", topk_items)
     n_items = check_positive_int("n_items", n_items)
     k = check_positive_int("k", k, maximum=topk_items.shape[1])
     if topk_items.size and int(jnp.max(topk_items)) >= n_items:

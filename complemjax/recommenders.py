@@ -37,6 +37,7 @@ import numpy as np
 
 from complemjax import probes, ranking
 from complemjax._checks import check_matrix, check_positive_int, check_same_rows
+from complemjax.data import padding
 from complemjax.semantic import DEFAULT_POSTPROCESSES, PostProcess, postprocess
 
 __all__ = [
@@ -115,8 +116,9 @@ def user_profiles(
 
     Args:
       item_emb: ``[n_items, d]`` item vectors.
-      user_idx, item_idx: ``[n]`` int history interactions (e.g. the training split),
-        ``0 <= user_idx < n_users``, ``0 <= item_idx < n_items``.
+      user_idx: ``[n]`` int users of the history interactions (e.g. the training split),
+        ``0 <= user_idx < n_users``.
+      item_idx: ``[n]`` int items of those interactions, ``0 <= item_idx < n_items``.
       n_users: number of users (rows of the result).
       normalize: L2-normalise item vectors before averaging.
       weights: optional ``[n]`` finite non-negative weights (:func:`rating_weights`,
@@ -257,7 +259,8 @@ def item_neighbors(
     Args:
       item_emb: ``[n_items, d]`` finite item embeddings.
       n_neighbors: ``1 <= N <= n_items − 1``.
-      item_chunk, user_chunk: chunk sizes passed to ``topk_from_embeddings``.
+      item_chunk: item chunk size passed to ``topk_from_embeddings``.
+      user_chunk: query chunk size passed to ``topk_from_embeddings`` (the queries are items).
 
     Returns:
       :class:`ItemNeighbors`.
@@ -403,7 +406,8 @@ def semantic_topk(
     Args:
       ranker: :class:`SemanticRanker`.
       item_emb: ``[n_items, d]`` (post-processed) item embeddings.
-      user_idx, item_idx: ``[n]`` history interactions (the profile / kNN history).
+      user_idx: ``[n]`` int users of the history interactions (the profile / kNN history).
+      item_idx: ``[n]`` int items of those interactions.
       n_users: number of users.
       k: list length.
       exclude: ``[n_users, L]`` padded sets to exclude (e.g. the training history).
@@ -432,7 +436,7 @@ def semantic_topk(
                 f"`neighbors` must have shape ({n_items}, >= {n}), got {neighbors.items.shape}"
             )
         nb = ItemNeighbors(neighbors.items[:, :n], neighbors.sims[:, :n])
-        history = ranking.pad_item_sets(u, i, n_users)
+        history = padding.pad_item_sets(u, i, n_users)
         return ranking.topk_from_score_fn(
             item_knn_score_fn(nb, history),
             n_users=n_users,
@@ -498,12 +502,14 @@ def select_semantic_ranker(
 
     Args:
       item_emb: ``[n_items, d]`` raw (un-normalised) item embeddings of one encoder.
-      user_idx, item_idx: ``[n]`` training interactions.
+      user_idx: ``[n]`` int users of the training interactions.
+      item_idx: ``[n]`` int items of the training interactions.
       n_users: number of users.
       valid_sets: ``[n_users, L]`` padded validation item sets.
-      ratings, timestamps: ``[n]`` of the training interactions (needed by the
-        ``"rating"``/``"liked"``/``"recency"`` rankers; rankers whose input is missing
-        are skipped and recorded as such).
+      ratings: ``[n]`` ratings of the training interactions or None (needed by the
+        ``"rating"``/``"liked"`` rankers, which are skipped and recorded as such without).
+      timestamps: ``[n]`` times of the training interactions or None (needed by the
+        ``"recency"`` ranker, skipped and recorded as such without).
       rankers: variants to try.
       postprocesses: post-processings to try.
       fit_mask: ``[n_items]`` bool, items with text (the post-processing fit rows; other
@@ -518,7 +524,7 @@ def select_semantic_ranker(
     u, i = _check_pairs(user_idx, item_idx, n_users, item_emb.shape[0])
     if not rankers or not postprocesses:
         raise ValueError("`rankers` and `postprocesses` must be non-empty")
-    exclude = ranking.pad_item_sets(u, i, n_users)
+    exclude = padding.pad_item_sets(u, i, n_users)
     n_max = max((r.n_neighbors for r in rankers if r.kind == "item_knn"), default=0)
     trials, best = [], None
     for pp in postprocesses:
@@ -614,7 +620,8 @@ def linear_map_onto_cf(
     Args:
       sem_item_emb: ``[n_items, d_x]`` semantic item embeddings.
       cf_item_emb: ``[n_items, d_y]`` collaborative item embeddings (e.g. BPR).
-      user_idx, item_idx: ``[n]`` history interactions (training split).
+      user_idx: ``[n]`` int users of the history interactions (training split).
+      item_idx: ``[n]`` int items of those interactions.
       n_users: number of users.
       l2: ridge weight of the map.
       fit_mask: ``[n_items]`` bool, items whose CF embedding is trained (default all).

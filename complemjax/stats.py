@@ -316,8 +316,10 @@ def _check_values(name: str, x, mask=None, shape=None) -> np.ndarray:
 
 
 def _paired_inputs(a, b, mask, a_name="a", b_name="b"):
-    """Validate ``a`` ``[S, U]``, optional ``b`` and ``mask``; host float64 arrays, zeroed
-    outside the mask, and the bool mask."""
+    """Validate ``a`` ``[S, U]``, optional ``b`` and ``mask``.
+
+    Returns host float64 arrays, zeroed outside the mask, and the bool mask.
+    """
     a0 = _check_values(a_name, a, np.zeros(np.shape(a), bool))  # dtype and shape only
     m = _check_mask(mask, a0.shape)
     a_arr = _check_values(a_name, a, m)
@@ -666,8 +668,12 @@ def seed_t_test(
     test of a claim about users.
 
     Args:
-        a: ``[S, U]`` method A. b: ``[S, U]`` method B. mask: ``[S, U]`` bool or ``None``.
-        level: interval coverage. alternative: as :func:`sign_flip_test`.
+        a: ``[S, U]`` per-user metric of method A.
+        b: ``[S, U]`` per-user metric of method B.
+        mask: ``[S, U]`` bool or ``None``.
+        level: interval coverage.
+        alternative: ``"two-sided"``, ``"greater"`` (A > B) or ``"less"``, as
+            :func:`sign_flip_test`.
 
     Returns:
         :class:`SeedTTest`; NaN interval, t and p when fewer than 2 seeds or zero spread.
@@ -710,7 +716,8 @@ def cluster_ratio_test(
     ``den`` the seed-reference overlap), where sign flips do not apply.
 
     Args:
-        num: ``[S, U]`` numerators. den: ``[S, U]`` denominators or ``None`` (1: a mean).
+        num: ``[S, U]`` numerators.
+        den: ``[S, U]`` denominators or ``None`` (1: a mean).
         mask: ``[S, U]`` bool or ``None``.
         threshold: the null value ``t``.
         alternative: ``"two-sided"``, ``"greater"`` (θ > t) or ``"less"``.
@@ -801,7 +808,8 @@ def minimum_detectable_effect(
     Args:
         sd: per-user difference standard deviation (> 0).
         n_clusters: number of users, ``≥ 2``.
-        alpha: test level in ``(0, 1)``. power: target power in ``(0, 1)``.
+        alpha: test level in ``(0, 1)``.
+        power: target power in ``(0, 1)``.
         alternative: ``"two-sided"`` or one-sided (``"greater"``/``"less"``, same size).
 
     Returns:
@@ -843,9 +851,17 @@ def paired_comparison(
 
     Args:
         key: ``jax.random.key``; split into bootstrap and permutation keys.
-        a: ``[S, U]`` method A per-user metric. b: ``[S, U]`` method B. mask: ``[S, U]``.
-        n_boot, n_permutations, level, method, alternative: as the functions above.
-        alpha, power: for the MDE.
+        a: ``[S, U]`` per-user metric of method A.
+        b: ``[S, U]`` per-user metric of method B.
+        mask: ``[S, U]`` bool or ``None``.
+        n_boot: bootstrap resamples (:func:`cluster_bootstrap`).
+        n_permutations: random sign-flip vectors (:func:`sign_flip_test`).
+        level: interval coverage in ``(0, 1)`` (bootstrap intervals and seed t).
+        method: bootstrap interval, ``"studentized"``, ``"bca"`` or ``"percentile"``.
+        alternative: ``"two-sided"``, ``"greater"`` (A > B) or ``"less"``, for the tests
+            and the MDE.
+        alpha: test level of the MDE (:func:`minimum_detectable_effect`).
+        power: target power of the MDE.
 
     Returns:
         :class:`PairedComparison`.

@@ -230,6 +230,7 @@ def _case_model(family_name, p, dry, path):
 
     models = load("models")
     ranking = load("ranking")
+    padding = load("data.padding")
     if not hasattr(models, "make_train_data"):
         raise Skipped("complemjax.models has no model families here (branch wt/models)")
     u, i, nu, ni, test, name = _movielens(path, dry)
@@ -242,8 +243,8 @@ def _case_model(family_name, p, dry, path):
     n_ep = p["epochs"]
     t, (state, _) = H.time_call(lambda: fam.train_epochs(state0, data, hp, n_ep), repeats=2)
     ue, ie = fam.embeddings(state, data, hp)
-    hist = ranking.pad_item_sets(u[~test], i[~test], nu)
-    tst = ranking.pad_item_sets(u[test], i[test], nu)
+    hist = padding.pad_item_sets(u[~test], i[~test], nu)
+    tst = padding.pad_item_sets(u[test], i[test], nu)
     top = ranking.topk_from_embeddings(ue, ie, k=20, exclude=hist)
     rec = ranking.evaluate_topk(top.items, tst, ks=(20,)).summary()["recall@20"]
     n_train = int((~test).sum())

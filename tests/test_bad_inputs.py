@@ -298,24 +298,27 @@ CASES: list[Case] = [
     # --- probes ---------------------------------------------------------------------
     Case(
         "fit-mlp-key-none",
-        lambda t: cj.fit(None, cj.MLP(width=4, steps=2), X, Y),
+        lambda t: cj.probes.fit(None, cj.MLP(width=4, steps=2), X, Y),
         "`key`",
         "obscure",
     ),
     Case(
-        "fit-mlp-key-int", lambda t: cj.fit(0, cj.MLP(width=4, steps=2), X, Y), "`key`", "obscure"
+        "fit-mlp-key-int",
+        lambda t: cj.probes.fit(0, cj.MLP(width=4, steps=2), X, Y),
+        "`key`",
+        "obscure",
     ),
-    Case("fit-int-x", lambda t: cj.fit(KEY, cj.Ridge(), X.astype(int), Y), "`x`", "clear"),
-    Case("fit-rows", lambda t: cj.fit(KEY, cj.Ridge(), X, Y[:5]), "`y`", "clear"),
+    Case("fit-int-x", lambda t: cj.probes.fit(KEY, cj.Ridge(), X.astype(int), Y), "`x`", "clear"),
+    Case("fit-rows", lambda t: cj.probes.fit(KEY, cj.Ridge(), X, Y[:5]), "`y`", "clear"),
     Case(
         "fit-nan-x",
-        lambda t: cj.fit(KEY, cj.Ridge(), np.where(X > 1, np.nan, X), Y),
+        lambda t: cj.probes.fit(KEY, cj.Ridge(), np.where(X > 1, np.nan, X), Y),
         "`x`",
         "clear",
     ),
     Case(
         "ProbeHParams-l2",
-        lambda t: cj.fit(KEY, cj.Ridge(), X, Y, cj.ProbeHParams(l2=-1.0)),
+        lambda t: cj.probes.fit(KEY, cj.Ridge(), X, Y, cj.ProbeHParams(l2=-1.0)),
         "`l2`",
         "clear",
     ),

@@ -13,7 +13,8 @@ from complemjax.complementarity import (
     pair_user_stats,
     user_activity_buckets,
 )
-from complemjax.ranking import evaluate_topk, pad_item_sets, topk_from_embeddings
+from complemjax.data.padding import pad_item_sets
+from complemjax.ranking import evaluate_topk, topk_from_embeddings
 
 METRICS = ("recall", "ndcg", "precision", "hit", "mrr")
 

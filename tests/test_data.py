@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from complemjax import ranking
 from complemjax.data import (
     Interactions,
     cold_item_split,
@@ -19,6 +18,7 @@ from complemjax.data import (
     load_movielens,
     load_recbole,
     load_table,
+    padding,
     random_split,
     stats_table,
     temporal_split,
@@ -81,7 +81,7 @@ def test_index_maps_and_views(rng):
     dense = csr.toarray()
     assert dense[inter.user_idx, inter.item_idx].sum() == inter.n_interactions
     padded = inter.padded_item_sets()
-    ref = ranking.pad_item_sets(inter.user_idx, inter.item_idx, inter.n_users)
+    ref = padding.pad_item_sets(inter.user_idx, inter.item_idx, inter.n_users)
     np.testing.assert_array_equal(padded, np.asarray(ref))
     for u in range(inter.n_users):
         row = padded[u][padded[u] >= 0]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from complemjax import fusion, ranking
+from complemjax.data import padding
 from complemjax.fusion import (
     RuleConfig,
     RuleParams,
@@ -216,14 +217,14 @@ def views():
     vb = rng.normal(size=(n_items, d)).astype(np.float32)
     hist_u = np.repeat(np.arange(n_users), 5)
     hist_i = rng.integers(0, n_items, n_users * 5)
-    hist = ranking.pad_item_sets(hist_u, hist_i, n_users)
+    hist = padding.pad_item_sets(hist_u, hist_i, n_users)
     dot = jax.tree_util.Partial(lambda p, idx: p[0][idx] @ p[1].T)
     fa = jax.tree_util.Partial(dot.func, (jnp.asarray(u), jnp.asarray(va)))
     fb = jax.tree_util.Partial(dot.func, (jnp.asarray(u), jnp.asarray(vb)))
     # validation items: top items of a mixture of the two views (so the weight matters)
     true = u @ (0.8 * va + 0.2 * vb).T
     val = np.argsort(-true, 1)[:, :3]
-    val_pad = ranking.pad_item_sets(np.repeat(np.arange(n_users), 3), val.ravel(), n_users)
+    val_pad = padding.pad_item_sets(np.repeat(np.arange(n_users), 3), val.ravel(), n_users)
     return dict(
         fa=fa,
         fb=fb,
@@ -529,7 +530,7 @@ def item_views():
         ti=ti,
         n_users=n_users,
         n_items=n_items,
-        hist=ranking.pad_item_sets(tu, ti, n_users),
+        hist=padding.pad_item_sets(tu, ti, n_users),
     )
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from complemjax import ranking
+from complemjax.data import padding
 from complemjax.models import contrastive
 from complemjax.models.alpharec import (
     AlphaRec,
@@ -73,7 +74,7 @@ def _clustered(rng, n_users=60, n_items=80, n_clusters=4, per_user=12, d=16):
     tu, ti = map(np.array, zip(*tr))
     vu, vi = map(np.array, zip(*va))
     data = make_train_data(tu, ti, n_users=n_users, n_items=n_items, item_features=x)
-    valid = ranking.pad_item_sets(vu, vi, n_users, n_items=n_items)
+    valid = padding.pad_item_sets(vu, vi, n_users, n_items=n_items)
     return data, valid
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from complemjax import ranking
+from complemjax.data import padding
 from complemjax.models import lightgcn as L
 from complemjax.models import protocol as P
 
@@ -187,7 +188,7 @@ def test_lightgcn_learns_low_rank_preferences():
 
     tr_u, tr_i, te_u, te_i, nu, ni = _synthetic()
     data = P.make_train_data(tr_u, tr_i, n_users=nu, n_items=ni)
-    valid = ranking.pad_item_sets(te_u, te_i, nu)
+    valid = padding.pad_item_sets(te_u, te_i, nu)
     grid = P.stack_hparams(
         [L.LightGCNHParams(learning_rate=1e-2, l2=1e-4, n_layers=k) for k in (0, 2)]
     )

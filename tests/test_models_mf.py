@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from complemjax import cf, ranking
+from complemjax.data import padding
 from complemjax.models.mf import _bpr_loss, _epoch_samples, _is_positive, _train_epochs
 
 
@@ -34,8 +35,8 @@ def synth():
 
 
 def _recall20(user_emb, item_emb, tr_u, tr_i, te_u, te_i, n_users):
-    ex = ranking.pad_item_sets(tr_u, tr_i, n_users)
-    te = ranking.pad_item_sets(te_u, te_i, n_users)
+    ex = padding.pad_item_sets(tr_u, tr_i, n_users)
+    te = padding.pad_item_sets(te_u, te_i, n_users)
     top = ranking.topk_from_embeddings(user_emb, item_emb, k=20, exclude=ex)
     return float(ranking.evaluate_topk(top.items, te, ks=(20,)).mean("recall")[0])
 
@@ -138,7 +139,7 @@ def test_negatives_avoid_positives():
 
 def test_select_bpr(synth):
     tr_u, tr_i, te_u, te_i, nu, ni = synth
-    val = ranking.pad_item_sets(te_u, te_i, nu)
+    val = padding.pad_item_sets(te_u, te_i, nu)
     grid = cf.BPRHParams(lr=jnp.array([1e-4, 0.02]), l2=jnp.array([1e-4, 1e-4]))
     cfg = cf.BPRConfig(dim=16, n_epochs=20, batch_size=256)
     sel = cf.select_bpr(
@@ -182,7 +183,7 @@ def test_ease_matches_numpy(rng):
     b_ref = np.eye(ni) - p / np.diag(p)[None, :]
     np.fill_diagonal(b_ref, 0.0)
     np.testing.assert_allclose(b, b_ref, rtol=1e-4, atol=1e-5)
-    sets = ranking.pad_item_sets(u, i, nu)
+    sets = padding.pad_item_sets(u, i, nu)
     fn = cf.ease_score_fn(b, sets)
     users = jnp.arange(nu, dtype=jnp.int32)
     np.testing.assert_allclose(fn(users), x @ b, rtol=1e-5, atol=1e-5)
@@ -198,7 +199,7 @@ def test_popularity():
     i = np.array([2, 2, 0, 2, 1, 0])
     np.testing.assert_array_equal(cf.popularity(i, n_items=4), [2, 1, 3, 0])
     ue, ie = cf.popularity_embeddings(i, n_users=2, n_items=4)
-    ex = ranking.pad_item_sets(np.array([1]), np.array([2]), 2)
+    ex = padding.pad_item_sets(np.array([1]), np.array([2]), 2)
     top = ranking.topk_from_embeddings(ue, ie, k=3, exclude=ex)
     np.testing.assert_array_equal(top.items, [[2, 0, 1], [0, 1, 3]])
 
@@ -339,13 +340,13 @@ def test_popularity_index_checks(items):
 
 def test_select_ease(synth):
     tr_u, tr_i, te_u, te_i, nu, ni = synth
-    val = ranking.pad_item_sets(te_u, te_i, nu)
+    val = padding.pad_item_sets(te_u, te_i, nu)
     sel = cf.select_ease(tr_u, tr_i, val, n_users=nu, n_items=ni, grid=[1000.0, 1.0, 50.0])
     np.testing.assert_array_equal(sel.grid, [1.0, 50.0, 1000.0])
     assert sel.l2 == sel.grid[sel.best] and sel.recall[sel.best] == sel.recall.max()
     b = cf.fit_ease(tr_u, tr_i, n_users=nu, n_items=ni, l2=sel.l2)
     np.testing.assert_allclose(sel.b, b, rtol=1e-5, atol=1e-6)
-    ex = ranking.pad_item_sets(tr_u, tr_i, nu)
+    ex = padding.pad_item_sets(tr_u, tr_i, nu)
     top = ranking.topk_from_score_fn(
         cf.ease_score_fn(b, ex), n_users=nu, n_items=ni, k=20, exclude=ex
     )
@@ -364,7 +365,7 @@ def test_bpr_family_through_protocol_equals_fit_bpr(synth):
     tr_u, tr_i, te_u, te_i, nu, ni = synth
     cfg = cf.BPRConfig(dim=8, n_epochs=4, batch_size=256)
     data = protocol.make_train_data(tr_u, tr_i, n_users=nu, n_items=ni)
-    val = ranking.pad_item_sets(te_u, te_i, nu)
+    val = padding.pad_item_sets(te_u, te_i, nu)
     fit = protocol.retrain(
         cf.BPR(cfg),
         jax.random.key(0),

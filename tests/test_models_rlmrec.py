@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from complemjax import ranking
+from complemjax.data import padding
 from complemjax.models.contrastive import mlp2_init
 from complemjax.models.lightgcn import LightGCN, LightGCNHParams, sample_triples
 from complemjax.models.protocol import make_train_data, stack_hparams
@@ -168,7 +169,7 @@ def test_training_improves_validation_recall(key):
     vu, vi = map(np.array, zip(*va))
     x = rng.normal(size=(n_items, 8)).astype(np.float32)
     data = make_train_data(tu, ti, n_users=n_users, n_items=n_items, item_features=x)
-    valid = ranking.pad_item_sets(vu, vi, n_users, n_items=n_items)
+    valid = padding.pad_item_sets(vu, vi, n_users, n_items=n_items)
     fam = RLMRec(backbone=LightGCN(dim=16, max_layers=2, batch_size=64))
     hp = RLMRecHParams(learning_rate=5e-2, l2=1e-4, n_layers=2, align_weight=0.1)
 

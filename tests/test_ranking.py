@@ -7,12 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from complemjax.data.padding import pad_item_lists, pad_item_sets
 from complemjax.ranking import (
     TopK,
     evaluate_topk,
     item_coverage,
-    pad_item_lists,
-    pad_item_sets,
     per_user_metrics,
     relevance_matrix,
     topk_from_embeddings,

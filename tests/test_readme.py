@@ -1,7 +1,8 @@
 """Every ```python block of README.md runs as written (in order, one shared namespace).
 
-A block fenced as ```python is executed; blocks meant as fragments to adapt (for example
-the multi-host recipe) are fenced ```text or marked with a first line ``# not run``.
+Blocks whose first line is ``# not run`` are recipes to adapt (e.g. the multi-host sweep);
+blocks whose first line starts with ``# slow`` (the real-data tour trains a model on
+MovieLens) run only in the slow test, i.e. under ``make test-all``.
 """
 
 import re
@@ -13,21 +14,36 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
-def _blocks() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    return [b for b in BLOCK.findall(text) if not b.lstrip().startswith("# not run")]
+def _blocks(*, slow: bool) -> list[str]:
+    out = []
+    for block in BLOCK.findall(README.read_text(encoding="utf-8")):
+        first = block.lstrip().splitlines()[0] if block.strip() else ""
+        if first.startswith("# not run"):
+            continue
+        if first.startswith("# slow") and not slow:
+            continue
+        out.append(block)
+    return out
 
 
-def test_readme_has_python_blocks():
-    assert _blocks(), "README.md has no ```python block"
+def _run(blocks, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "__readme__"}
+    for n, block in enumerate(blocks, 1):
+        try:
+            exec(compile(block, f"README.md block {n}", "exec"), namespace)
+        except Exception as e:  # pragma: no cover - the failure message is the point
+            pytest.fail(f"README.md python block {n} failed: {type(e).__name__}: {e}")
+
+
+def test_readme_fast_blocks_run(tmp_path, monkeypatch):
+    blocks = _blocks(slow=False)
+    assert blocks, "README.md has no fast ```python block"
+    _run(blocks, tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
-def test_readme_blocks_run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {"__name__": "__readme__"}
-    for n, block in enumerate(_blocks(), 1):
-        try:
-            exec(compile(block, f"README.md block {n}", "exec"), namespace)  # noqa: S102
-        except Exception as e:  # pragma: no cover - the failure message is the point
-            pytest.fail(f"README.md python block {n} failed: {type(e).__name__}: {e}")
+def test_readme_all_blocks_run(tmp_path, monkeypatch):
+    blocks = _blocks(slow=True)
+    assert len(blocks) > len(_blocks(slow=False)), "README.md has no slow block"
+    _run(blocks, tmp_path, monkeypatch)

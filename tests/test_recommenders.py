@@ -8,6 +8,7 @@ import pytest
 
 from complemjax import probes, ranking
 from complemjax import recommenders as rec
+from complemjax.data import padding
 from complemjax.semantic import PostProcess
 
 
@@ -137,7 +138,7 @@ def test_item_knn_matches_dense_numpy(rng):
     nbrs_ref, scores_ref = _knn_reference(emb, list(zip(u, i)), n_users, n_nb)
     nb = rec.item_neighbors(emb, n_neighbors=n_nb, item_chunk=16, user_chunk=8)
     np.testing.assert_array_equal(nb.items, nbrs_ref)
-    hist = ranking.pad_item_sets(u, i, n_users)
+    hist = padding.pad_item_sets(u, i, n_users)
     fn = rec.item_knn_score_fn(nb, hist)
     scores = np.asarray(fn(np.arange(n_users, dtype=np.int32)))
     np.testing.assert_allclose(scores, scores_ref, rtol=1e-5, atol=1e-5)
@@ -174,7 +175,7 @@ def test_semantic_topk_profiles_match_numpy(rng):
     i = rng.permutation(n_items)[: u.size] % n_items
     r = rng.choice([1.0, 3.0, 5.0], size=u.size).astype(np.float32)
     t = rng.integers(0, 100, size=u.size)
-    hist = ranking.pad_item_sets(u, i, n_users)
+    hist = padding.pad_item_sets(u, i, n_users)
     v = _unit(emb.astype(np.float64))
     for ranker, w in [
         (rec.SemanticRanker("mean"), np.ones(u.size)),
@@ -219,7 +220,7 @@ def test_select_semantic_ranker_uses_validation_only(rng):
         vu += [user] * 2
         vi += list(items[4:])
     u, i = np.array(u), np.array(i)
-    valid = ranking.pad_item_sets(np.array(vu), np.array(vi), n_users)
+    valid = padding.pad_item_sets(np.array(vu), np.array(vi), n_users)
     pps = (PostProcess(), PostProcess(center=True))
     rankers = (rec.SemanticRanker("mean"), rec.SemanticRanker("item_knn", n_neighbors=5),
                rec.SemanticRanker("rating"))  # fmt: skip

@@ -1,9 +1,9 @@
 """Fail if a complemjax module uses another module's private names.
 
-One owner per primitive: a helper that two modules need lives in a shared private
-*module* (``complemjax/_checks.py``) under a public name, or becomes public. Importing
-``_name`` from another module (``from complemjax.ranking import _per_user_metrics``) or
-reaching into it (``ranking._zero_sign``) is refused. Run: ``python tools/check_private_imports.py``.
+One owner per primitive: a helper that two modules need lives in a shared private *module*
+(``complemjax/_checks.py``) under a public name, or becomes public. Importing ``_name`` from another
+module (``from complemjax.ranking import _per_user_metrics``) or reaching into it
+(``ranking._zero_sign``) is refused. Run: ``python tools/check_private_imports.py``.
 """
 
 from __future__ import annotations

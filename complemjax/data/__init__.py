@@ -1,4 +1,8 @@
-"""Interaction datasets: the :class:`Interactions` container, loaders, filters, splits."""
+"""Interaction datasets: container, loaders, filters, splits and padded per-user arrays.
+
+The :class:`Interactions` container, its loaders, filters and splits, and the padded per-user
+item arrays every ranking function consumes.
+"""
 
 from complemjax.data.interactions import (
     Interactions,
@@ -6,7 +10,6 @@ from complemjax.data.interactions import (
     from_frame,
     implicit,
     kcore,
-    pad_item_sets,
     stats_table,
 )
 from complemjax.data.loaders import (
@@ -26,6 +29,7 @@ from complemjax.data.metadata import (
     normalize_title,
     title_keys,
 )
+from complemjax.data.padding import pad_item_lists, pad_item_sets
 from complemjax.data.splits import (
     Split,
     cold_item_split,
@@ -55,6 +59,7 @@ __all__ = [
     "load_table",
     "match_rate_by_year",
     "normalize_title",
+    "pad_item_lists",
     "pad_item_sets",
     "random_split",
     "stats_table",

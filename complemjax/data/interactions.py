@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from complemjax._checks import check_positive_int
+from complemjax.data.padding import pad_item_sets
 
 __all__ = [
     "InteractionStats",
@@ -29,7 +30,6 @@ __all__ = [
     "from_frame",
     "implicit",
     "kcore",
-    "pad_item_sets",
     "stats_table",
 ]
 
@@ -41,17 +41,6 @@ class InteractionStats(dict):
     (= interactions / (users * items)), ``avg_per_user``, ``avg_per_item``,
     ``min_per_user``, ``min_per_item``, ``has_ratings``, ``has_timestamps``.
     """
-
-
-def pad_item_sets(user_idx, item_idx, n_users: int) -> np.ndarray:
-    """Padded per-user item sets ``[n_users, max_len]`` (int32, -1 = padding).
-
-    Row ``u`` holds the distinct items of user ``u`` ascending, then ``-1``; this is
-    :func:`complemjax.ranking.pad_item_sets` returned as a NumPy array (host-side data).
-    """
-    from complemjax.ranking import pad_item_sets as _pad
-
-    return np.asarray(_pad(user_idx, item_idx, n_users))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -127,6 +116,7 @@ class Interactions:
 
     @property
     def n_interactions(self) -> int:
+        """Number of (user, item) interactions."""
         return len(self.user_idx)
 
     def __len__(self) -> int:
@@ -307,14 +297,16 @@ def from_frame(
 
     Args:
       df: the interactions.
-      user_col, item_col: id columns (any hashable, sortable type).
+      user_col: user id column (any hashable, sortable type).
+      item_col: item id column (any hashable, sortable type).
       rating_col: optional numeric rating column.
       time_col: optional timestamp column: numeric seconds, or datetimes / ISO 8601 date
         strings converted to Unix seconds (UTC when no zone is given).
-      item_info: optional item metadata with one row per item id in ``item_info_id_col``
-        (default ``item_col``); items of ``df`` absent from it get NaN metadata and are
+      item_info: optional item metadata with one row per item id in ``item_info_id_col``;
+        items of ``df`` absent from it get NaN metadata and are
         counted in ``report["items_without_info"]``; extra metadata rows are ignored and
         counted in ``report["info_rows_unused"]``.
+      item_info_id_col: the item id column of ``item_info`` (default ``item_col``).
       keep: which duplicate to keep, ``"last"`` or ``"first"``.
       name: dataset name.
       report: counts from an earlier stage (e.g. a loader), merged into the new report.

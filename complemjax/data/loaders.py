@@ -129,11 +129,11 @@ def load_recbole(
     time_field: str | None = "timestamp",
     name: str | None = None,
 ) -> Interactions:
-    """Load RecBole atomic files: ``<name>.inter`` and optionally ``<name>.item``.
+    r"""Load RecBole atomic files: ``<name>.inter`` and optionally ``<name>.item``.
 
     The first line is a tab-separated header of typed fields ``name:type`` with type in
     ``token``, ``token_seq``, ``float``, ``float_seq`` (e.g.
-    ``user_id:token\\titem_id:token\\trating:float\\ttimestamp:float``). Ids are kept as
+    ``user_id:token\titem_id:token\trating:float\ttimestamp:float``). Ids are kept as
     strings (``token``). ``rating_field``/``time_field`` are used when present in the
     header (set them to None to ignore). ``.item`` columns become ``item_info``.
 

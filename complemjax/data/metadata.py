@@ -99,8 +99,10 @@ def normalize_title(title: str) -> str:
 
 
 def title_keys(title: str) -> list[str]:
-    """Normalised keys of a MovieLens title: the main title and each parenthesised
-    alternative (``a.k.a.`` stripped), distinct, main title first.
+    """Normalised keys of a MovieLens title.
+
+    The main title and each parenthesised alternative (``a.k.a.`` stripped), distinct, main
+    title first.
 
     Example:
       >>> title_keys("Seven (a.k.a. Se7en)")

@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from complemjax._checks import check_in_range
-from complemjax.data.interactions import Interactions, pad_item_sets
+from complemjax.data.interactions import Interactions
+from complemjax.data.padding import pad_item_sets
 
 __all__ = [
     "Split",

@@ -1,6 +1,8 @@
-"""Fusion of two item views: rule-based fusion, learned gated fusion and a shared-plus-private
-fusion model. The alignment-centric baselines they are compared against are model families in
-:mod:`complemjax.models` (:mod:`~complemjax.models.alpharec`, :mod:`~complemjax.models.rlmrec`).
+"""Fusion of two item views: rule-based, learned gated and shared-plus-private fusion.
+
+Rule-based fusion, learned gated fusion and a shared-plus-private fusion model. The
+alignment-centric baselines they are compared against are model families in :mod:`complemjax.models`
+(:mod:`~complemjax.models.alpharec`, :mod:`~complemjax.models.rlmrec`).
 
 Submodules: :mod:`~complemjax.fusion.rules` (normalisation, CombSUM/CombMNZ/RRF/Borda, tuning),
 :mod:`~complemjax.fusion.gate` (learned complementarity-aware gate),

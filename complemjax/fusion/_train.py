@@ -1,5 +1,8 @@
-"""Shared pieces of the learned fusion models (gate, shared-private): input checks, BPR
-sampling and loss, the Adam scan loop. InfoNCE lives in :mod:`complemjax.models.contrastive`."""
+"""Shared pieces of the learned fusion models (gate, shared-private).
+
+Input checks, BPR sampling and loss, the Adam scan loop. InfoNCE lives in
+:mod:`complemjax.models.contrastive`.
+"""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 
 from complemjax import _checks
 from complemjax.fusion import _train
-from complemjax.fusion.rules import _as_partial, _exclusion_valid, _normalize
+from complemjax.fusion.rules import as_score_fn, exclusion_mask, normalize_rows
 
 __all__ = [
     "GateConfig",
@@ -141,9 +141,9 @@ def _user_feature_pass(fa, fb, exclude, *, n_items, top_m, chunk, norm):
 
     def one(u):
         sa, sb = fa(u), fb(u)
-        valid = _exclusion_valid(exclude[u], n_items)
-        na = _normalize(sa, valid, norm)
-        nb = _normalize(sb, valid, norm)
+        valid = exclusion_mask(exclude[u], n_items)
+        na = normalize_rows(sa, valid, norm)
+        nb = normalize_rows(sb, valid, norm)
         ta, ia = jax.lax.top_k(jnp.where(valid, na, -jnp.inf), top_m)
         tb, ib = jax.lax.top_k(jnp.where(valid, nb, -jnp.inf), top_m)
         overlap = jnp.sum(jnp.any(ia[:, :, None] == ib[:, None, :], axis=-1), axis=1) / top_m
@@ -173,7 +173,8 @@ def gate_user_features(
     chunked pass over users (memory ``user_chunk x n_items``).
 
     Args:
-        score_fn_a, score_fn_b: ``user_idx [c] -> [c, n_items]`` view scores.
+        score_fn_a: ``user_idx [c] -> [c, n_items]`` scores of view A.
+        score_fn_b: ``user_idx [c] -> [c, n_items]`` scores of view B.
         n_users: number of users.
         n_items: number of items.
         exclude: ``[n_users, L]`` int32 padded training items (history; excluded from lists).
@@ -191,8 +192,8 @@ def gate_user_features(
         raise ValueError(f"`norm` must be 'zscore' or 'minmax', got {norm!r}")
     exclude = _train.check_padded("exclude", exclude, n_users)
     chunk = min(_checks.check_positive_int("user_chunk", user_chunk), n_users)
-    fa = _as_partial("score_fn_a", score_fn_a)
-    fb = _as_partial("score_fn_b", score_fn_b)
+    fa = as_score_fn("score_fn_a", score_fn_a)
+    fb = as_score_fn("score_fn_b", score_fn_b)
     feats = _user_feature_pass(
         fa, fb, exclude, n_items=n_items, top_m=top_m, chunk=chunk, norm=norm
     )
@@ -236,7 +237,8 @@ def gate_scores(
 
     Args:
         params: :class:`GateParams`.
-        scores_a, scores_b: ``[c, n_items]`` raw view scores.
+        scores_a: ``[c, n_items]`` raw scores of view A.
+        scores_b: ``[c, n_items]`` raw scores of view B.
         user_features: ``[c, f_u]`` features of these users.
         item_features: ``[n_items, f_i]`` item features.
         config: :class:`GateConfig`.
@@ -273,9 +275,7 @@ def _gate_apply(
 ):
     sa, sb = fa(user_idx), fb(user_idx)
     valid = (
-        jnp.ones(sa.shape, bool)
-        if exclude is None
-        else _exclusion_valid(exclude[user_idx], n_items)
+        jnp.ones(sa.shape, bool) if exclude is None else exclusion_mask(exclude[user_idx], n_items)
     )
     out = _gated_rows(params, sa, sb, user_features[user_idx], item_features, valid, config)
     return jnp.where(valid, out, -jnp.inf)
@@ -297,8 +297,10 @@ def gate_score_fn(
     n_items: int,
     exclude=None,
 ) -> jax.tree_util.Partial:
-    """Fused ``score_fn(user_idx [c]) -> [c, n_items]`` of a trained gate, for
-    ``ranking.topk_from_score_fn`` (a ``jax.tree_util.Partial``; chunked over users)."""
+    """Fused ``score_fn(user_idx [c]) -> [c, n_items]`` of a trained gate.
+
+    For ``ranking.topk_from_score_fn`` (a ``jax.tree_util.Partial``; chunked over users).
+    """
     n_items = _checks.check_positive_int("n_items", n_items)
     uf = _checks.check_matrix("user_features", user_features)
     itf = _checks.check_matrix("item_features", item_features)
@@ -306,8 +308,8 @@ def gate_score_fn(
         raise ValueError(f"`item_features` must have {n_items} rows, got shape {itf.shape}")
     if exclude is not None:
         exclude = _train.check_padded("exclude", exclude, uf.shape[0])
-    fa = _as_partial("score_fn_a", score_fn_a)
-    fb = _as_partial("score_fn_b", score_fn_b)
+    fa = as_score_fn("score_fn_a", score_fn_a)
+    fb = as_score_fn("score_fn_b", score_fn_b)
     return jax.tree_util.Partial(_gate_apply_for(config, n_items), params, fa, fb, uf, itf, exclude)
 
 
@@ -328,9 +330,7 @@ def gate_loss(
 ):
     """BPR loss of the gate on one batch of triples ``(users, pos, neg)`` (each ``[B]``)."""
     sa, sb = fa(users), fb(users)
-    valid = (
-        jnp.ones(sa.shape, bool) if exclude is None else _exclusion_valid(exclude[users], n_items)
-    )
+    valid = jnp.ones(sa.shape, bool) if exclude is None else exclusion_mask(exclude[users], n_items)
     f = _gated_rows(params, sa, sb, user_features[users], item_features, valid, config)
     fp = jnp.take_along_axis(f, pos[:, None], axis=1)[:, 0]
     fn = jnp.take_along_axis(f, neg[:, None], axis=1)[:, 0]
@@ -369,10 +369,13 @@ def fit_gate(
 
     Args:
         key: PRNG key (``jax.random.key``); vmap over a batch of keys for several seeds.
-        score_fn_a, score_fn_b: ``user_idx [c] -> [c, n_items]`` raw view scores.
+        score_fn_a: ``user_idx [c] -> [c, n_items]`` raw scores of view A.
+        score_fn_b: ``user_idx [c] -> [c, n_items]`` raw scores of view B.
         user_features: ``[n_users, f_u]`` (e.g. :func:`gate_user_features`).
         item_features: ``[n_items, f_i]`` (e.g. :func:`gate_item_features`).
-        train_users, train_items: ``[n_inter]`` positive pairs to fit on (a validation split).
+        train_users: ``[n_inter]`` int users of the positive pairs to fit on (a validation
+            split).
+        train_items: ``[n_inter]`` int items of those pairs.
         config: :class:`GateConfig`.
         n_items: number of items.
         hparams: :class:`GateHParams` (vmappable).
@@ -397,8 +400,8 @@ def fit_gate(
     users, items = _train.check_interactions(train_users, train_items, uf.shape[0], n_items)
     if exclude is not None:
         exclude = _train.check_padded("exclude", exclude, uf.shape[0])
-    fa = _as_partial("score_fn_a", score_fn_a)
-    fb = _as_partial("score_fn_b", score_fn_b)
+    fa = as_score_fn("score_fn_a", score_fn_a)
+    fb = as_score_fn("score_fn_b", score_fn_b)
     return _fit_gate(
         key, fa, fb, uf, itf, exclude, users, items, hparams, config=config, n_items=n_items
     )

@@ -120,11 +120,6 @@ def _check_config(config) -> RuleConfig:
     return config
 
 
-def _canon_zero(x):
-    """Map -0.0 to +0.0 so that ``lax.top_k`` (a total order) treats them as a tie."""
-    return jnp.where(x == 0, jnp.zeros((), x.dtype), x)
-
-
 def _ranks_desc(scores: jax.Array, present: jax.Array) -> jax.Array:
     """0-based position of each entry when present entries are sorted by decreasing score.
 
@@ -137,7 +132,7 @@ def _ranks_desc(scores: jax.Array, present: jax.Array) -> jax.Array:
     return jnp.put_along_axis(jnp.zeros_like(ar), order, ar, axis=-1, inplace=False)
 
 
-def _normalize(scores, present, method, pos=None):
+def normalize_rows(scores, present, method, pos=None):
     """Normalise along the last axis over ``present`` entries; absent entries -> 0."""
     dt = scores.dtype
     eps = jnp.asarray(_EPS, dt)
@@ -196,7 +191,7 @@ def normalize_scores(scores, *, method: str = "minmax", valid=None) -> jax.Array
             raise ValueError(
                 f"`valid` must have the shape of `scores` {scores.shape}, got {valid.shape}"
             )
-    return _normalize(scores, valid, method)
+    return normalize_rows(scores, valid, method)
 
 
 def _combine(na, nb, pa, pb, pos_a, pos_b, params: RuleParams, method: str):
@@ -223,14 +218,14 @@ def _combine(na, nb, pa, pb, pos_a, pos_b, params: RuleParams, method: str):
         out = ba + bb
     else:  # pragma: no cover - guarded by RuleConfig
         raise ValueError(f"`method` must be one of {FUSION_METHODS}, got {method!r}")
-    return jnp.where(cand, _canon_zero(out), -jnp.inf)
+    return jnp.where(cand, ranking.canonical_zero(out), -jnp.inf)
 
 
 def _view_presence(scores, valid, depth):
     """Presence mask and positions of one view: the valid row, or its top-``depth`` run."""
     if depth is None or depth >= scores.shape[-1]:
         return valid, _ranks_desc(scores, valid)
-    masked = jnp.where(valid, _canon_zero(scores), -jnp.inf)
+    masked = jnp.where(valid, ranking.canonical_zero(scores), -jnp.inf)
     _, idx = jax.lax.top_k(masked, depth)  # ties -> lower index
     rows = jnp.arange(scores.shape[0])[:, None]
     present = jnp.zeros(scores.shape, bool).at[rows, idx].set(True) & valid
@@ -243,8 +238,8 @@ def _view_presence(scores, valid, depth):
 def _fuse_rows(sa, sb, valid, params, config: RuleConfig):
     pa, pos_a = _view_presence(sa, valid, config.depth)
     pb, pos_b = _view_presence(sb, valid, config.depth)
-    na = _normalize(sa, pa, config.norm, pos_a)
-    nb = _normalize(sb, pb, config.norm, pos_b)
+    na = normalize_rows(sa, pa, config.norm, pos_a)
+    nb = normalize_rows(sb, pb, config.norm, pos_b)
     return _combine(na, nb, pa, pb, pos_a, pos_b, params, config.method)
 
 
@@ -293,7 +288,7 @@ def fuse_scores(
     return _fuse_rows(scores_a.astype(dt), scores_b.astype(dt), valid, params, config)
 
 
-def _exclusion_valid(exclude_rows, n_items):
+def exclusion_mask(exclude_rows, n_items):
     """``[c, n_items]`` boolean: True where the item is NOT in the user's padded set."""
     c = exclude_rows.shape[0]
     idx = jnp.where(exclude_rows >= 0, exclude_rows, n_items)
@@ -315,7 +310,7 @@ def _check_exclude(exclude, n_users):
     return exclude.astype(jnp.int32)
 
 
-def _as_partial(name, fn):
+def as_score_fn(name, fn):
     """Wrap a score function as a ``jax.tree_util.Partial`` (a pytree jit can take)."""
     if isinstance(fn, jax.tree_util.Partial):
         return fn
@@ -335,7 +330,7 @@ def _fused_apply(fa, fb, params, exclude, user_idx, *, config, n_items):
     if exclude is None:
         valid = jnp.ones(sa.shape, bool)
     else:
-        valid = _exclusion_valid(exclude[user_idx], n_items)
+        valid = exclusion_mask(exclude[user_idx], n_items)
     dt = jnp.result_type(sa.dtype, sb.dtype)
     return _fuse_rows(sa.astype(dt), sb.astype(dt), valid, params, config)
 
@@ -388,8 +383,8 @@ def fuse_score_fns(
     n_items = _checks.check_positive_int("n_items", n_items)
     _check_params(params)
     exclude = _check_exclude(exclude, None)
-    fa = _as_partial("score_fn_a", score_fn_a)
-    fb = _as_partial("score_fn_b", score_fn_b)
+    fa = as_score_fn("score_fn_a", score_fn_a)
+    fb = as_score_fn("score_fn_b", score_fn_b)
     return jax.tree_util.Partial(_fused_apply_for(config, n_items), fa, fb, params, exclude)
 
 
@@ -408,8 +403,8 @@ def _union_fuse_chunk(ia, sa, ib, sb, params, config: RuleConfig, k: int, pack_b
     pa0, pb0 = ia >= 0, ib >= 0
     pos = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (c, n))
     # normalise each run over its own (present) entries; positions are the given run order
-    na0 = _normalize(sa, pa0, config.norm, pos)
-    nb0 = _normalize(sb, pb0, config.norm, pos)
+    na0 = normalize_rows(sa, pa0, config.norm, pos)
+    nb0 = normalize_rows(sb, pb0, config.norm, pos)
     big = jnp.iinfo(jnp.int32).max
     val = jnp.concatenate([na0, nb0], axis=1)
     if pack_bits:
@@ -496,7 +491,8 @@ def fuse_runs(
         items_a: ``[n_users, N]`` int item ids of view A's run, sorted by decreasing score,
             ``-1`` padded at the end; ids unique within a row.
         scores_a: ``[n_users, N]`` float scores matching ``items_a``.
-        items_b, scores_b: the same for view B (same shape as view A).
+        items_b: ``[n_users, N]`` item ids of view B's run, as ``items_a``.
+        scores_b: ``[n_users, N]`` float scores matching ``items_b``.
         params: :class:`RuleParams`.
         config: :class:`RuleConfig` (method and norm).
         k: length of the fused list, ``1 <= k <= 2N``.
@@ -592,16 +588,10 @@ def rule_grid(*, weights=None, rrf_ks=None) -> RuleParams:
 
 
 def _recall_ndcg(top_items, target_rows, k):
-    """Per-user Recall@k and NDCG@k (DESIGN.md definitions; ``nan`` for empty targets)."""
+    """Per-user Recall@k and NDCG@k (``nan`` for empty targets), as :mod:`ranking` defines."""
     rel, n_t = ranking.relevance_matrix(top_items[:, :k], target_rows)
-    dt = jnp.zeros(()).dtype
-    disc = 1.0 / jnp.log2(jnp.arange(2, k + 2, dtype=dt))
-    dcg = jnp.sum(rel * disc, axis=1)
-    idcg = jnp.cumsum(disc)[jnp.clip(jnp.minimum(n_t, k) - 1, 0, k - 1)]
-    has = n_t > 0
-    recall = jnp.where(has, jnp.sum(rel, axis=1) / jnp.maximum(n_t, 1), jnp.nan)
-    ndcg = jnp.where(has, dcg / idcg, jnp.nan)
-    return recall, ndcg
+    m = ranking.metrics_from_relevance(rel, n_t, (k,))
+    return m["recall"][0], m["ndcg"][0]
 
 
 @functools.partial(jax.jit, static_argnames=("config", "k", "n_items", "chunk"))
@@ -620,9 +610,7 @@ def _grid_metrics(score_fn_a, score_fn_b, grid, exclude, target, *, config, k, n
         sb = score_fn_b(u)
         dt = jnp.result_type(sa.dtype, sb.dtype)
         sa, sb = sa.astype(dt), sb.astype(dt)
-        valid = (
-            jnp.ones(sa.shape, bool) if exclude is None else _exclusion_valid(exclude[u], n_items)
-        )
+        valid = jnp.ones(sa.shape, bool) if exclude is None else exclusion_mask(exclude[u], n_items)
 
         def per_candidate(p):
             fused = _fuse_rows(sa, sb, valid, p, config)
@@ -731,8 +719,8 @@ def tune_rule(
     _checks.check_in_range("rrf_k", kk, 0.0, np.inf, lo_open=True)
     grid = RuleParams(weight=w, rrf_k=kk)
     user_chunk = min(_checks.check_positive_int("user_chunk", user_chunk), n_users)
-    fa = _as_partial("score_fn_a", score_fn_a)
-    fb = _as_partial("score_fn_b", score_fn_b)
+    fa = as_score_fn("score_fn_a", score_fn_a)
+    fb = as_score_fn("score_fn_b", score_fn_b)
     rec, nd = _grid_metrics(
         fa,
         fb,

@@ -61,9 +61,12 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class SharedPrivateConfig:
-    """Static settings: ``shared_dim`` r, ``private_dim`` d, ``steps``, ``batch_size``,
-    ``init_scale`` of the user embeddings, ``orth_items`` (None = penalise orthogonality over
-    the whole catalogue each step; an int = over that many sampled items)."""
+    """Static settings of the shared-plus-private model.
+
+    ``shared_dim`` r, ``private_dim`` d, ``steps``, ``batch_size``, ``init_scale`` of the user
+    embeddings, ``orth_items`` (None = penalise orthogonality over the whole catalogue each step; an
+    int = over that many sampled items).
+    """
 
     shared_dim: int = 16
     private_dim: int = 16
@@ -83,8 +86,11 @@ class SharedPrivateConfig:
 
 @flax.struct.dataclass
 class SharedPrivateHParams:
-    """Dynamic knobs (vmappable): ``lr``, ``l2``, ``align_weight`` (>= 0), ``orth_weight``
-    (>= 0), InfoNCE ``temperature`` (> 0)."""
+    """Dynamic knobs of the shared-plus-private model (vmappable).
+
+    ``lr``, ``l2``, ``align_weight`` (>= 0), ``orth_weight`` (>= 0), InfoNCE ``temperature``
+    (> 0).
+    """
 
     lr: jax.Array = 0.01
     l2: jax.Array = 1e-4
@@ -95,8 +101,11 @@ class SharedPrivateHParams:
 
 @flax.struct.dataclass
 class SharedPrivateParams:
-    """``w_sx [D_x, r]``, ``w_sy [D_y, r]``, ``w_px [D_x, d]``, ``w_py [D_y, d]``,
-    ``user [n_users, r + 2d]``."""
+    """Trained parameters of the shared-plus-private model.
+
+    ``w_sx [D_x, r]``, ``w_sy [D_y, r]``, ``w_px [D_x, d]``, ``w_py [D_y, d]``,
+    ``user [n_users, r + 2d]``.
+    """
 
     w_sx: jax.Array
     w_sy: jax.Array
@@ -150,8 +159,10 @@ def orthogonality(shared, private) -> jax.Array:
 
 
 def shared_private_embeddings(params: SharedPrivateParams, x, y):
-    """``(user_emb [n_users, r+2d], item_emb [n_items, r+2d])`` for
-    ``ranking.topk_from_embeddings(..., similarity="dot")``."""
+    """``(user_emb [n_users, r+2d], item_emb [n_items, r+2d])`` of a trained model.
+
+    For ``ranking.topk_from_embeddings(..., similarity="dot")``.
+    """
     x, y = _train.check_views(x, y)
     return params.user, jnp.concatenate(shared_private_parts(params, x, y), axis=1)
 
@@ -233,7 +244,8 @@ def fit_shared_private(
             ``vmap`` over a batched :class:`SharedPrivateHParams` sweeps knobs.
         x: ``[n_items, D_x]`` semantic item view.
         y: ``[n_items, D_y]`` collaborative item view.
-        train_users, train_items: ``[n_inter]`` int training interactions.
+        train_users: ``[n_inter]`` int users of the training interactions.
+        train_items: ``[n_inter]`` int items of the training interactions.
         n_users: number of users.
         config: :class:`SharedPrivateConfig`.
         hparams: :class:`SharedPrivateHParams`.

@@ -12,9 +12,11 @@ __all__ = ["check_item_sets", "check_pairs"]
 
 
 def check_pairs(user_idx, item_idx, n_users, n_items, mask=None):
-    """Validate training pairs (and an optional mask) before any work; returns
-    ``(user_idx, item_idx, n_users, n_items)`` as int32 arrays and ints, with masked
-    entries pointed at row 0."""
+    """Validate training pairs (and an optional mask) before any work.
+
+    Returns ``(user_idx, item_idx, n_users, n_items)`` as int32 arrays and ints, with masked
+    entries pointed at row 0.
+    """
     n_users = check_positive_int("n_users", n_users)
     n_items = check_positive_int("n_items", n_items, minimum=2)
     u = jnp.asarray(user_idx)

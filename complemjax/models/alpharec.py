@@ -113,9 +113,11 @@ class AlphaRecHParams:
 
 
 def check_alpharec_hparams(hparams: AlphaRecHParams, max_layers: int) -> None:
-    """ValueError naming the field unless τ > 0, learning_rate > 0 (finite) and n_layers is
-    an integer in ``[0, max_layers]``; works on one config or a stacked grid; skipped under
-    tracing."""
+    """Raise ValueError naming the field of AlphaRec hyperparameters that is out of range.
+
+    Raises unless τ > 0, learning_rate > 0 (finite) and n_layers is an integer in
+    ``[0, max_layers]``; works on one config or a stacked grid; skipped under tracing.
+    """
     if isinstance(hparams.temperature, jax.core.Tracer):
         return
     check_in_range("hparams.temperature", hparams.temperature, 0.0, np.inf, lo_open=True,
@@ -188,8 +190,12 @@ def alpharec_loss(
     ``s = cos(e_u, e_i)`` of the propagated representations.
 
     Args:
-      params, user_features, item_features, graph, n_layers, max_layers: as in
-        :func:`alpharec_embeddings`.
+      params: MLP parameters.
+      user_features: ``[U, D]`` mean history embedding of each user.
+      item_features: ``[I, D]`` LLM item embeddings.
+      graph: :class:`~complemjax.models.graph.Graph` of the training interactions.
+      n_layers: K, int scalar (may be traced) in ``[0, max_layers]``.
+      max_layers: static bound on K.
       users: ``[B]`` int anchor users.
       positives: ``[B]`` int positive items.
       negatives: ``[B, N]`` int sampled negative items.

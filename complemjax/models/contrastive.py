@@ -138,7 +138,9 @@ def mlp2_init(
 
     Args:
       key: PRNG key.
-      d_in, d_hidden, d_out: layer widths.
+      d_in: input width.
+      d_hidden: hidden-layer width.
+      d_out: output width.
       dtype: parameter dtype.
       weights: ``"torch"`` or ``"xavier_uniform"``.
 
@@ -190,7 +192,8 @@ def mean_history_features(item_features, user_idx, item_idx, mask, n_users: int)
 
     Args:
       item_features: ``[n_items, D]`` float.
-      user_idx, item_idx: ``[E]`` int training interactions.
+      user_idx: ``[E]`` int users of the training interactions.
+      item_idx: ``[E]`` int items of the training interactions.
       mask: ``[E]`` bool (real entries) or None.
       n_users: number of users (static).
 

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from complemjax.data import padding
 from complemjax.models._pairs import check_item_sets, check_pairs
 
 __all__ = ["EASESelection", "ease_score_fn", "fit_ease", "select_ease"]
@@ -47,8 +48,10 @@ def fit_ease(user_idx, item_idx, *, n_users: int, n_items: int, l2: float) -> ja
     time are ``O(n_items²)`` and ``O(n_items³)``, fine up to ~10k items.
 
     Args:
-      user_idx, item_idx: ``[n]`` int training interactions.
-      n_users, n_items: matrix sizes.
+      user_idx: ``[n]`` int users of the training interactions.
+      item_idx: ``[n]`` int items of the training interactions.
+      n_users: number of users (rows of the interaction matrix).
+      n_items: number of items (columns of the interaction matrix).
       l2: ridge weight λ > 0 (Steck reports a few hundred on ML-20M).
 
     Returns:
@@ -144,9 +147,11 @@ def select_ease(
     the ascending grid). A choice at either end of the grid is flagged in ``edge``.
 
     Args:
-      user_idx, item_idx: ``[n]`` training interactions.
+      user_idx: ``[n]`` int users of the training interactions.
+      item_idx: ``[n]`` int items of the training interactions.
       valid_sets: ``[n_users, L]`` padded validation items (``-1`` padding).
-      n_users, n_items: matrix sizes.
+      n_users: number of users (rows of the interaction matrix).
+      n_items: number of items (columns of the interaction matrix).
       grid: 1-D sequence of λ > 0 (sorted ascending internally).
       k: cut-off K of Recall@K.
 
@@ -162,7 +167,7 @@ def select_ease(
     valid = check_item_sets("valid_sets", valid_sets, n_users, n_items)
     k = int(k)
     t0 = time.perf_counter()
-    exclude = ranking.pad_item_sets(np.asarray(u), np.asarray(i), n_users)
+    exclude = padding.pad_item_sets(np.asarray(u), np.asarray(i), n_users)
     dtype = jnp.zeros(()).dtype
     g = jnp.asarray(_gram(u, i, n_users, n_items), dtype=dtype)
     recall = np.zeros(lams.size)

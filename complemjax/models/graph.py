@@ -56,6 +56,7 @@ class Graph:
 
     @property
     def n_nodes(self) -> int:
+        """Number of graph nodes, ``n_users + n_items``."""
         return self.n_users + self.n_items
 
 
@@ -96,7 +97,8 @@ def build_graph(user_idx, item_idx, *, n_users: int, n_items: int, mask=None) ->
     Args:
       user_idx: ``[E]`` int user of each interaction (each (user, item) pair once).
       item_idx: ``[E]`` int item of each interaction.
-      n_users, n_items: node counts (static).
+      n_users: number of user nodes (static).
+      n_items: number of item nodes (static).
       mask: optional ``[E]`` bool/0-1, which entries are real (padding gets weight 0).
 
     Returns:
@@ -153,7 +155,8 @@ _spmm_core.defvjp(_spmm_fwd, _spmm_bwd)
 def _spmm(graph: Graph, e: jax.Array) -> jax.Array:
     """``Â @ e`` for ``e [N, d]``: sum over edges of ``w · e[sender]`` into receivers.
 
-    Differentiable in ``e`` only (the graph is data, not a parameter)."""
+    Differentiable in ``e`` only (the graph is data, not a parameter).
+    """
     if graph.senders.ndim > 1 or e.ndim > 2:  # batched graphs: plain segment sum
         msg = graph.weights[..., None].astype(e.dtype) * e[graph.senders]
         return jax.ops.segment_sum(msg, graph.receivers, num_segments=e.shape[0])
@@ -169,7 +172,8 @@ def propagate_mean(graph: Graph, user_emb, item_emb, n_layers, *, max_layers: in
 
     Args:
       graph: :class:`Graph`.
-      user_emb, item_emb: ``[n_users, d]``, ``[n_items, d]`` layer-0 embeddings.
+      user_emb: ``[n_users, d]`` layer-0 user embeddings.
+      item_emb: ``[n_items, d]`` layer-0 item embeddings.
       n_layers: int scalar (array allowed), 0 ≤ n ≤ ``max_layers``.
       max_layers: static upper bound K.
 

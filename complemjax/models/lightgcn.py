@@ -92,17 +92,23 @@ class LightGCN:
             raise ValueError(f"`init_scale` must be > 0, got {self.init_scale}")
 
     def check_hparams(self, hparams) -> None:
-        """ValueError naming the field: learning_rate > 0, l2 ≥ 0, integer n_layers in
-        ``[0, max_layers]`` (all finite)."""
+        """Raise ValueError naming the field of LightGCN hyperparameters that is out of range.
+
+        Requires learning_rate > 0, l2 ≥ 0, integer n_layers in ``[0, max_layers]`` (all
+        finite).
+        """
         check_lightgcn_hparams(hparams, self.max_layers)
 
     def init(self, key, data: TrainData, hparams: LightGCNHParams) -> LightGCNState:
+        """Initial :class:`LightGCNState` (Gaussian embeddings, zero Adam moments) for ``data``."""
         return lightgcn_init(key, data, self)
 
     def train_epochs(self, state, data: TrainData, hparams, n_epochs: int):
+        """Run ``n_epochs`` epochs of BPR training; returns ``(state, losses [n_epochs])``."""
         return _train_epochs(self, state, data, hparams, n_epochs)
 
     def embeddings(self, state, data: TrainData, hparams):
+        """``(user_emb [U, dim], item_emb [I, dim])``: means over ``hparams.n_layers`` layers."""
         p = state.params
         return propagate_mean(
             data.graph, p.user_emb, p.item_emb, hparams.n_layers, max_layers=self.max_layers
@@ -160,7 +166,8 @@ def lightgcn_init(key, data: TrainData, config: LightGCN) -> LightGCNState:
     """Initial state: ego embeddings ``init_scale · N(0, 1)``, zero Adam moments.
 
     The key is split as ``(users, items, next)``, so two models built from the same key
-    (e.g. RLMRec at weight 0 and LightGCN) start from the same embeddings."""
+    (e.g. RLMRec at weight 0 and LightGCN) start from the same embeddings.
+    """
     k_u, k_i, k_next = jax.random.split(key, 3)
     dtype = jnp.zeros(()).dtype
     nu, ni = data.graph.n_users, data.graph.n_items
@@ -174,8 +181,10 @@ def lightgcn_init(key, data: TrainData, config: LightGCN) -> LightGCNState:
 
 
 def positive_keys(data: TrainData) -> jax.Array:
-    """Sorted ``u · n_items + i`` of the real training pairs (padding → ``-1``), for
-    :func:`sample_triples`' rejection of positive negatives."""
+    """Sorted ``u · n_items + i`` of the real training pairs (padding → ``-1``).
+
+    For :func:`sample_triples`' rejection of positive negatives.
+    """
     ni = data.graph.n_items
     if data.graph.n_users * ni >= 2**31:
         raise ValueError(

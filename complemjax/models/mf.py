@@ -107,8 +107,11 @@ class BPRHParams:
 
 
 def check_bpr_hparams(hparams) -> None:
-    """ValueError naming the field unless ``lr`` is finite > 0 and ``l2`` finite ≥ 0
-    (any shape; skipped under tracing)."""
+    """Raise ValueError naming the field of BPR hyperparameters that is out of range.
+
+    Raises unless ``lr`` is finite > 0 and ``l2`` finite ≥ 0 (any shape; skipped under
+    tracing).
+    """
     if not isinstance(hparams, BPRHParams):
         raise ValueError(f"`hparams` must be a BPRHParams, got {type(hparams).__name__}")
     if isinstance(hparams.lr, jax.core.Tracer) or isinstance(hparams.l2, jax.core.Tracer):
@@ -183,7 +186,8 @@ def bpr_init(key, *, n_users: int, n_items: int, config: BPRConfig) -> BPRState:
 
     Args:
       key: ``jax.random.key``.
-      n_users, n_items: table sizes.
+      n_users: number of users (rows of the user table).
+      n_items: number of items (rows of the item table).
       config: :class:`BPRConfig`.
     """
     k_u, k_i, k_next = jax.random.split(key, 3)
@@ -200,8 +204,11 @@ def _bpr_loss(params: BPRParams, u, i, j, l2):
 
 
 def _bpr_rows_loss(rows, l2, w=None):
-    """``sum_b w_b [-log σ(p·(q_i − q_j)) + l2 (‖p‖² + ‖q_i‖² + ‖q_j‖²)] / max(Σw, 1)``
-    (the plain batch mean when ``w`` is None)."""
+    """Weighted mean BPR loss with L2 of a batch of gathered rows.
+
+    ``sum_b w_b [-log σ(p·(q_i − q_j)) + l2 (‖p‖² + ‖q_i‖² + ‖q_j‖²)] / max(Σw, 1)`` (the
+    plain batch mean when ``w`` is None).
+    """
     p, qi, qj = rows
     x = jnp.sum(p * (qi - qj), axis=-1)
     reg = jnp.sum(p * p, -1) + jnp.sum(qi * qi, -1) + jnp.sum(qj * qj, -1)
@@ -223,9 +230,11 @@ def _row_counts(idx, n_rows, dtype):
 
 
 def _lazy_adam_rows(table, mv, idx, g, lr, bc1, bc2):
-    """Adam on the rows ``idx`` only; ``g [n, d]`` per-occurrence gradients and
-    ``mv [N, 2d]`` the first and second moments side by side (one gather and one
-    scatter for both)."""
+    """Adam on the rows ``idx`` only.
+
+    ``g [n, d]`` per-occurrence gradients and ``mv [N, 2d]`` the first and second moments side by
+    side (one gather and one scatter for both).
+    """
     d = table.shape[1]
     inv = 1.0 / _row_counts(idx, table.shape[0], g.dtype)[:, None]
     old = mv[idx]
@@ -243,17 +252,22 @@ def _lazy_adam_rows(table, mv, idx, g, lr, bc1, bc2):
 
 
 def _uniform_ints(bits, n):
-    """``bits mod n`` as int32: uniform on ``[0, n)`` up to a bias below ``n / 2**32``
-    (cheaper on CPU than ``jax.random.randint``, which draws and combines two words)."""
+    """``bits mod n`` as int32: uniform on ``[0, n)`` up to a bias below ``n / 2**32``.
+
+    Cheaper on CPU than ``jax.random.randint``, which draws and combines two words.
+    """
     return (bits % jnp.uint32(n)).astype(jnp.int32)
 
 
 def _epoch_samples(key, user_idx, item_idx, weights, sorted_keys, n_items, n_draws, config):
-    """One epoch's triples, drawn in bulk: ``n_draws`` entries uniformly with replacement
-    (as ``implicit`` and the original BPR's bootstrap sampling), each with one uniform
-    negative, resampled ``n_neg_retries`` times while it is a training positive.
+    """One epoch's triples, drawn in bulk.
 
-    Returns ``(u, i, j, w)``, each ``[n_draws]``."""
+    ``n_draws`` entries uniformly with replacement (as ``implicit`` and the original BPR's bootstrap
+    sampling), each with one uniform negative, resampled ``n_neg_retries`` times while it is a
+    training positive.
+
+    Returns ``(u, i, j, w)``, each ``[n_draws]``.
+    """
     n = user_idx.shape[0]
     bits = jax.random.bits(key, (2 + config.n_neg_retries, n_draws), jnp.uint32)
     e = _uniform_ints(bits[0], n)
@@ -396,7 +410,8 @@ def fit_bpr(
       key: ``jax.random.key`` (initialisation, permutations, negatives).
       user_idx: ``[E]`` int training user indices.
       item_idx: ``[E]`` int training item indices (each real pair once).
-      n_users, n_items: table sizes (static).
+      n_users: number of users, rows of the user table (static).
+      n_items: number of items, rows of the item table (static).
       config: :class:`BPRConfig` (static).
       hparams: :class:`BPRHParams` (dynamic): ``lr`` finite > 0, ``l2`` finite ≥ 0.
       mask: optional ``[E]`` bool, the real entries of padded arrays. Padded entries
@@ -438,19 +453,23 @@ class BPR:
     name: str = "BPR-MF"
 
     def check_hparams(self, hparams) -> None:
+        """Raise ValueError naming the field of ``hparams`` that is out of range."""
         check_bpr_hparams(hparams)
 
     def init(self, key, data, hparams) -> BPRState:
+        """Initial :class:`BPRState` for the users and items of ``data``."""
         _check_config(self.config, data.n_users, data.n_items)
         return bpr_init(key, n_users=data.n_users, n_items=data.n_items, config=self.config)
 
     def train_epochs(self, state, data, hparams, n_epochs: int):
+        """Run ``n_epochs`` epochs of BPR training; returns ``(state, losses [n_epochs])``."""
         return _train_epochs(
             state, data.user_idx, data.item_idx, data.mask, hparams, data.n_items,
             self.config, n_epochs,
         )  # fmt: skip
 
     def embeddings(self, state, data, hparams):
+        """``(user_emb [U, dim], item_emb [I, dim])``, the trained factors (dot-product scores)."""
         return state.params.user_emb, state.params.item_emb
 
 
@@ -509,9 +528,11 @@ def select_bpr(
 
     Args:
       key: ``jax.random.key``.
-      user_idx, item_idx: ``[E]`` training interactions.
+      user_idx: ``[E]`` int users of the training interactions.
+      item_idx: ``[E]`` int items of the training interactions.
       valid_sets: ``[n_users, L]`` padded validation item sets (``-1`` padding).
-      n_users, n_items: table sizes.
+      n_users: number of users (rows of the user table).
+      n_items: number of items (rows of the item table).
       config: :class:`BPRConfig`; ``n_epochs`` is the maximum number of epochs.
       grid: :class:`BPRHParams` with ``[G]`` arrays.
       eval_every: epochs between validation checkpoints (must divide ``n_epochs``).

@@ -41,9 +41,12 @@ def _popularity(i, n_items):
 
 
 def popularity_embeddings(item_idx, *, n_users: int, n_items: int) -> tuple[jax.Array, jax.Array]:
-    """Popularity as a rank-1 factor model: ``user_emb = 1 [n_users, 1]``, ``item_emb =
-    popularity [n_items, 1]``, so ``ranking.topk_from_embeddings`` ranks by popularity
-    (ties to the lower item index) with each user's history excluded."""
+    """Popularity as a rank-1 factor model.
+
+    ``user_emb = 1 [n_users, 1]``, ``item_emb = popularity [n_items, 1]``, so
+    ``ranking.topk_from_embeddings`` ranks by popularity (ties to the lower item index) with each
+    user's history excluded.
+    """
     pop = popularity(item_idx, n_items=n_items)
     n_users = check_positive_int("n_users", n_users)
     return jnp.ones((n_users, 1), pop.dtype), pop[:, None]

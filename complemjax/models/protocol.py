@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from complemjax._checks import check_positive_int
+from complemjax.data import padding
 from complemjax.models._pairs import check_item_sets
 from complemjax.models.graph import Graph, build_graph
 
@@ -68,10 +69,12 @@ class TrainData(NamedTuple):
 
     @property
     def n_users(self) -> int:
+        """Number of users (graph rows)."""
         return self.graph.n_users
 
     @property
     def n_items(self) -> int:
+        """Number of items (graph columns)."""
         return self.graph.n_items
 
 
@@ -90,7 +93,8 @@ def make_train_data(
     Args:
       user_idx: ``[E]`` int training users (each real (user, item) pair once).
       item_idx: ``[E]`` int training items.
-      n_users, n_items: table sizes.
+      n_users: number of users.
+      n_items: number of items.
       item_features: optional ``[n_items, D]`` float item embeddings (finite).
       mask: optional ``[E]`` bool, real entries of padded arrays (default all real).
         Masked entries are dropped everywhere: graph weight 0, never in ``history``,
@@ -101,14 +105,13 @@ def make_train_data(
     Returns:
       :class:`TrainData`.
     """
-    from complemjax import ranking
     from complemjax._checks import check_matrix
 
     graph = build_graph(user_idx, item_idx, n_users=n_users, n_items=n_items, mask=mask)
     u = np.asarray(user_idx).astype(np.int32)
     i = np.asarray(item_idx).astype(np.int32)
     m = np.ones(u.shape, bool) if mask is None else np.asarray(mask).astype(bool)
-    history = ranking.pad_item_sets(u[m], i[m], n_users, n_items=n_items, max_len=history_len)
+    history = padding.pad_item_sets(u[m], i[m], n_users, n_items=n_items, max_len=history_len)
     feats = None
     if item_features is not None:
         feats = check_matrix("item_features", item_features)
@@ -132,13 +135,14 @@ class ModelFamily(Protocol):
 
     name: str
 
-    def init(self, key, data: TrainData, hparams) -> Any: ...
+    def init(self, key, data: TrainData, hparams) -> Any:
+        """Initial training state (parameters, optimiser state, key) for ``data``."""
 
-    def train_epochs(
-        self, state, data: TrainData, hparams, n_epochs: int
-    ) -> tuple[Any, jax.Array]: ...
+    def train_epochs(self, state, data: TrainData, hparams, n_epochs: int) -> tuple[Any, jax.Array]:
+        """Run ``n_epochs`` training epochs; returns ``(state, losses [n_epochs])``."""
 
-    def embeddings(self, state, data: TrainData, hparams) -> tuple[jax.Array, jax.Array]: ...
+    def embeddings(self, state, data: TrainData, hparams) -> tuple[jax.Array, jax.Array]:
+        """``(user_emb [U, d], item_emb [I, d])``, scored by ``user_emb @ item_emb.T``."""
 
     # optional: ``check_hparams(grid)`` raises ValueError naming a bad field (called by
     # select/retrain before anything is compiled)
@@ -210,8 +214,11 @@ class Selection(NamedTuple):
 
 
 class Fitted(NamedTuple):
-    """Outcome of :func:`retrain`: one configuration on one seed, epoch chosen on its
-    validation set (fields as in :class:`Selection`)."""
+    """Outcome of :func:`retrain`.
+
+    One configuration on one seed, epoch chosen on its validation set (fields as in
+    :class:`Selection`).
+    """
 
     method: str
     hparams: Any
@@ -441,8 +448,16 @@ def retrain(
     for a new ``key`` and/or a new split's ``data``/``valid_sets``.
 
     Args:
-      family, key, data, valid_sets, exclude_sets, max_epochs, eval_every, patience, k:
-        as in :func:`select`.
+      family: a :class:`ModelFamily` (static, hashable).
+      key: ``jax.random.key`` for initialisation and sampling.
+      data: :class:`TrainData` of the training split.
+      valid_sets: ``[n_users, Lv]`` padded validation items (``-1`` pad).
+      exclude_sets: ``[n_users, Le]`` padded items never recommended (the training
+        items, usually ``data.history``); must not contain validation items.
+      max_epochs: most epochs (a multiple of ``eval_every``).
+      eval_every: epochs between validation evaluations.
+      patience: evaluations without improvement before training stops.
+      k: cut-off K of Recall@K.
       hparams: one ``*HParams`` with scalar leaves (e.g. ``Selection.hparams``).
 
     Returns:

@@ -237,13 +237,18 @@ class RLMRec:
         return self.hidden if self.hidden is not None else (d_in + self.backbone.dim) // 2
 
     def check_hparams(self, hparams: RLMRecHParams) -> None:
-        """ValueError naming the field (backbone fields as LightGCN; align_weight ≥ 0;
-        temperature > 0)."""
+        """Raise ValueError naming the field of RLMRec hyperparameters that is out of range.
+
+        Backbone fields as LightGCN; align_weight ≥ 0; temperature > 0.
+        """
         check_rlmrec_hparams(hparams, self.backbone.max_layers)
 
     def init(self, key, data: TrainData, hparams: RLMRecHParams) -> RLMRecState:
-        """Backbone state exactly as ``LightGCN.init(key, ...)``; the MLP from
-        ``fold_in(key, ·)`` (xavier-uniform weights); zero Adam moments."""
+        """Initial RLMRec state.
+
+        Backbone state exactly as ``LightGCN.init(key, ...)``; the MLP from
+        ``fold_in(key, ·)`` (xavier-uniform weights); zero Adam moments.
+        """
         x = _check_data(data)
         self.check_hparams(hparams)
         bb = lightgcn_init(key, data, self.backbone)

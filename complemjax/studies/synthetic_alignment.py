@@ -354,15 +354,13 @@ _STYLES = ("-", "--", "-.", ":")
 def _curve_plot(df: pd.DataFrame, metric: str, ceiling: str, path: Path, ylabel: str) -> None:
     """Learning curves: one panel per regime, one colour + marker + line style per probe,
     the Bayes ceiling in black."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
 
     regimes = list(dict.fromkeys(zip(df["nonlinearity"], df["private_correlation"])))
     probes_ = list(dict.fromkeys(df["probe"]))
-    colours = plt.get_cmap("tab10").colors
-    fig, axes = plt.subplots(1, len(regimes), figsize=(4.2 * len(regimes), 3.6), squeeze=False)
+    colours = colormaps["tab10"].colors
+    fig = report.new_figure(figsize=(4.2 * len(regimes), 3.6))
+    axes = fig.subplots(1, len(regimes), squeeze=False)
     for ax, (eta, c) in zip(axes[0], regimes):
         sub = df[(df["nonlinearity"] == eta) & (df["private_correlation"] == c)]
         for i, p in enumerate(probes_):
@@ -386,7 +384,6 @@ def _curve_plot(df: pd.DataFrame, metric: str, ceiling: str, path: Path, ylabel:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
 
 
 def _ci(values) -> str:

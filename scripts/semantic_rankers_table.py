@@ -5,7 +5,7 @@ the MovieLens study). Each (post-processing, ranker) is scored on validation (hi
 train, train excluded) and on test (history = train, train and validation excluded); the
 selection uses validation only. Popularity and random are on the same test protocol.
 
-    python experiments/semantic_rankers_table.py --encoders wordllama e5 [--imdb]
+    python scripts/semantic_rankers_table.py --encoders wordllama e5 [--imdb]
 
 Embeddings come from the per-user cache (``semantic.default_cache_dir()``); all text is
 embedded before any JAX work starts.

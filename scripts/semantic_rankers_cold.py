@@ -8,7 +8,7 @@ which is the same ranking. Item-kNN neighbours are found in the whole catalogue 
 item's neighbours are mostly warm items the user may have seen). Popularity cannot rank
 cold items (no training interaction: all tied); random is the null.
 
-    PYTHONPATH=. python experiments/semantic_rankers_cold.py --encoders wordllama e5
+    PYTHONPATH=. python scripts/semantic_rankers_cold.py --encoders wordllama e5
 """
 
 from __future__ import annotations
