@@ -403,10 +403,11 @@ def per_user_recall(top: jax.Array, sets: jax.Array, k: int = K) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- cache
+@functools.lru_cache(maxsize=1)
 def _fingerprint() -> str:
     """Hash of the package source that decides what a trained model is (everything but
-    the study reports, the command line and the sweep runner): any change to it gives a
-    fresh cache."""
+    the study reports, the command line and the sweep runner), read once per process: any
+    change to it gives a fresh cache."""
     import complemjax
 
     root = Path(complemjax.__file__).parent
