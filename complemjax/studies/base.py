@@ -269,17 +269,15 @@ def interval_plot(
         facet: optional column; one panel per value.
         zero_label: legend text of the reference line at 0.
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     for c in (method, estimate, low, high) + ((facet,) if facet else ()):
         if c not in df.columns:
             raise ValueError(f"`df` lacks column {c!r}; it has {list(df.columns)}")
     facets = list(dict.fromkeys(df[facet])) if facet else [None]
     n_rows = max(len(set(df[method])), 1)
-    fig, axes = plt.subplots(
-        1, len(facets), figsize=(4.6 * len(facets), 0.42 * n_rows + 1.4), squeeze=False,
-        sharey=True,
-    )  # fmt: skip
+    fig = Figure(figsize=(4.6 * len(facets), 0.42 * n_rows + 1.4))
+    axes = fig.subplots(1, len(facets), squeeze=False, sharey=True)
     order = list(dict.fromkeys(df[method]))
     for ax, f in zip(axes[0], facets):
         g = df if f is None else df[df[facet] == f]
@@ -303,5 +301,4 @@ def interval_plot(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
     return path
