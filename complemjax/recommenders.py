@@ -436,7 +436,7 @@ def semantic_topk(
                 f"`neighbors` must have shape ({n_items}, >= {n}), got {neighbors.items.shape}"
             )
         nb = ItemNeighbors(neighbors.items[:, :n], neighbors.sims[:, :n])
-        history = padding.pad_item_sets(u, i, n_users)
+        history = jnp.asarray(padding.pad_item_sets(u, i, n_users))
         return ranking.topk_from_score_fn(
             item_knn_score_fn(nb, history),
             n_users=n_users,

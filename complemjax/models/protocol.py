@@ -111,7 +111,9 @@ def make_train_data(
     u = np.asarray(user_idx).astype(np.int32)
     i = np.asarray(item_idx).astype(np.int32)
     m = np.ones(u.shape, bool) if mask is None else np.asarray(mask).astype(bool)
-    history = padding.pad_item_sets(u[m], i[m], n_users, n_items=n_items, max_len=history_len)
+    history = jnp.asarray(
+        padding.pad_item_sets(u[m], i[m], n_users, n_items=n_items, max_len=history_len)
+    )
     feats = None
     if item_features is not None:
         feats = check_matrix("item_features", item_features)
