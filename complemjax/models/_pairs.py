@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from complemjax._checks import check_positive_int
+from complemjax.ranking import check_item_sets
 
 __all__ = ["check_item_sets", "check_pairs"]
 
@@ -48,25 +49,3 @@ def check_pairs(user_idx, item_idx, n_users, n_items, mask=None):
         if int(i.min()) < 0 or int(i.max()) >= n_items:
             raise ValueError(f"`item_idx` must lie in [0, {n_items})")
     return u.astype(jnp.int32), i.astype(jnp.int32), n_users, n_items
-
-
-def check_item_sets(name: str, x, n_rows: int, n_items: int) -> jax.Array:
-    """Validate a padded item-set array ``[n_rows, L]`` with entries in ``[-1, n_items)``."""
-    dtype = getattr(x, "dtype", None)
-    if dtype is None:
-        x = np.asarray(x)
-        dtype = x.dtype
-    if not jnp.issubdtype(dtype, jnp.integer):
-        raise ValueError(f"`{name}` must be an integer array (padded with -1), got dtype {dtype}")
-    if len(x.shape) != 2:
-        raise ValueError(f"`{name}` must have shape [n_users, max_len], got shape {x.shape}")
-    if x.shape[0] != n_rows:
-        raise ValueError(f"`{name}` must have {n_rows} rows (one per user), got shape {x.shape}")
-    if not isinstance(x, jax.core.Tracer) and x.size:
-        a = np.asarray(x)
-        lo, hi = int(a.min()), int(a.max())
-        if lo < -1:
-            raise ValueError(f"`{name}` entries must be item indices or -1 padding, got {lo}")
-        if hi >= n_items:
-            raise ValueError(f"`{name}` entries must be < n_items={n_items}, got {hi}")
-    return jnp.asarray(x, dtype=jnp.int32)
