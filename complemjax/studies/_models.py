@@ -14,7 +14,11 @@ ranker is chosen on ``valid_select`` among its variants. Nothing here sees test 
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -416,3 +420,51 @@ def base_rankers(prep, cfg: PipelineConfig, tuned: dict, cache, timer, key) -> d
         target = ml.recall_at_k(out["semantic"].topk(prep.train_sets), prep.valid_select)
         out["bpr-degraded"] = degraded(out["bpr-seed2"], prep, target, jax.random.fold_in(key, 9))
     return out
+
+
+def unit_key(seed: int, variant: str, salt: int = 0) -> jax.Array:
+    """PRNG key of one (variant, seed) unit, the same in every process.
+
+    Python's ``hash(str)`` is salted per process, so it must not enter a key; the variant
+    name enters through its CRC-32 instead.
+    """
+    return jax.random.fold_in(jax.random.key(seed), zlib.crc32(variant.encode()) % 1000 + salt)
+
+
+def run_units(
+    name: str,
+    pipeline: PipelineConfig,
+    seed: int,
+    cache: ml.ModelCache,
+    timer,
+    one_seed: Callable[[str, int, dict], Any],
+    *,
+    ckpt: Path,
+    progress,
+    resume: bool,
+) -> tuple[list, dict]:
+    """Tune each variant once, then run ``one_seed(variant, s, tuned)`` per evaluation seed.
+
+    Each finished (variant, seed) unit is pickled under ``ckpt``; with ``resume`` a saved
+    unit is read back instead of recomputed. ``progress`` is a
+    :class:`~complemjax.studies.base.Progress` over ``len(variants) * (n_seeds + 1)`` steps.
+
+    Returns:
+        ``(parts, tuned_all)``: the units' results in order, and each variant's tuning.
+    """
+    parts, tuned_all = [], {}
+    for variant in pipeline.variants:
+        tuned_all[variant] = tune_variant(variant, pipeline, cache, timer)
+        progress.step(f"{variant} tuning")
+        for s in range(seed, seed + pipeline.n_seeds):
+            path = ckpt / f"{variant}-s{s}.pkl"
+            if resume and path.is_file():
+                parts.append(pickle.loads(path.read_bytes()))
+                progress.step(f"{variant} seed {s}", skipped=True)
+                continue
+            res = one_seed(variant, s, tuned_all[variant])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(pickle.dumps(res))
+            parts.append(res)
+            progress.step(f"{variant} seed {s}")
+    return parts, tuned_all

@@ -28,7 +28,6 @@ reported only for the ``@20`` fusions; full-catalogue fusions are shown next to 
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import time
 from pathlib import Path
 
@@ -108,21 +107,11 @@ def run(
     ckpt = out_dir / "checkpoints" / NAME
     p = cfg.pipeline
     prog = Progress(NAME, len(p.variants) * (p.n_seeds + 1), enabled=progress)
-    parts, tuned_all = [], {}
-    for variant in p.variants:
-        tuned_all[variant] = mm.tune_variant(variant, p, cache, timer)
-        prog.step(f"{variant} tuning")
-        for s in range(seed, seed + p.n_seeds):
-            path = ckpt / f"{variant}-s{s}.pkl"
-            if resume and path.is_file():
-                parts.append(pickle.loads(path.read_bytes()))
-                prog.step(f"{variant} seed {s}", skipped=True)
-                continue
-            res = _one_seed(variant, s, cfg, tuned_all[variant], cache, timer)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(pickle.dumps(res))
-            parts.append(res)
-            prog.step(f"{variant} seed {s}")
+    parts, tuned_all = mm.run_units(
+        NAME, p, seed, cache, timer,
+        lambda variant, s, tuned: _one_seed(variant, s, cfg, tuned, cache, timer),
+        ckpt=ckpt, progress=prog, resume=resume,
+    )  # fmt: skip
     tables = _tables(parts, tuned_all, timer)
     meta = {"seconds": time.perf_counter() - t0, "config": dataclasses.asdict(cfg),
             "cache": {"hits": cache.hits, "misses": cache.misses}}  # fmt: skip
@@ -132,7 +121,7 @@ def run(
 
 def _one_seed(variant, s, cfg: StudyConfig, tuned, cache, timer) -> dict[str, pd.DataFrame]:
     p = cfg.pipeline
-    key = jax.random.fold_in(jax.random.key(s), hash(variant) % 1000 + 17)
+    key = mm.unit_key(s, variant, salt=17)
     with timer("prepare"):
         prep = ml.prepare(variant, s, p)
     rankers = mm.base_rankers(prep, p, tuned, cache, timer, key)

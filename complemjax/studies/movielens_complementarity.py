@@ -28,7 +28,6 @@ What is measured, per variant and seed, on the test split (K = 20 unless stated)
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import time
 from pathlib import Path
 
@@ -152,21 +151,11 @@ def run(
     ckpt = out_dir / "checkpoints" / NAME
     p = cfg.pipeline
     prog = Progress(NAME, len(p.variants) * (p.n_seeds + 1), enabled=progress)
-    parts, tuned_all = [], {}
-    for variant in p.variants:
-        tuned_all[variant] = mm.tune_variant(variant, p, cache, timer)
-        prog.step(f"{variant} tuning")
-        for s in range(seed, seed + p.n_seeds):
-            path = ckpt / f"{variant}-s{s}.pkl"
-            if resume and path.is_file():
-                parts.append(pickle.loads(path.read_bytes()))
-                prog.step(f"{variant} seed {s}", skipped=True)
-                continue
-            res = _one_seed(variant, s, cfg, tuned_all[variant], cache, timer)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(pickle.dumps(res))
-            parts.append(res)
-            prog.step(f"{variant} seed {s}")
+    parts, tuned_all = mm.run_units(
+        NAME, p, seed, cache, timer,
+        lambda variant, s, tuned: _one_seed(variant, s, cfg, tuned, cache, timer),
+        ckpt=ckpt, progress=prog, resume=resume,
+    )  # fmt: skip
     tables = _tables(parts, tuned_all, timer)
     meta = _meta(cfg, tuned_all, cache, time.perf_counter() - t0)
     save_tables(out_dir, NAME, tables, meta)
@@ -176,7 +165,7 @@ def run(
 def _one_seed(variant, s, cfg: StudyConfig, tuned, cache, timer) -> dict[str, pd.DataFrame]:
     """Everything measured on one (variant, seed)."""
     p = cfg.pipeline
-    key = jax.random.fold_in(jax.random.key(s), hash(variant) % 1000)
+    key = mm.unit_key(s, variant)
     with timer("prepare"):
         prep = ml.prepare(variant, s, p)
     rankers = mm.base_rankers(prep, p, tuned, cache, timer, key)
