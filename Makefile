@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python tools/check_private_imports.py
+	$(BIN)/python tools/check_function_length.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

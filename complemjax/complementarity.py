@@ -440,6 +440,41 @@ def compare_rankers(
     """
     import pandas as pd
 
+    items_a, items_b, test, ks, n_boot, boot_batch, n_user_buckets, key = _check_compare(
+        topk_a, topk_b, test, ks=ks, key=key, n_boot=n_boot, boot_batch=boot_batch,
+        n_user_buckets=n_user_buckets, head_fraction=head_fraction, confidence=confidence,
+        user_activity=user_activity, item_popularity=item_popularity,
+    )  # fmt: skip
+    _, n_test = relevance_matrix(items_a[:, :1], test)
+    evaluated = np.asarray(n_test > 0)
+    if not evaluated.any():
+        raise ValueError(f"`test` has no user with a non-empty test set (shape {test.shape})")
+    buckets = _comparison_buckets(
+        items_a, items_b, test, evaluated, history=history, user_activity=user_activity,
+        item_popularity=item_popularity, n_user_buckets=n_user_buckets,
+        head_fraction=head_fraction,
+    )  # fmt: skip
+    user_masks, item_masks = _bucket_masks(buckets, items_a, items_b, test)
+    pool = jnp.asarray(np.nonzero(evaluated)[0].astype(np.int32))
+    alpha = (1.0 - confidence) / 2.0
+    rows = []
+    for k in ks:
+        num, den, n_in = _bucket_terms(items_a, items_b, test, user_masks, item_masks, k=k)
+        reps = None
+        if key is not None:
+            reps = _bootstrap_replicates(
+                jax.random.fold_in(key, k), num, den, pool, n_boot, boot_batch
+            )
+        rows += _rows_at_k(k, buckets, num, den, np.asarray(n_in), reps, alpha)
+    cols = ["k", "bucket_type", "bucket", "metric", "value", "ci_low", "ci_high", "n_users"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _check_compare(
+    topk_a, topk_b, test, *, ks, key, n_boot, boot_batch, n_user_buckets, head_fraction,
+    confidence, user_activity, item_popularity,
+):  # fmt: skip
+    """Checked inputs of :func:`compare_rankers`: item lists, test sets, ``ks``, sizes, key."""
     items_a = _as_items("topk_a", topk_a)
     items_b = _as_items("topk_b", topk_b)
     n_users = items_a.shape[0]
@@ -459,13 +494,19 @@ def compare_rankers(
     for name, v in (("user_activity", user_activity), ("item_popularity", item_popularity)):
         if v is not None:  # NaN would build "Q1 [nan, nan]" buckets
             check_finite(name, np.asarray(v, dtype=float))
+    return items_a, items_b, test, ks, n_boot, boot_batch, n_user_buckets, key
 
-    _, n_test = relevance_matrix(items_a[:, :1], test)
-    evaluated = np.asarray(n_test > 0)
-    if not evaluated.any():
-        raise ValueError(f"`test` has no user with a non-empty test set (shape {test.shape})")
 
-    # Bucket definitions: (bucket_type, label, user mask [U] | None, item mask | None).
+def _comparison_buckets(
+    items_a, items_b, test, evaluated, *, history, user_activity, item_popularity,
+    n_user_buckets, head_fraction,
+):  # fmt: skip
+    """Bucket definitions: ``(bucket_type, label, user mask [U], item mask [n_items] | None)``.
+
+    ``"all"`` first, then the user-activity quantile buckets (activity from ``history``
+    when not given), then the item-popularity head and tail.
+    """
+    n_users = items_a.shape[0]
     buckets = [("all", "all", np.ones(n_users, dtype=bool), None)]
     if user_activity is None and history is not None:
         hist = check_item_sets("history", history, n_users, None)
@@ -491,59 +532,60 @@ def compare_rankers(
             ("item_popularity", lab, np.ones(n_users, dtype=bool), jnp.asarray(m))
             for lab, m in zip(labels, masks)
         ]
+    return buckets
 
+
+def _bucket_masks(buckets, items_a, items_b, test):
+    """``[n_user_buckets, U]`` user masks and ``[1 + n_item_buckets, n_items]`` item masks.
+
+    The first item mask keeps every item (it pairs with the user buckets).
+    """
     user_masks = jnp.asarray(np.stack([b[2] for b in buckets if b[3] is None]))
     item_masks = [b[3] for b in buckets if b[3] is not None]
     if item_masks:
         n_items = item_masks[0].shape[0]
     else:
         n_items = 1 + max(int(jnp.max(items_a)), int(jnp.max(items_b)), int(jnp.max(test)), 0)
-    item_masks = jnp.stack([jnp.ones(n_items, dtype=bool), *item_masks])
-    pool = jnp.asarray(np.nonzero(evaluated)[0].astype(np.int32))
-    alpha = (1.0 - confidence) / 2.0
+    return user_masks, jnp.stack([jnp.ones(n_items, dtype=bool), *item_masks])
+
+
+def _bootstrap_replicates(key, num, den, pool, n_boot: int, boot_batch: int) -> np.ndarray:
+    """``[n_boot, buckets, terms]`` bootstrap replicates of every bucket's ratio terms."""
+    nb, q = num.shape[0], num.shape[1]
+    reps = _bootstrap(
+        key, num.reshape(nb * q, -1), den.reshape(nb * q, -1), pool, n_boot, boot_batch
+    )
+    return np.asarray(reps).reshape(n_boot, nb, q)
+
+
+def _rows_at_k(k, buckets, num, den, n_in, reps, alpha) -> list[dict]:
+    """Table rows at cut-off ``k``: every bucket × metric with its percentile interval."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = np.asarray(jnp.sum(num, axis=2)) / np.asarray(jnp.sum(den, axis=2))
     rows = []
-    for k in ks:
-        num, den, n_in = _bucket_terms(items_a, items_b, test, user_masks, item_masks, k=k)
-        names = _TERM_NAMES
-        nb, q = num.shape[0], num.shape[1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            point = np.asarray(jnp.sum(num, axis=2)) / np.asarray(jnp.sum(den, axis=2))
-        reps = None
-        if key is not None:
-            reps = _bootstrap(
-                jax.random.fold_in(key, k),
-                num.reshape(nb * q, -1),
-                den.reshape(nb * q, -1),
-                pool,
-                n_boot,
-                boot_batch,
-            )
-            reps = np.asarray(reps).reshape(n_boot, nb, q)
-        n_in = np.asarray(n_in)
-        for bi, (btype, label, _, _) in enumerate(buckets):
-            values = {n: point[bi, j] for j, n in enumerate(names)}
-            values.update(_gain_rows(values))
+    for bi, (btype, label, _, _) in enumerate(buckets):
+        values = {n: point[bi, j] for j, n in enumerate(_TERM_NAMES)}
+        values.update(_gain_rows(values))
+        if reps is not None:
+            rv = {n: reps[:, bi, j] for j, n in enumerate(_TERM_NAMES)}
+            rv.update(_gain_rows(rv))
+        for name, val in values.items():
+            lo = hi_ = np.nan
             if reps is not None:
-                rv = {n: reps[:, bi, j] for j, n in enumerate(names)}
-                rv.update(_gain_rows(rv))
-            for name, val in values.items():
-                lo = hi_ = np.nan
-                if reps is not None:
-                    r = rv[name]
-                    r = r[np.isfinite(r)]
-                    if r.size:
-                        lo, hi_ = np.quantile(r, [alpha, 1.0 - alpha])
-                rows.append(
-                    {
-                        "k": k,
-                        "bucket_type": btype,
-                        "bucket": label,
-                        "metric": name,
-                        "value": float(val),
-                        "ci_low": float(lo),
-                        "ci_high": float(hi_),
-                        "n_users": int(n_in[bi]),
-                    }
-                )
-    cols = ["k", "bucket_type", "bucket", "metric", "value", "ci_low", "ci_high", "n_users"]
-    return pd.DataFrame(rows, columns=cols)
+                r = rv[name]
+                r = r[np.isfinite(r)]
+                if r.size:
+                    lo, hi_ = np.quantile(r, [alpha, 1.0 - alpha])
+            rows.append(
+                {
+                    "k": k,
+                    "bucket_type": btype,
+                    "bucket": label,
+                    "metric": name,
+                    "value": float(val),
+                    "ci_low": float(lo),
+                    "ci_high": float(hi_),
+                    "n_users": int(n_in[bi]),
+                }
+            )
+    return rows

@@ -878,10 +878,27 @@ def fit_capacities(
     x, y, hparams = x_v, y_v, hparams_v
     keys = jax.random.split(key, n_seeds)
 
-    params: dict[int, Any] = {}
-    losses: dict[int, Any] = {}
+    # spec index -> (params, loss), each of leading shape [n_seeds]
+    fits = _fit_linear_capacities(keys, specs, x, y, hparams, n_seeds)
+    for idx in _mlp_groups(specs):
+        widths = sorted({specs[i].width for i in idx})
+        fit_group = _fit_mlp_padded if strategy == "pad" and len(widths) > 1 else _fit_mlp_bucketed
+        fits.update(fit_group(keys, specs, idx, widths, x, y, hparams, n_seeds, seed_chunk))
+    return CapacityFits(
+        specs=specs,
+        params=tuple(fits[i][0] for i in range(len(specs))),
+        loss=tuple(fits[i][1] for i in range(len(specs))),
+        strategy=strategy,
+    )
 
-    # Linear probes: one ridge, one shared eigendecomposition for all ranks.
+
+def _fit_linear_capacities(keys, specs, x, y, hparams, n_seeds) -> dict[int, tuple[Any, Any]]:
+    """``{index: (params, loss)}`` of the linear specs, broadcast to ``[n_seeds]``.
+
+    One ridge and one shared eigendecomposition serve every :class:`ReducedRank` rank;
+    :class:`Ridge` is fitted once (linear fits do not depend on the key).
+    """
+    fits: dict[int, tuple[Any, Any]] = {}
     rr_idx = [i for i, s in enumerate(specs) if isinstance(s, ReducedRank)]
     if rr_idx:
         d_y = y.shape[1]
@@ -891,59 +908,68 @@ def fit_capacities(
         p_all, info_all = _rrr_ranks(x, y, hparams, masks)
         for j, i in enumerate(rr_idx):
             pick = jax.tree.map(lambda a, j=j: a[j], (p_all, info_all))
-            params[i], losses[i] = _broadcast(pick[0], n_seeds), _broadcast(pick[1].loss, n_seeds)
+            fits[i] = _broadcast(pick[0], n_seeds), _broadcast(pick[1].loss, n_seeds)
     ridge_idx = [i for i, s in enumerate(specs) if isinstance(s, Ridge)]
     if ridge_idx:
         p, info = _fit_impl(keys[0], Ridge(), x, y, hparams)
         for i in ridge_idx:
-            params[i], losses[i] = _broadcast(p, n_seeds), _broadcast(info.loss, n_seeds)
+            fits[i] = _broadcast(p, n_seeds), _broadcast(info.loss, n_seeds)
+    return fits
 
-    # MLPs: group by everything but width.
+
+def _mlp_groups(specs) -> list[list[int]]:
+    """Indices of the :class:`MLP` specs, grouped by everything but ``width``."""
     groups: dict[MLP, list[int]] = {}
     for i, s in enumerate(specs):
         if isinstance(s, MLP):
             groups.setdefault(dataclasses.replace(s, width=1), []).append(i)
-    for idx in groups.values():
-        widths = sorted({specs[i].width for i in idx})
-        itemsize = jnp.dtype(x.dtype).itemsize
-        d_x, d_y = x.shape[1], y.shape[1]
-        if strategy == "pad" and len(widths) > 1:
-            big = dataclasses.replace(specs[idx[0]], width=widths[-1])
-            m = len(widths) * n_seeds
-            chunk = seed_chunk or _auto_seed_chunk(m, x.shape[0], d_x, d_y, widths[-1], itemsize)
-            all_keys = jnp.tile(keys, len(widths))  # width-major: [w0 s0, w0 s1, ...]
-            all_widths = jnp.repeat(jnp.asarray(widths, jnp.int32), n_seeds)
-            p_all, info_all = _mlp_batched(
-                all_keys, big, x, y, hparams, all_widths, int(min(chunk, m))
-            )
-            for i in idx:
-                j = widths.index(specs[i].width)
-                sl = slice(j * n_seeds, (j + 1) * n_seeds)
-                params[i] = _unpad(jax.tree.map(lambda a, sl=sl: a[sl], p_all), specs[i].width)
-                losses[i] = info_all.loss[sl]
-        else:
-            for w in widths:
-                spec_w = dataclasses.replace(specs[idx[0]], width=w)
-                chunk = seed_chunk or _auto_seed_chunk(n_seeds, x.shape[0], d_x, d_y, w, itemsize)
-                p, info = _mlp_batched(
-                    keys,
-                    spec_w,
-                    x,
-                    y,
-                    hparams,
-                    jnp.full((n_seeds,), w, jnp.int32),
-                    int(min(chunk, n_seeds)),
-                )
-                for i in idx:
-                    if specs[i].width == w:
-                        params[i], losses[i] = p, info.loss
+    return list(groups.values())
 
-    return CapacityFits(
-        specs=specs,
-        params=tuple(params[i] for i in range(len(specs))),
-        loss=tuple(losses[i] for i in range(len(specs))),
-        strategy=strategy,
-    )
+
+def _fit_mlp_padded(
+    keys, specs, idx, widths, x, y, hparams, n_seeds, seed_chunk
+) -> dict[int, tuple[Any, Any]]:
+    """One program for a group: widths × seeds vmapped, padded to the largest width."""
+    itemsize = jnp.dtype(x.dtype).itemsize
+    d_x, d_y = x.shape[1], y.shape[1]
+    big = dataclasses.replace(specs[idx[0]], width=widths[-1])
+    m = len(widths) * n_seeds
+    chunk = seed_chunk or _auto_seed_chunk(m, x.shape[0], d_x, d_y, widths[-1], itemsize)
+    all_keys = jnp.tile(keys, len(widths))  # width-major: [w0 s0, w0 s1, ...]
+    all_widths = jnp.repeat(jnp.asarray(widths, jnp.int32), n_seeds)
+    p_all, info_all = _mlp_batched(all_keys, big, x, y, hparams, all_widths, int(min(chunk, m)))
+    fits: dict[int, tuple[Any, Any]] = {}
+    for i in idx:
+        j = widths.index(specs[i].width)
+        sl = slice(j * n_seeds, (j + 1) * n_seeds)
+        params = _unpad(jax.tree.map(lambda a, sl=sl: a[sl], p_all), specs[i].width)
+        fits[i] = params, info_all.loss[sl]
+    return fits
+
+
+def _fit_mlp_bucketed(
+    keys, specs, idx, widths, x, y, hparams, n_seeds, seed_chunk
+) -> dict[int, tuple[Any, Any]]:
+    """One program per width of a group, vmapped over seeds."""
+    itemsize = jnp.dtype(x.dtype).itemsize
+    d_x, d_y = x.shape[1], y.shape[1]
+    fits: dict[int, tuple[Any, Any]] = {}
+    for w in widths:
+        spec_w = dataclasses.replace(specs[idx[0]], width=w)
+        chunk = seed_chunk or _auto_seed_chunk(n_seeds, x.shape[0], d_x, d_y, w, itemsize)
+        p, info = _mlp_batched(
+            keys,
+            spec_w,
+            x,
+            y,
+            hparams,
+            jnp.full((n_seeds,), w, jnp.int32),
+            int(min(chunk, n_seeds)),
+        )
+        for i in idx:
+            if specs[i].width == w:
+                fits[i] = p, info.loss
+    return fits
 
 
 def predict_capacities(fits: CapacityFits, x: ArrayLike) -> tuple[jax.Array, ...]:

@@ -213,6 +213,40 @@ def test_code_fingerprint_tracks_source(tmp_path):
         sweep.code_fingerprint(object())
 
 
+def test_code_fingerprint_of_a_package_tracks_every_file(tmp_path):
+    import hashlib
+    import importlib.util
+
+    pkg = tmp_path / "pkg_a"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "b.py").write_text("Y = 1\n")
+    (pkg / "sub" / "__init__.py").write_text("Z = 1\n")
+    spec = importlib.util.spec_from_file_location(
+        "pkg_a", pkg / "__init__.py", submodule_search_locations=[str(pkg)]
+    )
+    mod = importlib.util.module_from_spec(spec)
+    before = sweep.code_fingerprint(mod)
+    # reference: name, then (relative path, bytes) in sorted path order
+    ref = hashlib.sha256(b"pkg_a")
+    for rel in ("__init__.py", "b.py", "sub/__init__.py"):
+        ref.update(rel.encode())
+        ref.update((pkg / rel).read_bytes())
+    assert before == ref.hexdigest()
+    (pkg / "b.py").write_text("Y = 2\n")  # not the package's __init__.py
+    after = sweep.code_fingerprint(mod)
+    assert after != before
+    (pkg / "sub" / "__init__.py").write_text("Z = 2\n")
+    assert sweep.code_fingerprint(mod) != after
+    # a plain module is still its name and its bytes (fingerprints of existing runs hold)
+    plain = importlib.util.module_from_spec(
+        importlib.util.spec_from_file_location("b_mod", pkg / "b.py")
+    )
+    assert sweep.code_fingerprint(plain) == hashlib.sha256(b"b_modY = 2\n").hexdigest()
+    # the sweep package itself (no single source file) fingerprints deterministically
+    assert sweep.code_fingerprint(sweep) == sweep.code_fingerprint(sweep)
+
+
 # --- ownership: lock, run identity, corrupt chunks ------------------------------------
 
 
@@ -221,14 +255,14 @@ def test_concurrent_run_on_the_same_folder_is_refused(tmp_path, monkeypatch):
 
     ck = tmp_path / "ck"
     first_written, go_on = threading.Event(), threading.Event()
-    write = sweep._write_chunk
+    write = sweep.checkpoint.write_chunk
 
     def paused_write(*args, **kwargs):  # the first run pauses after its first chunk
         write(*args, **kwargs)
         first_written.set()
         assert go_on.wait(60)
 
-    monkeypatch.setattr(sweep, "_write_chunk", paused_write)
+    monkeypatch.setattr(sweep.checkpoint, "write_chunk", paused_write)
     result = {}
     thread = threading.Thread(
         target=lambda: result.setdefault("a", _run(chunk_size=4, checkpoint_dir=ck))

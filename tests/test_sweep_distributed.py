@@ -110,13 +110,13 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
         textwrap.dedent(
             """
             import time
-            write = sweep._write_chunk
+            write = sweep.checkpoint.write_chunk
 
             def slow_write(*args, **kwargs):  # leave time to be killed between chunks
                 write(*args, **kwargs)
                 time.sleep(0.5)
 
-            sweep._write_chunk = slow_write
+            sweep.checkpoint.write_chunk = slow_write
             sweep.run_grid(fn, key=jax.random.key(3), grid=GRID, n_seeds=N_SEEDS,
                            static=STATIC, chunk_size=4, progress=False,
                            checkpoint_dir=sys.argv[1], fingerprint="tiny-v1")

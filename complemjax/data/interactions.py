@@ -333,35 +333,9 @@ def from_frame(
 
     ratings = None
     if rating_col is not None:
-        r = pd.to_numeric(work[rating_col], errors="coerce")
-        if r.isna().any():
-            n_bad = int(r.isna().sum())
-            raise ValueError(
-                f"`rating_col`={rating_col!r} has {n_bad} missing or non-numeric values, "
-                f"e.g. {list(work.loc[r.isna(), rating_col].head(3))!r}"
-            )
-        work[rating_col] = r.astype(np.float32)
+        work[rating_col] = _numeric_ratings(work[rating_col], rating_col)
     if time_col is not None:
-        t = work[time_col]
-        if not pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_datetime64_any_dtype(t):
-            if pd.to_numeric(t, errors="coerce").notna().all():
-                t = pd.to_numeric(t)
-            else:  # date/time text (ISO 8601): parsed, UTC when no zone is given
-                try:
-                    t = pd.to_datetime(t, utc=True, format="ISO8601")
-                except (ValueError, TypeError) as e:
-                    raise ValueError(
-                        f"`time_col`={time_col!r} must hold numbers (Unix seconds), datetimes "
-                        f"or ISO 8601 date strings: {e}"
-                    ) from e
-        if pd.api.types.is_datetime64_any_dtype(t):
-            t = (t - pd.Timestamp(0, tz=t.dt.tz)) // pd.Timedelta(seconds=1)
-        t = pd.to_numeric(t, errors="coerce")
-        if t.isna().any():
-            raise ValueError(
-                f"`time_col`={time_col!r} has {int(t.isna().sum())} missing or non-numeric values"
-            )
-        work[time_col] = t.astype(np.int64)
+        work[time_col] = _unix_seconds(work[time_col], time_col)
 
     # de-duplicate (user, item): order by time (stable) so "last" is the latest
     if time_col is not None:
@@ -381,14 +355,7 @@ def from_frame(
 
     info = None
     if item_info is not None:
-        id_col = item_info_id_col or item_col
-        if id_col not in item_info.columns:
-            raise ValueError(f"`item_info` has no id column {id_col!r}")
-        meta = item_info.drop_duplicates(id_col, keep="first").set_index(id_col)
-        in_meta = pd.Index(item_ids).isin(meta.index)
-        rep["items_without_info"] = int((~in_meta).sum())
-        rep["info_rows_unused"] = int((~meta.index.isin(item_ids)).sum())
-        info = meta.reindex(pd.Index(item_ids, name="item_id")).reset_index()
+        info = _item_info_table(item_info, item_info_id_col or item_col, item_ids, rep)
     return Interactions(
         user_idx=u[order].astype(np.int32),
         item_idx=i[order].astype(np.int32),
@@ -400,6 +367,54 @@ def from_frame(
         report=rep,
         name=name,
     )
+
+
+def _numeric_ratings(r: pd.Series, rating_col: str) -> pd.Series:
+    """Ratings as float32; a missing or non-numeric value raises naming ``rating_col``."""
+    values = pd.to_numeric(r, errors="coerce")
+    if values.isna().any():
+        n_bad = int(values.isna().sum())
+        raise ValueError(
+            f"`rating_col`={rating_col!r} has {n_bad} missing or non-numeric values, "
+            f"e.g. {list(r.loc[values.isna()].head(3))!r}"
+        )
+    return values.astype(np.float32)
+
+
+def _unix_seconds(t: pd.Series, time_col: str) -> pd.Series:
+    """Timestamps as int64 Unix seconds from numbers, datetimes or ISO 8601 text (UTC)."""
+    if not pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_datetime64_any_dtype(t):
+        if pd.to_numeric(t, errors="coerce").notna().all():
+            t = pd.to_numeric(t)
+        else:  # date/time text (ISO 8601): parsed, UTC when no zone is given
+            try:
+                t = pd.to_datetime(t, utc=True, format="ISO8601")
+            except (ValueError, TypeError) as e:
+                raise ValueError(
+                    f"`time_col`={time_col!r} must hold numbers (Unix seconds), datetimes "
+                    f"or ISO 8601 date strings: {e}"
+                ) from e
+    if pd.api.types.is_datetime64_any_dtype(t):
+        t = (t - pd.Timestamp(0, tz=t.dt.tz)) // pd.Timedelta(seconds=1)
+    t = pd.to_numeric(t, errors="coerce")
+    if t.isna().any():
+        raise ValueError(
+            f"`time_col`={time_col!r} has {int(t.isna().sum())} missing or non-numeric values"
+        )
+    return t.astype(np.int64)
+
+
+def _item_info_table(
+    item_info: pd.DataFrame, id_col: str, item_ids: np.ndarray, rep: dict[str, Any]
+) -> pd.DataFrame:
+    """Metadata rows in ``item_ids`` order (NaN where absent); counts go into ``rep``."""
+    if id_col not in item_info.columns:
+        raise ValueError(f"`item_info` has no id column {id_col!r}")
+    meta = item_info.drop_duplicates(id_col, keep="first").set_index(id_col)
+    in_meta = pd.Index(item_ids).isin(meta.index)
+    rep["items_without_info"] = int((~in_meta).sum())
+    rep["info_rows_unused"] = int((~meta.index.isin(item_ids)).sum())
+    return meta.reindex(pd.Index(item_ids, name="item_id")).reset_index()
 
 
 def _index_of(table: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -682,42 +682,15 @@ def tune_rule(
         raise ValueError(f"`grid` must be a RuleParams (see rule_grid), got {type(grid).__name__}")
     n_items = _checks.check_positive_int("n_items", n_items)
     k = _checks.check_positive_int("k", k, maximum=n_items)
-    target = jnp.asarray(valid_padded)
-    if target.ndim != 2 or not jnp.issubdtype(target.dtype, jnp.integer):
-        raise ValueError(
-            f"`valid_padded` must be an int [n_users, max_len] array, got shape {target.shape}"
-        )
-    if n_users is not None:
-        n_users = _checks.check_positive_int("n_users", n_users)
-        if target.shape[0] != n_users:
-            raise ValueError(
-                f"`valid_padded` must have one row per user ({n_users}), got shape {target.shape}"
-            )
+    target = _check_valid_padded(valid_padded, n_users, n_items)
     n_users = target.shape[0]
-    if target.size and (int(target.min()) < -1 or int(target.max()) >= n_items):
-        raise ValueError(
-            f"`valid_padded` entries must be item indices in [0, {n_items}) or -1, got "
-            f"range [{int(target.min())}, {int(target.max())}]"
-        )
-    if not bool(jnp.any(target >= 0)):
-        raise ValueError("`valid_padded` holds no validation item: nothing to tune on")
     if exclude is not None and np.shape(exclude)[0] != n_users:
         raise ValueError(
             f"`valid_padded` has {n_users} rows (users) but `exclude` has "
             f"{np.shape(exclude)[0]}; both need one row per user"
         )
     exclude = _check_exclude(exclude, n_users)
-    w = jnp.atleast_1d(jnp.asarray(grid.weight))
-    kk = jnp.atleast_1d(jnp.asarray(grid.rrf_k))
-    if w.ndim != 1 or kk.shape != w.shape:
-        raise ValueError(
-            f"`grid` fields must be 1-D of equal length, got weight {w.shape}, rrf_k {kk.shape}"
-        )
-    if w.size == 0:
-        raise ValueError("`grid` is empty (no candidate); build it with rule_grid(...)")
-    _checks.check_in_range("weight", w, 0.0, 1.0)
-    _checks.check_in_range("rrf_k", kk, 0.0, np.inf, lo_open=True)
-    grid = RuleParams(weight=w, rrf_k=kk)
+    grid = _check_grid_values(grid)
     user_chunk = min(_checks.check_positive_int("user_chunk", user_chunk), n_users)
     fa = as_score_fn("score_fn_a", score_fn_a)
     fb = as_score_fn("score_fn_b", score_fn_b)
@@ -735,3 +708,46 @@ def tune_rule(
     values = rec if metric == "recall" else nd
     best = int(jnp.argmax(values))
     return TuneResult(best, jax.tree.map(lambda x: x[best], grid), values, grid)
+
+
+def _check_valid_padded(valid_padded, n_users: int | None, n_items: int) -> jax.Array:
+    """``valid_padded`` as an int ``[n_users, max_len]`` array of items in ``[0, n_items)`` or -1.
+
+    Raises:
+        ValueError: naming ``valid_padded`` (or ``n_users``) when the shape, the row count,
+            the item range is wrong or no validation item is present.
+    """
+    target = jnp.asarray(valid_padded)
+    if target.ndim != 2 or not jnp.issubdtype(target.dtype, jnp.integer):
+        raise ValueError(
+            f"`valid_padded` must be an int [n_users, max_len] array, got shape {target.shape}"
+        )
+    if n_users is not None:
+        n_users = _checks.check_positive_int("n_users", n_users)
+        if target.shape[0] != n_users:
+            raise ValueError(
+                f"`valid_padded` must have one row per user ({n_users}), got shape {target.shape}"
+            )
+    if target.size and (int(target.min()) < -1 or int(target.max()) >= n_items):
+        raise ValueError(
+            f"`valid_padded` entries must be item indices in [0, {n_items}) or -1, got "
+            f"range [{int(target.min())}, {int(target.max())}]"
+        )
+    if not bool(jnp.any(target >= 0)):
+        raise ValueError("`valid_padded` holds no validation item: nothing to tune on")
+    return target
+
+
+def _check_grid_values(grid: RuleParams) -> RuleParams:
+    """The candidates as 1-D arrays of equal length, weights in [0, 1], ``rrf_k > 0``."""
+    w = jnp.atleast_1d(jnp.asarray(grid.weight))
+    kk = jnp.atleast_1d(jnp.asarray(grid.rrf_k))
+    if w.ndim != 1 or kk.shape != w.shape:
+        raise ValueError(
+            f"`grid` fields must be 1-D of equal length, got weight {w.shape}, rrf_k {kk.shape}"
+        )
+    if w.size == 0:
+        raise ValueError("`grid` is empty (no candidate); build it with rule_grid(...)")
+    _checks.check_in_range("weight", w, 0.0, 1.0)
+    _checks.check_in_range("rrf_k", kk, 0.0, np.inf, lo_open=True)
+    return RuleParams(weight=w, rrf_k=kk)
