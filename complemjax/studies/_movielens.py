@@ -411,12 +411,16 @@ def _fingerprint() -> str:
     import complemjax
 
     root = Path(complemjax.__file__).parent
-    skip = {"cli.py", "report.py", "config.py", "diagnose.py", "sweep.py"}
+    skip = {"cli.py", "report.py", "config.py", "diagnose.py"}
     keep_studies = {"_movielens.py", "_models.py"}
     h = hashlib.sha256()
     for f in sorted(root.rglob("*.py")):
         rel = f.relative_to(root)
-        if rel.name in skip or (rel.parts[0] == "studies" and rel.name not in keep_studies):
+        if (
+            rel.name in skip
+            or rel.parts[0] == "sweep"
+            or (rel.parts[0] == "studies" and rel.name not in keep_studies)
+        ):
             continue
         h.update(str(f.relative_to(root)).encode())
         h.update(f.read_bytes())
