@@ -346,7 +346,11 @@ def sample_mixing(key: jax.Array, config: ViewsConfig) -> Mixing:
         the latent spectrum) and sine features ``W1 ~ N(0, 1/D)``, ``b ~ U(0, 2π)``,
         ``W2 ~ N(0, 2/width)``.
     """
-    c = config
+    return _sample_mixing_impl(key, config)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _sample_mixing_impl(key: jax.Array, c: ViewsConfig) -> Mixing:
     ks = jax.random.split(key, 14)
     normal = jax.random.normal
     w = c.n_features
@@ -544,8 +548,14 @@ def sample_views(key: jax.Array, config: ViewsConfig, knobs: ViewsKnobs, n: int)
         ((100, 64), (100, 64))
     """
     knobs.validate()
+    _checks.check_positive_int("n", n)
+    return _sample_views_impl(key, config, knobs, n)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 3))
+def _sample_views_impl(key: jax.Array, config: ViewsConfig, knobs: ViewsKnobs, n: int) -> Views:
     k_mix, k_lat, k_noise = jax.random.split(key, 3)
-    mixing = sample_mixing(k_mix, config)
+    mixing = _sample_mixing_impl(k_mix, config)
     latents = sample_latents(k_lat, config, n)
     return render_views(mixing, latents, knobs, noise_key=k_noise)
 
@@ -591,8 +601,15 @@ def sample_split(
     shift = Shift() if shift is None else shift
     knobs.validate()
     shift.validate()
+    return _sample_split_impl(key, config, knobs, n_train, n_test, shift)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 3, 4))
+def _sample_split_impl(
+    key: jax.Array, config: ViewsConfig, knobs: ViewsKnobs, n_train: int, n_test: int, shift: Shift
+) -> Split:
     k_mix, k_lat, k_sel, k_ntr, k_nte = jax.random.split(key, 5)
-    mixing = sample_mixing(k_mix, config)
+    mixing = _sample_mixing_impl(k_mix, config)
     pool = sample_latents(k_lat, config, n_train + n_test)
     lam, mu = jnp.asarray(shift.selection), jnp.asarray(shift.selection_cf_private)
     q1 = _correlated_q(pool.p, pool.q, knobs.private_correlation)[:, 0]
