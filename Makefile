@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: test test-all reproduce reproduce-full lint format bench bench-gpu clean
+.PHONY: test test-slow test-all reproduce reproduce-full lint format bench bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +14,21 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Default test run (excludes tests marked slow). pytest's exit code 5 (no tests
-# collected) is not a failure of the suite.
+# Default test run (excludes tests marked slow), in PYTEST_WORKERS processes (pytest-xdist:
+# compiling XLA programs is single-threaded, so two workers use both cores of a laptop/CI
+# box). pytest's exit code 5 (no tests collected) is not a failure of the suite.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+	$(PYTEST) -m "not slow"; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+
+# Only the tests marked slow (the long end-to-end and large-sample checks); CI runs
+# `make test` and then this, so every property is checked on every landing.
+test-slow: $(STAMP)
+	$(PYTEST) -m slow; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+	$(PYTEST); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
 reproduce: $(STAMP)
 	$(BIN)/complemjax reproduce --out results

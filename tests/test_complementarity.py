@@ -212,6 +212,7 @@ def test_pair_user_stats_matches_numpy(rng, k):
             np.testing.assert_allclose(got[name], arr, rtol=1e-5, atol=1e-7, err_msg=name)
 
 
+@pytest.mark.slow
 def test_compare_rankers_matches_evaluate_and_numpy(rng):
     la, lb, test = random_case(rng)
     pop = rng.integers(0, 50, 25)
@@ -269,6 +270,7 @@ def test_bucket_helpers():
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=20, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.integers(1, 6))
 def test_property_oracle_bounds_and_symmetry(seed, k):
@@ -311,6 +313,7 @@ def test_property_identical_rankers(seed):
         assert (np.asarray(s.merge[m])[ev] >= np.asarray(s.a[m])[ev] - 1e-7).all()
 
 
+@pytest.mark.slow
 def test_jit_equals_eager_and_vmap_equals_loop(rng):
     la, lb, test = random_case(rng)
     masks = jnp.asarray(rng.random((3, 25)) < 0.5)
@@ -331,6 +334,7 @@ def test_jit_equals_eager_and_vmap_equals_loop(rng):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bootstrap_intervals(rng, key):
     n_users, n_items, k = 400, 60, 5
     u = rng.standard_normal((n_users, 4)).astype(np.float32)

@@ -25,6 +25,7 @@ def files(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_diagnose_two_embedding_files(files, capsys):
     out = files / "out"
     argv = ["diagnose", str(files / "inter.csv"), str(files / "a.npy"), str(files / "b.npy"),
@@ -61,6 +62,7 @@ def test_diagnose_needs_exactly_one_second_view(files, capsys):
     assert "exactly one" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_threshold_with_whole_catalogue_suggests_the_cli_flag(files, capsys):
     """--threshold drops items; the error names --allow-extra, which then works."""
     df = pd.read_csv(files / "inter.csv")

@@ -168,6 +168,7 @@ def test_fuse_runs_matches_reference(rng, method, norm):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", fusion.FUSION_METHODS)
 def test_dense_depth_equals_runs(rng, method):
     s_a = rng.normal(size=(5, 40)).astype(np.float32)
@@ -389,6 +390,7 @@ def test_gate_features_shapes(views, gate_setup):
     np.testing.assert_allclose(np.mean(gate_setup["uf"], 0), 0, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["zscore", "minmax"])
 def test_gate_at_init_equals_equal_weight_sum(views, gate_setup, norm):
     v, g = views, gate_setup
@@ -418,6 +420,7 @@ def test_gate_at_init_equals_equal_weight_sum(views, gate_setup, norm):
 GATE_CFG = fusion.GateConfig(steps=30, batch_size=32)
 
 
+@pytest.mark.slow
 def test_gate_training_lowers_loss_and_vmap_equals_loop(views, gate_setup):
     v, g = views, gate_setup
     fit_one = lambda k: fusion.fit_gate(  # noqa: E731
@@ -538,6 +541,7 @@ SP_CFG = fusion.SharedPrivateConfig(shared_dim=3, private_dim=3, steps=250, batc
 ORTH_TOL = 0.05
 
 
+@pytest.mark.slow
 def test_shared_private_orthogonal_after_training(item_views):
     iv = item_views
     x, y = jnp.asarray(iv["x"]), jnp.asarray(iv["y"])

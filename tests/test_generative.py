@@ -20,6 +20,7 @@ def _ols_r2(x, y):
     return 1 - (r**2).sum() / ((y - y.mean(0)) ** 2).sum()
 
 
+@pytest.mark.slow
 def test_decomposition_is_exact_and_shapes():
     v = gen.sample_views(jax.random.key(0), CFG, gen.ViewsKnobs(nonlinearity=0.7), 50)
     assert v.x.shape == (50, 16) and v.y.shape == (50, 12)
@@ -41,6 +42,7 @@ def test_linear_case_parts_are_the_mixing_terms():
     np.testing.assert_allclose(v.x_shared, ref, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_population_r2_star_matches_empirical_ridge_at_large_n():
     knobs = gen.ViewsKnobs(shared_fraction_sem=0.6, shared_fraction_cf=0.4, noise_sem=0.2)
     key = jax.random.key(3)
@@ -60,6 +62,7 @@ def test_population_r2_is_nan_when_nonlinear():
     assert np.isnan(float(gen.population_stats(mix, gen.ViewsKnobs(nonlinearity=0.5)).r2_ceiling))
 
 
+@pytest.mark.slow
 def test_shared_part_is_conditional_expectation_given_s():
     """Monte Carlo: average f(z) over many private draws for a fixed s equals x_shared."""
     knobs = gen.ViewsKnobs(nonlinearity=1.0, frequency=1.5, noise_sem=0.0, noise_cf=0.0)
@@ -76,6 +79,7 @@ def test_shared_part_is_conditional_expectation_given_s():
         assert np.all(np.abs(mc_mean) < 5 * se + 1e-4)
 
 
+@pytest.mark.slow
 def test_same_key_same_result_and_jit_equals_eager():
     knobs = gen.ViewsKnobs(nonlinearity=0.5)
     a = gen.sample_views(jax.random.key(11), CFG, knobs, 30)
@@ -87,6 +91,7 @@ def test_same_key_same_result_and_jit_equals_eager():
         np.testing.assert_allclose(u, w, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_vmap_over_keys_and_knobs_equals_loop():
     keys = jax.random.split(jax.random.key(2), 3)
     noise = jnp.array([0.0, 0.5, 1.0])
@@ -126,6 +131,7 @@ def test_shift_operators_act_on_test_only():
     np.testing.assert_allclose(sh.test.latents.p, 3 * base.test.latents.p, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_selection_splits_on_first_shared_latent():
     sp = gen.sample_split(
         jax.random.key(0), CFG, gen.ViewsKnobs(), n_train=50, n_test=50,
@@ -168,6 +174,7 @@ def _interactions(**knobs):
     return gen.sample_interactions(jax.random.key(1), lat, ucfg, gen.UserKnobs(**knobs))
 
 
+@pytest.mark.slow
 def test_interactions_are_valid_padded_disjoint_sets():
     it = _interactions(density=0.05)
     train, test = np.asarray(it.train), np.asarray(it.test)
@@ -226,6 +233,7 @@ def _world(key, knobs, n, cfg=NET):
     return mix, gen.render_views(mix, lat, knobs, noise_key=k_noise)
 
 
+@pytest.mark.slow
 def test_network_decomposition_and_shared_part_depends_on_s_only():
     knobs = gen.ViewsKnobs(nonlinearity=1.0, frequency=2.0, private_correlation=0.5)
     mix, v = _world(jax.random.key(0), knobs, 40)
@@ -247,6 +255,7 @@ def _np_posterior(mix, knobs, x):
     return np.linalg.solve(prec, H.T @ np.asarray(x, np.float64).T).T, sig2 * np.linalg.inv(prec)
 
 
+@pytest.mark.slow
 def test_posterior_matches_large_sample_regression():
     """E[s|x] is linear in x: OLS of s on x at large n recovers it; residual cov = Cov(s|x)."""
     knobs = gen.ViewsKnobs(shared_fraction_sem=0.6, noise_sem=0.5, spectrum_decay=0.5)
@@ -262,6 +271,7 @@ def test_posterior_matches_large_sample_regression():
     np.testing.assert_allclose(post.cov_s, ref_cov[:3, :3], rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_mc_bayes_predictor_converges_to_closed_form_in_linear_case():
     """eta = 0: g(s) = C s, so E[y|x] = sqrt(rho_y) C Λ^½ E[s|x] + private term exactly."""
     knobs = gen.ViewsKnobs(nonlinearity=0.0, noise_sem=0.3, private_correlation=0.6)
@@ -284,6 +294,7 @@ def test_mc_bayes_predictor_converges_to_closed_form_in_linear_case():
     assert errs[1] < errs[0] / 20  # variance ∝ 1/M: 64x more draws
 
 
+@pytest.mark.slow
 def test_bayes_ceiling_bounds_linear_ceiling_and_fitted_ols():
     knobs = gen.ViewsKnobs(nonlinearity=1.0, frequency=1.5, noise_sem=0.1, noise_cf=0.1)
     mix, v = _world(jax.random.key(4), knobs, 20_000)
@@ -313,6 +324,7 @@ def test_correlated_privates_recoverable_share_matches_regression(c):
         assert float(pop.private_recoverable) > 0.2
 
 
+@pytest.mark.slow
 def test_network_shifts_act_on_test_only():
     knobs = gen.ViewsKnobs(nonlinearity=1.0)
     base = gen.sample_split(jax.random.key(7), NET, knobs, n_train=30, n_test=20)
@@ -331,6 +343,7 @@ def test_network_shifts_act_on_test_only():
         gen.Shift(selection=0.6, selection_cf_private=0.6).validate()
 
 
+@pytest.mark.slow
 def test_popularity_tied_to_cf_private():
     lat = gen.sample_latents(jax.random.key(0), CFG, 2000)
     ucfg = gen.UsersConfig(n_users=4, max_interactions=4)

@@ -251,6 +251,7 @@ def test_embeddings_are_unit_rows_and_user_is_mlp_of_mean_history(key, toy):
 
 
 # ----------------------------------------------------------------------------- family
+@pytest.mark.slow
 def test_vmap_over_grid_equals_loop(key, toy):
     data = toy[3]
     fam = FAM

@@ -35,6 +35,7 @@ def _dense_norm_adj(u, i, nu, ni):
     return inv[:, None] * a * inv[None, :]
 
 
+@pytest.mark.slow
 def test_loss_matches_numpy_reference(toy):
     data, u, i, nu, ni = toy
     cfg = L.LightGCN(dim=4, max_layers=3)
@@ -135,6 +136,7 @@ def test_padding_equals_dropped(toy):
     np.testing.assert_allclose(lp, ld, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_degree_zero_rows_finite_and_jit_equals_eager(toy):
     data = toy[0]
     cfg = L.LightGCN(dim=4, max_layers=3, batch_size=16)

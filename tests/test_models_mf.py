@@ -45,6 +45,7 @@ CFG = cf.BPRConfig(dim=16, n_epochs=30, batch_size=256)
 HP = cf.BPRHParams(lr=0.02, l2=1e-4)
 
 
+@pytest.mark.slow
 def test_bpr_beats_popularity_on_low_rank_data(synth):
     tr_u, tr_i, te_u, te_i, nu, ni = synth
     res = cf.fit_bpr(jax.random.key(0), tr_u, tr_i, n_users=nu, n_items=ni, config=CFG, hparams=HP)
@@ -57,6 +58,7 @@ def test_bpr_beats_popularity_on_low_rank_data(synth):
     assert rec_bpr > rec_pop + 0.1, (rec_bpr, rec_pop)
 
 
+@pytest.mark.slow
 def test_bpr_deterministic_and_vmaps(synth):
     tr_u, tr_i, _, _, nu, ni = synth
     cfg = cf.BPRConfig(dim=8, n_epochs=2, batch_size=512)
@@ -252,6 +254,7 @@ def test_sgd_row_update_equals_dense_sgd_step(rng):
 
 
 # ----------------------------------------------------------------------------- new in models
+@pytest.mark.slow
 def test_lazy_adam_rows_match_dense_adam_on_touched_rows(rng):
     import optax
 
@@ -359,6 +362,7 @@ def test_select_ease(synth):
         cf.fit_ease(tr_u, tr_i, n_users=nu, n_items=ni, l2=None)
 
 
+@pytest.mark.slow
 def test_bpr_family_through_protocol_equals_fit_bpr(synth):
     from complemjax.models import protocol
 

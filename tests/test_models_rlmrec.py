@@ -71,6 +71,7 @@ def test_align_loss_matches_official_numpy(toy, key):
     assert not np.isclose(part, got)
 
 
+@pytest.mark.slow
 def test_weight_zero_is_exactly_lightgcn(toy, key):
     data = toy[3]
     lh = LightGCNHParams(learning_rate=1e-2, l2=1e-4, n_layers=2)
@@ -114,6 +115,7 @@ def test_grid_has_weight_zero_once():
     assert (np.asarray(g.n_layers) == 2).all()
 
 
+@pytest.mark.slow
 def test_vmap_over_grid_equals_loop(toy, key):
     data = toy[3]
     configs = [

@@ -212,6 +212,7 @@ def test_mlp_init_is_glorot_uniform(key):
 @pytest.mark.parametrize(
     "spec", [SMALL, MLP(width=5, depth=2, activation="gelu", steps=60, batch_size=16)]
 )
+@pytest.mark.slow
 def test_mlp_padding_with_mask_equals_true_width(rng, key, spec):
     x, y = _data(rng, n=64, nonlinear=True)
     true, info_true = fit_with_info(key, spec, x, y, HP)
@@ -237,6 +238,7 @@ def test_mlp_padding_with_mask_equals_true_width(rng, key, spec):
     assert float(jnp.mean(info_true.loss[-10:])) < 0.6 * float(info_true.loss[0])
 
 
+@pytest.mark.slow
 def test_fit_capacities_pad_equals_bucket_and_single_fits(rng, key):
     x, y = _data(rng, n=64, nonlinear=True)
     specs = [MLP(width=5, steps=60), SMALL, ReducedRank(rank=1), ReducedRank(rank=3), Ridge()]
@@ -305,6 +307,7 @@ def test_outer_jit_equals_fit(rng, key, spec):
         pytest.param(MLP(width=4, steps=3, batch_size=16), marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow
 def test_jit_equals_eager(rng, key, spec):
     x, y = _data(rng, n=32)
     jitted = fit(key, spec, x, y, HP)
@@ -468,6 +471,7 @@ def test_tune_ridge_matches_numpy_selection_on_the_validation_rows(rng, key):
     np.testing.assert_allclose(predict(Ridge(), t.params, x), ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_tune_mlp_configs_equal_single_padded_fits(rng, key):
     """Each vmapped configuration equals a single early-stopped fit at its width."""
     x, y = _data(rng, n=60)

@@ -175,6 +175,7 @@ def test_topk_matches_numpy_reference(rng, similarity):
 CHUNKINGS = [(5, None), (37, 10), (4, 7), (1, 53), (64, 1000), (3, 1)]
 
 
+@pytest.mark.slow
 def test_topk_chunking_equals_one_shot_exact_scores(rng):
     # Integer-valued embeddings: every score is exact, so lists must match bit for bit
     # (and the heavy ties exercise the lower-index rule across chunk boundaries).
@@ -406,6 +407,7 @@ def test_score_fn_matches_embeddings_and_no_retrace(rng):
     np.testing.assert_array_equal(got.items, topk_from_embeddings(u, v, k=k).items)
 
 
+@pytest.mark.slow
 def test_jit_equals_eager(rng):
     u = int_embeddings(rng, 7, 3)
     v = int_embeddings(rng, 11, 3)

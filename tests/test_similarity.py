@@ -560,6 +560,7 @@ def test_bad_inputs():
 _mat = st.integers(min_value=0, max_value=2**31 - 1)
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None)
 @given(seed=_mat, shape=st.sampled_from([(6, 1, 3), (12, 4, 4), (20, 6, 2)]))
 def test_property_bounds_and_symmetry(seed, shape):

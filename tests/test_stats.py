@@ -97,6 +97,7 @@ def test_resample_map_matches_loop():
     np.testing.assert_array_equal(np.asarray(out), loop)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["percentile", "bca", "studentized"])
 def test_cluster_bootstrap_matches_numpy(rng, method):
     a, b, mask = _data(rng)
@@ -129,6 +130,7 @@ def test_cluster_bootstrap_matches_numpy(rng, method):
     assert r.low <= r.estimate <= r.high
 
 
+@pytest.mark.slow
 def test_cluster_bootstrap_invariances_and_jit(rng):
     a, _, mask = _data(rng, S=3, U=20)
     key = jax.random.key(2)
@@ -198,6 +200,7 @@ def test_cluster_bootstrap_validation():
 # --------------------------------------------------------------------------- paired tests
 
 
+@pytest.mark.slow
 def test_sign_flip_matches_numpy(rng):
     a, b, mask = _data(rng, S=3, U=15)
     key = jax.random.key(4)
@@ -524,6 +527,7 @@ def _seed_interval_coverage(R, S, seed=0, *, normal_quantile=False):
     return float(covered.mean())
 
 
+@pytest.mark.slow
 def test_coverage_fast():
     # The default interval (studentized) and the negative control, same replications.
     R = 300
@@ -540,6 +544,7 @@ def test_coverage_fast():
     assert not _in_band(cov[1, 0], R, k=4) and cov[1, 0] < 0.9, cov  # rows not independent
 
 
+@pytest.mark.slow
 def test_paired_tests_under_null_fast():
     R = 400
     flip, seed_t = _sign_flip_rejections(R, S=5, U=40, n_perm=199, seed=1)

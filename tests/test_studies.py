@@ -207,6 +207,7 @@ def test_degraded_ranker_matches_the_target_validation_recall():
     assert abs(got - target) < 0.15 * full and got < full
 
 
+@pytest.mark.slow
 def test_no_test_access_during_selection():
     """Corrupting every test set changes no selection, epoch or trained embedding."""
     from complemjax.studies import _models as mm

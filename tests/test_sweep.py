@@ -127,6 +127,7 @@ def test_checkpoint_of_another_sweep_is_refused(tmp_path):
         _run(checkpoint_dir=other)
 
 
+@pytest.mark.slow
 def test_auto_chunk_size_from_memory_estimate(tmp_path):
     ref = _run()
     plan = sweep.plan_chunk_size(

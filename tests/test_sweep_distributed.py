@@ -78,6 +78,7 @@ def _assert_same_table(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
+@pytest.mark.slow
 def test_four_devices_equal_one_device(tmp_path):
     out = tmp_path / "four.pkl"
     child = _script(

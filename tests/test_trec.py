@@ -56,6 +56,7 @@ def test_qrels_and_compare_rankers_from_files(tmp_path, ids):
     assert float(ra) == pytest.approx((0.5 + 1.0 + 0.0) / 3)
 
 
+@pytest.mark.slow
 def test_ranx_interop(ids):
     ranx = pytest.importorskip("ranx")
     users, items = ids
