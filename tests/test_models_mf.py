@@ -89,6 +89,36 @@ def test_bpr_deterministic_and_vmaps(synth):
     assert int(s1.epoch) == 2
 
 
+@pytest.mark.parametrize("optimizer", ["lazy_adam", "sgd"])
+def test_row_updates_flattened_under_vmap_equal_single_fits(optimizer, rng):
+    # the custom vmap rule of the row gather/scatter (one flat table, offset indices) must
+    # give the single fits exactly, for one and for two nested vmaps
+    nu, ni = 40, 60
+    u = jnp.asarray(rng.integers(0, nu, 600))
+    i = jnp.asarray(rng.integers(0, ni, 600))
+    cfg = cf.BPRConfig(dim=4, n_epochs=2, batch_size=64, optimizer=optimizer)
+
+    def fit(key, hp, u, i):
+        return cf.fit_bpr(key, u, i, n_users=nu, n_items=ni, config=cfg, hparams=hp)
+
+    keys = jax.random.split(jax.random.key(3), 2)
+    grid = cf.BPRHParams(lr=jnp.array([0.05, 0.2]), l2=jnp.array([0.0, 1e-2]))
+    one = jax.jit(fit)
+    both = jax.jit(jax.vmap(fit, in_axes=(0, 0, None, None)))(keys, grid, u, i)
+    nested = jax.jit(
+        jax.vmap(jax.vmap(fit, in_axes=(None, 0, None, None)), in_axes=(0, None, None, None))
+    )(keys, grid, u, i)
+    for s in range(2):
+        hp = jax.tree.map(lambda x: x[s], grid)
+        ref = one(keys[s], hp, u, i)
+        np.testing.assert_array_equal(both.item_emb[s], ref.item_emb)
+        np.testing.assert_array_equal(both.user_emb[s], ref.user_emb)
+        for h in range(2):
+            ref = one(keys[s], jax.tree.map(lambda x: x[h], grid), u, i)
+            np.testing.assert_array_equal(nested.item_emb[s, h], ref.item_emb)
+    assert not np.allclose(both.item_emb[0], both.item_emb[1])
+
+
 def test_bpr_loss_gradient_matches_numpy(rng):
     nu, ni, d, b = 5, 7, 3, 6
     p = rng.normal(size=(nu, d)).astype(np.float32)
