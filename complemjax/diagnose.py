@@ -46,7 +46,8 @@ def _cf_top(model: str, split, k: int, seed: int):
         sel = cf.select_bpr(
             jax.random.key(seed), tr.user_idx, tr.item_idx, valid, n_users=U, n_items=n_items,
             config=cf.BPRConfig(dim=64, n_epochs=40),
-            grid=cf.BPRHParams(lr=jnp.full((3,), 0.005), l2=jnp.asarray([1e-5, 1e-4, 1e-3])),
+            grid=cf.BPRHParams(learning_rate=jnp.full((3,), 0.005),
+                               l2=jnp.asarray([1e-5, 1e-4, 1e-3])),
         )  # fmt: skip
         return ranking.topk_from_embeddings(
             sel.user_emb, sel.item_emb, k=k, exclude=split.exclude_for_test()

@@ -900,7 +900,7 @@ CASES: list[Case] = [
         "silent",
     ),
     Case(
-        "fit_bpr-lr-nan",
+        "fit_bpr-learning_rate-nan",
         lambda t: cj.fit_bpr(
             KEY,
             np.array([0, 1], I32),
@@ -908,9 +908,9 @@ CASES: list[Case] = [
             n_users=2,
             n_items=3,
             config=cj.BPRConfig(dim=2, n_epochs=1),
-            hparams=cj.BPRHParams(lr=float("nan")),
+            hparams=cj.BPRHParams(learning_rate=float("nan")),
         ),
-        "lr",
+        "learning_rate",
         "silent",
     ),
     Case(

@@ -431,7 +431,7 @@ def test_gate_training_lowers_loss_and_vmap_equals_loop(views, gate_setup):
         config=GATE_CFG,
         n_items=v["n_items"],
         exclude=v["hist"],
-        hparams=fusion.GateHParams(lr=0.1),
+        hparams=fusion.GateHParams(learning_rate=0.1),
     )
     keys = jax.random.split(jax.random.key(0), 2)
     batched = jax.vmap(fit_one)(keys)
@@ -466,7 +466,7 @@ def test_gate_training_lowers_loss_and_vmap_equals_loop(views, gate_setup):
 
 def test_gate_bad_inputs(views, gate_setup):
     v, g = views, gate_setup
-    with pytest.raises(ValueError, match="lr"):
+    with pytest.raises(ValueError, match="learning_rate"):
         fusion.fit_gate(
             jax.random.key(0),
             v["fa"],
@@ -477,7 +477,7 @@ def test_gate_bad_inputs(views, gate_setup):
             g["vi"],
             config=GATE_CFG,
             n_items=v["n_items"],
-            hparams=fusion.GateHParams(lr=0.0),
+            hparams=fusion.GateHParams(learning_rate=0.0),
         )
     with pytest.raises(ValueError, match="item_features"):
         fusion.fit_gate(
@@ -542,7 +542,7 @@ def test_shared_private_orthogonal_after_training(item_views):
     iv = item_views
     x, y = jnp.asarray(iv["x"]), jnp.asarray(iv["y"])
     # one vmapped call trains with and without the orthogonality penalty
-    hps = jax.tree.map(lambda v: jnp.full(2, v), fusion.SharedPrivateHParams(lr=0.02))
+    hps = jax.tree.map(lambda v: jnp.full(2, v), fusion.SharedPrivateHParams(learning_rate=0.02))
     hps = hps.replace(orth_weight=jnp.array([10.0, 0.0]))
     fits = jax.vmap(
         lambda h: fusion.fit_shared_private(

@@ -42,7 +42,7 @@ def _recall20(user_emb, item_emb, tr_u, tr_i, te_u, te_i, n_users):
 
 
 CFG = cf.BPRConfig(dim=16, n_epochs=30, batch_size=256)
-HP = cf.BPRHParams(lr=0.02, l2=1e-4)
+HP = cf.BPRHParams(learning_rate=0.02, l2=1e-4)
 
 
 def test_bpr_beats_popularity_on_low_rank_data(synth):
@@ -65,15 +65,17 @@ def test_bpr_deterministic_and_vmaps(synth):
         return cf.fit_bpr(key, tr_u, tr_i, n_users=nu, n_items=ni, config=cfg, hparams=hp)
 
     keys = jax.random.split(jax.random.key(1), 3)
-    grid = cf.BPRHParams(lr=jnp.array([0.01, 0.02, 0.05]), l2=jnp.array([0.0, 1e-4, 1e-3]))
+    grid = cf.BPRHParams(
+        learning_rate=jnp.array([0.01, 0.02, 0.05]), l2=jnp.array([0.0, 1e-4, 1e-3])
+    )
     batched = jax.vmap(fit)(keys, grid)
     singles = []
     for g in range(3):
-        one = fit(keys[g], cf.BPRHParams(lr=grid.lr[g], l2=grid.l2[g]))
+        one = fit(keys[g], cf.BPRHParams(learning_rate=grid.learning_rate[g], l2=grid.l2[g]))
         singles.append(one)
         np.testing.assert_allclose(batched.item_emb[g], one.item_emb, rtol=2e-5, atol=2e-6)
         np.testing.assert_allclose(batched.losses[g], one.losses, rtol=2e-5)
-    hp0 = cf.BPRHParams(lr=grid.lr[0], l2=grid.l2[0])
+    hp0 = cf.BPRHParams(learning_rate=grid.learning_rate[0], l2=grid.l2[0])
     n_compiled = _train_epochs._cache_size()
     np.testing.assert_array_equal(fit(keys[0], hp0).user_emb, singles[0].user_emb)
     assert _train_epochs._cache_size() == n_compiled  # no retrace on a second call
@@ -140,7 +142,7 @@ def test_negatives_avoid_positives():
 def test_select_bpr(synth):
     tr_u, tr_i, te_u, te_i, nu, ni = synth
     val = padding.pad_item_sets(te_u, te_i, nu)
-    grid = cf.BPRHParams(lr=jnp.array([1e-4, 0.02]), l2=jnp.array([1e-4, 1e-4]))
+    grid = cf.BPRHParams(learning_rate=jnp.array([1e-4, 0.02]), l2=jnp.array([1e-4, 1e-4]))
     cfg = cf.BPRConfig(dim=16, n_epochs=20, batch_size=256)
     sel = cf.select_bpr(
         jax.random.key(0),
@@ -159,7 +161,7 @@ def test_select_bpr(synth):
     assert (sel.best, sel.best_epoch) == (g, sel.epochs[c])
     rec = _recall20(sel.user_emb, sel.item_emb, tr_u, tr_i, te_u, te_i, nu)
     np.testing.assert_allclose(rec, sel.recall.max(), rtol=1e-6)
-    assert float(sel.hparams.lr) == pytest.approx(0.02)
+    assert float(sel.hparams.learning_rate) == pytest.approx(0.02)
     with pytest.raises(ValueError, match="eval_every"):
         cf.select_bpr(
             jax.random.key(0),
@@ -236,7 +238,7 @@ def test_sgd_row_update_equals_dense_sgd_step(rng):
     u = jnp.asarray(rng.integers(0, nu, n), jnp.int32)
     i = jnp.asarray(rng.integers(0, ni, n), jnp.int32)
     cfg = cf.BPRConfig(dim=3, n_epochs=1, batch_size=n, optimizer="sgd", reject_positives=False)
-    hp = cf.BPRHParams(lr=0.7, l2=0.05)
+    hp = cf.BPRHParams(learning_rate=0.7, l2=0.05)
     st = cf.bpr_init(jax.random.key(3), n_users=nu, n_items=ni, config=cfg)
     new, loss = cf.bpr_train_epochs(st, u, i, hp, n_items=ni, config=cfg, n_epochs=1)
     _, k_epoch = jax.random.split(st.key)
@@ -317,11 +319,11 @@ def test_bpr_mask_drops_padding(synth):
 @pytest.mark.parametrize(
     "hp, field",
     [
-        (cf.BPRHParams(lr=float("nan"), l2=1e-4), "lr"),
-        (cf.BPRHParams(lr=0.0, l2=1e-4), "lr"),
-        (cf.BPRHParams(lr=-1.0, l2=1e-4), "lr"),
-        (cf.BPRHParams(lr=0.01, l2=-1e-4), "l2"),
-        (cf.BPRHParams(lr=0.01, l2=float("inf")), "l2"),
+        (cf.BPRHParams(learning_rate=float("nan"), l2=1e-4), "learning_rate"),
+        (cf.BPRHParams(learning_rate=0.0, l2=1e-4), "learning_rate"),
+        (cf.BPRHParams(learning_rate=-1.0, l2=1e-4), "learning_rate"),
+        (cf.BPRHParams(learning_rate=0.01, l2=-1e-4), "l2"),
+        (cf.BPRHParams(learning_rate=0.01, l2=float("inf")), "l2"),
     ],
 )
 def test_bpr_hparams_validated(synth, hp, field):

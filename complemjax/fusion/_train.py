@@ -79,12 +79,12 @@ def bpr_loss(pos, neg):
     return -jnp.mean(jax.nn.log_sigmoid(pos - neg))
 
 
-def fit_scan(key, params, loss_fn: Callable, lr, steps: int):
+def fit_scan(key, params, loss_fn: Callable, learning_rate, steps: int):
     """Adam on ``loss_fn(params, key_t)`` for ``steps`` steps in a ``lax.scan``.
 
     Per-step keys are ``fold_in(key, t)``. Returns ``(params, losses [steps])``.
     """
-    opt = optax.adam(lr)
+    opt = optax.adam(learning_rate)
     state = opt.init(params)
 
     def step(carry, t):

@@ -83,7 +83,7 @@ class GateConfig:
 class GateHParams:
     """Dynamic training knobs (vmappable): learning rate and L2 penalty on gate weights."""
 
-    lr: jax.Array = 0.05
+    learning_rate: jax.Array = 0.05
     l2: jax.Array = 1e-4
 
 
@@ -347,7 +347,7 @@ def _fit_gate(key, fa, fb, uf, itf, exclude, users, items, hp, *, config, n_item
             p, fa, fb, uf, itf, exclude, bu, bp, bn, config=config, n_items=n_items, l2=hp.l2
         )
 
-    params, losses = _train.fit_scan(key, params, loss_fn, hp.lr, config.steps)
+    params, losses = _train.fit_scan(key, params, loss_fn, hp.learning_rate, config.steps)
     return GateFit(params, losses)
 
 
@@ -390,7 +390,7 @@ def fit_gate(
         ...                 n_items=n_items, exclude=train))(jax.random.split(key, 4))
     """
     hparams = GateHParams() if hparams is None else hparams
-    _train.check_hparam("lr", hparams.lr, 0.0, lo_open=True)
+    _train.check_hparam("learning_rate", hparams.learning_rate, 0.0, lo_open=True)
     _train.check_hparam("l2", hparams.l2, 0.0)
     n_items = _checks.check_positive_int("n_items", n_items)
     uf = _checks.check_matrix("user_features", user_features)

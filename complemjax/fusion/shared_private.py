@@ -88,11 +88,11 @@ class SharedPrivateConfig:
 class SharedPrivateHParams:
     """Dynamic knobs of the shared-plus-private model (vmappable).
 
-    ``lr``, ``l2``, ``align_weight`` (>= 0), ``orth_weight`` (>= 0), InfoNCE ``temperature``
-    (> 0).
+    ``learning_rate`` (> 0), ``l2``, ``align_weight`` (>= 0), ``orth_weight`` (>= 0), InfoNCE
+    ``temperature`` (> 0).
     """
 
-    lr: jax.Array = 0.01
+    learning_rate: jax.Array = 0.01
     l2: jax.Array = 1e-4
     align_weight: jax.Array = 0.1
     orth_weight: jax.Array = 1.0
@@ -214,12 +214,12 @@ def _fit(key, x, y, users, items, hp, *, config, n_users, n_items):
             orth_idx = jax.random.randint(k_o, (config.orth_items,), 0, n_items)
         return shared_private_loss(p, x, y, bu, bp, bn, hp, orth_idx)[0]
 
-    params, losses = _train.fit_scan(k_train, params, loss_fn, hp.lr, config.steps)
+    params, losses = _train.fit_scan(k_train, params, loss_fn, hp.learning_rate, config.steps)
     return SharedPrivateFit(params, losses)
 
 
 def _check_hp(hp):
-    _train.check_hparam("lr", hp.lr, 0.0, lo_open=True)
+    _train.check_hparam("learning_rate", hp.learning_rate, 0.0, lo_open=True)
     _train.check_hparam("l2", hp.l2, 0.0)
     _train.check_hparam("align_weight", hp.align_weight, 0.0)
     _train.check_hparam("orth_weight", hp.orth_weight, 0.0)

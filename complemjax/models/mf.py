@@ -67,7 +67,7 @@ class BPRConfig:
         summed gradient in the first moment and the summed squared gradients in the
         second); ``"adam"``: optax Adam on the full tables every step (dense; kept as
         the reference); ``"sgd"``: plain minibatch SGD applied to the sampled rows
-        (identical to a dense SGD step). All use step size ``hparams.lr``.
+        (identical to a dense SGD step). All use step size ``hparams.learning_rate``.
       init_scale: embeddings start as ``init_scale * N(0, 1)``.
       reject_positives: resample a negative that is a training positive of the user (up
         to ``n_neg_retries`` times; needs ``n_users * n_items < 2**31``).
@@ -98,27 +98,29 @@ class BPRHParams:
     """Dynamic BPR hyper-parameters (arrays; add a leading axis to vmap a grid).
 
     Attributes:
-      lr: learning rate (step size after the Adam/SGD direction), finite and > 0.
+      learning_rate: step size applied to the Adam/SGD direction, finite and > 0.
       l2: weight of ``||p_u||² + ||q_i||² + ||q_j||²`` per sampled triple, finite ≥ 0.
     """
 
-    lr: jax.Array | float = 1e-3
+    learning_rate: jax.Array | float = 1e-3
     l2: jax.Array | float = 1e-4
 
 
 def check_bpr_hparams(hparams) -> None:
     """Raise ValueError naming the field of BPR hyperparameters that is out of range.
 
-    Raises unless ``lr`` is finite > 0 and ``l2`` finite ≥ 0 (any shape; skipped under
+    Raises unless ``learning_rate`` is finite > 0 and ``l2`` finite ≥ 0 (any shape; skipped under
     tracing).
     """
     if not isinstance(hparams, BPRHParams):
         raise ValueError(f"`hparams` must be a BPRHParams, got {type(hparams).__name__}")
-    if isinstance(hparams.lr, jax.core.Tracer) or isinstance(hparams.l2, jax.core.Tracer):
+    if any(isinstance(x, jax.core.Tracer) for x in (hparams.learning_rate, hparams.l2)):
         return
-    lr, l2 = np.asarray(hparams.lr, float), np.asarray(hparams.l2, float)
+    lr, l2 = np.asarray(hparams.learning_rate, float), np.asarray(hparams.l2, float)
     if not (np.isfinite(lr).all() and (lr > 0).all()):
-        raise ValueError(f"`hparams.lr` must be finite and > 0, got {hparams.lr}")
+        raise ValueError(
+            f"`hparams.learning_rate` must be finite and > 0, got {hparams.learning_rate}"
+        )
     if not (np.isfinite(l2).all() and (l2 >= 0).all()):
         raise ValueError(f"`hparams.l2` must be finite and >= 0, got {hparams.l2}")
 
@@ -286,7 +288,7 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
     n = user_idx.shape[0]
     bsz = min(config.batch_size, n)
     n_batches = n // bsz
-    lr = jnp.asarray(hparams.lr)
+    lr = jnp.asarray(hparams.learning_rate)
     l2 = jnp.asarray(hparams.l2)
     user_idx = user_idx.astype(jnp.int32)
     item_idx = item_idx.astype(jnp.int32)
@@ -399,7 +401,7 @@ def fit_bpr(
 
         L = mean_b [ -log σ(p_u·q_i − p_u·q_j) + l2 (‖p_u‖² + ‖q_i‖² + ‖q_j‖²) ]
 
-    with lazy (row-wise) Adam, dense Adam or SGD at step size ``hparams.lr``.
+    with lazy (row-wise) Adam, dense Adam or SGD at step size ``hparams.learning_rate``.
     Score: ``s(u, i) = p_u · q_i``.
 
     Pure in ``(key, user_idx, item_idx, mask, hparams)``; vmap over keys, over a stacked
@@ -413,7 +415,7 @@ def fit_bpr(
       n_users: number of users, rows of the user table (static).
       n_items: number of items, rows of the item table (static).
       config: :class:`BPRConfig` (static).
-      hparams: :class:`BPRHParams` (dynamic): ``lr`` finite > 0, ``l2`` finite ≥ 0.
+      hparams: :class:`BPRHParams` (dynamic): ``learning_rate`` finite > 0, ``l2`` finite ≥ 0.
       mask: optional ``[E]`` bool, the real entries of padded arrays. Padded entries
         get weight 0 in the loss (the mean is over the real entries of a batch) and are
         never positives for the negative rejection; an epoch still runs ``E // B``
@@ -425,7 +427,7 @@ def fit_bpr(
 
     Example:
       >>> res = fit_bpr(jax.random.key(0), u, i, n_users=U, n_items=I,
-      ...               config=BPRConfig(dim=32), hparams=BPRHParams(lr=1e-2, l2=1e-4))
+      ...               config=BPRConfig(dim=32), hparams=BPRHParams(learning_rate=1e-2, l2=1e-4))
       ... # doctest: +SKIP
 
     References:
@@ -516,7 +518,7 @@ def select_bpr(
     patience: int | None = None,
     mask=None,
 ) -> BPRSelection:
-    """Choose BPR ``lr``/``l2`` and the number of epochs by validation Recall@K.
+    """Choose BPR ``learning_rate``/``l2`` and the number of epochs by validation Recall@K.
 
     :func:`complemjax.models.protocol.select` with :class:`BPR`: every grid point (a
     :class:`BPRHParams` whose fields share a leading axis G) is trained from the same
@@ -552,13 +554,14 @@ def select_bpr(
         raise ValueError(
             f"`eval_every`={eval_every} must divide `config.n_epochs`={config.n_epochs}"
         )
-    lr = jnp.atleast_1d(jnp.asarray(grid.lr))
+    lr = jnp.atleast_1d(jnp.asarray(grid.learning_rate))
     l2 = jnp.atleast_1d(jnp.asarray(grid.l2))
     if lr.ndim != 1 or lr.shape != l2.shape:
         raise ValueError(
-            f"`grid.lr` and `grid.l2` must be 1-D of equal length, got {lr.shape}, {l2.shape}"
+            "`grid.learning_rate` and `grid.l2` must be 1-D of equal length, got "
+            f"{lr.shape}, {l2.shape}"
         )
-    grid = BPRHParams(lr=lr, l2=l2)
+    grid = BPRHParams(learning_rate=lr, l2=l2)
     check_bpr_hparams(grid)
     n_checks = config.n_epochs // eval_every
     patience = n_checks if patience is None else check_positive_int("patience", patience)
