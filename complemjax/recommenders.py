@@ -20,8 +20,7 @@ enters only through fusion); they need no training.
   ranker: a ridge map (:class:`complemjax.probes.Ridge`) from the semantic embeddings onto
   trained collaborative item embeddings, ``z_i = x_i W + b``; users are the mean of ``z``
   over their history and score ``profile_u · z_i``. Because ``W`` is fitted to CF
-  embeddings, it carries collaborative information. ``mapped_recommender`` is the old
-  name, kept as an alias while a study still imports it.
+  embeddings, it carries collaborative information.
 """
 
 from __future__ import annotations
@@ -50,7 +49,6 @@ __all__ = [
     "item_knn_score_fn",
     "item_neighbors",
     "linear_map_onto_cf",
-    "mapped_recommender",
     "rating_weights",
     "recency_weights",
     "select_semantic_ranker",
@@ -634,7 +632,3 @@ def linear_map_onto_cf(
     z = apply_linear_map(m, sem_item_emb)
     prof = user_profiles(z, user_idx, item_idx, n_users=n_users, normalize=False)
     return prof, z, m
-
-
-#: Deprecated alias of :func:`linear_map_onto_cf` (kept while a study imports it).
-mapped_recommender = linear_map_onto_cf
