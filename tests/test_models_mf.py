@@ -8,7 +8,8 @@ import pytest
 
 from complemjax import cf, ranking
 from complemjax.data import padding
-from complemjax.models.mf import _bpr_loss, _epoch_samples, _is_positive, _train_epochs
+from complemjax.models import bpr
+from complemjax.models.mf import _bpr_loss, _train_epochs
 
 
 def _synthetic(seed=0, n_users=160, n_items=120, rank=3, per_user=24):
@@ -123,7 +124,7 @@ def test_positive_lookup():
     qu = jnp.array([0, 0, 2, 2, 1, 1])
     qi = jnp.array([3, 2, 0, 4, 4, 0])
     np.testing.assert_array_equal(
-        _is_positive(keys, qu, qi, 5), [True, False, True, False, True, False]
+        bpr.is_positive(keys, qu, qi, 5), [True, False, True, False, True, False]
     )
 
 
@@ -242,7 +243,9 @@ def test_sgd_row_update_equals_dense_sgd_step(rng):
     st = cf.bpr_init(jax.random.key(3), n_users=nu, n_items=ni, config=cfg)
     new, loss = cf.bpr_train_epochs(st, u, i, hp, n_items=ni, config=cfg, n_epochs=1)
     _, k_epoch = jax.random.split(st.key)
-    uu, ii, j, _ = _epoch_samples(k_epoch, u, i, jnp.ones(n), None, ni, n, cfg)
+    uu, ii, j, _ = bpr.sample_bpr_triples(
+        k_epoch, u, i, n_items=ni, n_draws=n, n_neg_retries=cfg.n_neg_retries
+    )
     ref_loss, g = jax.value_and_grad(_bpr_loss)(st.params, uu, ii, j, 0.05)
     np.testing.assert_allclose(loss[0], ref_loss, rtol=1e-6)
     np.testing.assert_allclose(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import flax.struct
 import jax
@@ -26,9 +26,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+from jax.typing import ArrayLike
 
 from complemjax._checks import check_positive_int
+from complemjax.models import bpr
 from complemjax.models._pairs import check_pairs
+
+if TYPE_CHECKING:
+    from complemjax.models.protocol import TrainData
 
 __all__ = [
     "BPR",
@@ -106,7 +111,7 @@ class BPRHParams:
     l2: jax.Array | float = 1e-4
 
 
-def check_bpr_hparams(hparams) -> None:
+def check_bpr_hparams(hparams: BPRHParams) -> None:
     """Raise ValueError naming the field of BPR hyperparameters that is out of range.
 
     Raises unless ``learning_rate`` is finite > 0 and ``l2`` finite ≥ 0 (any shape; skipped under
@@ -183,7 +188,7 @@ def _opt_init(config: BPRConfig, params: BPRParams):
     return optax.EmptyState()
 
 
-def bpr_init(key, *, n_users: int, n_items: int, config: BPRConfig) -> BPRState:
+def bpr_init(key: jax.Array, *, n_users: int, n_items: int, config: BPRConfig) -> BPRState:
     """Initial :class:`BPRState`: Gaussian factors ``init_scale * N(0, 1)``.
 
     Args:
@@ -214,16 +219,7 @@ def _bpr_rows_loss(rows, l2, w=None):
     p, qi, qj = rows
     x = jnp.sum(p * (qi - qj), axis=-1)
     reg = jnp.sum(p * p, -1) + jnp.sum(qi * qi, -1) + jnp.sum(qj * qj, -1)
-    per = -jax.nn.log_sigmoid(x) + l2 * reg
-    if w is None:
-        return jnp.mean(per)
-    return jnp.sum(w * per) / jnp.maximum(jnp.sum(w), 1.0)
-
-
-def _is_positive(sorted_keys, u, j, n_items):
-    q = u * n_items + j
-    pos = jnp.clip(jnp.searchsorted(sorted_keys, q), 0, sorted_keys.shape[0] - 1)
-    return sorted_keys[pos] == q
+    return bpr.bpr_loss(x, w, l2 * reg)
 
 
 def _row_counts(idx, n_rows, dtype):
@@ -253,36 +249,6 @@ def _lazy_adam_rows(table, mv, idx, g, lr, bc1, bc2):
     return table.at[idx].add(-lr * step * inv), mv
 
 
-def _uniform_ints(bits, n):
-    """``bits mod n`` as int32: uniform on ``[0, n)`` up to a bias below ``n / 2**32``.
-
-    Cheaper on CPU than ``jax.random.randint``, which draws and combines two words.
-    """
-    return (bits % jnp.uint32(n)).astype(jnp.int32)
-
-
-def _epoch_samples(key, user_idx, item_idx, weights, sorted_keys, n_items, n_draws, config):
-    """One epoch's triples, drawn in bulk.
-
-    ``n_draws`` entries uniformly with replacement (as ``implicit`` and the original BPR's bootstrap
-    sampling), each with one uniform negative, resampled ``n_neg_retries`` times while it is a
-    training positive.
-
-    Returns ``(u, i, j, w)``, each ``[n_draws]``.
-    """
-    n = user_idx.shape[0]
-    bits = jax.random.bits(key, (2 + config.n_neg_retries, n_draws), jnp.uint32)
-    e = _uniform_ints(bits[0], n)
-    u, i, w = user_idx[e], item_idx[e], weights[e]
-    j = _uniform_ints(bits[1], n_items)
-    if config.reject_positives:
-        for r in range(config.n_neg_retries):
-            j = jnp.where(
-                _is_positive(sorted_keys, u, j, n_items), _uniform_ints(bits[2 + r], n_items), j
-            )
-    return u, i, j, w
-
-
 @functools.partial(jax.jit, static_argnames=("n_items", "config", "n_epochs"))
 def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, config, n_epochs):
     n = user_idx.shape[0]
@@ -296,8 +262,10 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
     w_all = jnp.ones(n, dtype) if mask is None else jnp.asarray(mask).astype(dtype)
     sorted_keys = None
     if config.reject_positives:
-        keys = user_idx * n_items + item_idx
-        sorted_keys = jnp.sort(keys if mask is None else jnp.where(mask, keys, -1))
+        n_users = state.params.user_emb.shape[0]
+        sorted_keys = bpr.positive_keys(
+            user_idx, item_idx, n_users=n_users, n_items=n_items, mask=mask
+        )
     grad_rows = jax.value_and_grad(_bpr_rows_loss)
     tx = optax.scale_by_adam()
 
@@ -335,9 +303,10 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
     def epoch(carry, _):
         params, opt_state, key = carry
         key, k_epoch = jax.random.split(key)
-        samples = _epoch_samples(
-            k_epoch, user_idx, item_idx, w_all, sorted_keys, n_items, n_batches * bsz, config
-        )
+        samples = bpr.sample_bpr_triples(
+            k_epoch, user_idx, item_idx, n_items=n_items, n_draws=n_batches * bsz,
+            weights=w_all, sorted_keys=sorted_keys, n_neg_retries=config.n_neg_retries,
+        )  # fmt: skip
         batches = tuple(x.reshape(n_batches, bsz) for x in samples)
         (params, opt_state), losses = lax.scan(step, (params, opt_state), batches)
         return (params, opt_state, key), jnp.mean(losses)
@@ -360,14 +329,14 @@ def _check_config(config, n_users, n_items):
 
 def bpr_train_epochs(
     state: BPRState,
-    user_idx,
-    item_idx,
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
     hparams: BPRHParams,
     *,
     n_items: int,
     config: BPRConfig,
     n_epochs: int,
-    mask=None,
+    mask: ArrayLike | None = None,
 ) -> tuple[BPRState, jax.Array]:
     """Run ``n_epochs`` BPR epochs from ``state`` (resumable training; vmappable).
 
@@ -383,15 +352,15 @@ def bpr_train_epochs(
 
 
 def fit_bpr(
-    key,
-    user_idx,
-    item_idx,
+    key: jax.Array,
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
     *,
     n_users: int,
     n_items: int,
     config: BPRConfig,
     hparams: BPRHParams,
-    mask=None,
+    mask: ArrayLike | None = None,
 ) -> BPRResult:
     """Fit BPR matrix factorisation on implicit interactions.
 
@@ -454,23 +423,27 @@ class BPR:
     config: BPRConfig = BPRConfig()
     name: str = "BPR-MF"
 
-    def check_hparams(self, hparams) -> None:
+    def check_hparams(self, hparams: BPRHParams) -> None:
         """Raise ValueError naming the field of ``hparams`` that is out of range."""
         check_bpr_hparams(hparams)
 
-    def init(self, key, data, hparams) -> BPRState:
+    def init(self, key: jax.Array, data: TrainData, hparams: BPRHParams) -> BPRState:
         """Initial :class:`BPRState` for the users and items of ``data``."""
         _check_config(self.config, data.n_users, data.n_items)
         return bpr_init(key, n_users=data.n_users, n_items=data.n_items, config=self.config)
 
-    def train_epochs(self, state, data, hparams, n_epochs: int):
+    def train_epochs(
+        self, state: BPRState, data: TrainData, hparams: BPRHParams, n_epochs: int
+    ) -> tuple[BPRState, jax.Array]:
         """Run ``n_epochs`` epochs of BPR training; returns ``(state, losses [n_epochs])``."""
         return _train_epochs(
             state, data.user_idx, data.item_idx, data.mask, hparams, data.n_items,
             self.config, n_epochs,
         )  # fmt: skip
 
-    def embeddings(self, state, data, hparams):
+    def embeddings(
+        self, state: BPRState, data: TrainData, hparams: BPRHParams
+    ) -> tuple[jax.Array, jax.Array]:
         """``(user_emb [U, dim], item_emb [I, dim])``, the trained factors (dot-product scores)."""
         return state.params.user_emb, state.params.item_emb
 
@@ -504,10 +477,10 @@ class BPRSelection(NamedTuple):
 
 
 def select_bpr(
-    key,
-    user_idx,
-    item_idx,
-    valid_sets,
+    key: jax.Array,
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
+    valid_sets: ArrayLike,
     *,
     n_users: int,
     n_items: int,
@@ -516,7 +489,7 @@ def select_bpr(
     eval_every: int = 5,
     k: int = 20,
     patience: int | None = None,
-    mask=None,
+    mask: ArrayLike | None = None,
 ) -> BPRSelection:
     """Choose BPR ``learning_rate``/``l2`` and the number of epochs by validation Recall@K.
 
