@@ -18,6 +18,7 @@ from jax.typing import ArrayLike
 
 from complemjax import _checks
 from complemjax.models import bpr
+from complemjax.models._pairs import check_pairs
 
 __all__: list[str] = []
 
@@ -25,38 +26,11 @@ __all__: list[str] = []
 def check_interactions(
     train_users: ArrayLike, train_items: ArrayLike, n_users: int, n_items: int
 ) -> tuple[jax.Array, jax.Array]:
-    """Validate interaction pairs ``[n_inter]`` (int) and return them as int32 arrays."""
-    u = jnp.asarray(train_users)
-    i = jnp.asarray(train_items)
-    for name, x, hi in (("train_users", u, n_users), ("train_items", i, n_items)):
-        if x.ndim != 1 or not jnp.issubdtype(x.dtype, jnp.integer):
-            raise ValueError(
-                f"`{name}` must be a 1-D int array, got shape {x.shape} and dtype {x.dtype}"
-            )
-        if x.shape[0] == 0:
-            raise ValueError(f"`{name}` must not be empty")
-        if not isinstance(x, jax.core.Tracer):
-            lo, top = int(jnp.min(x)), int(jnp.max(x))
-            if lo < 0 or top >= hi:
-                raise ValueError(f"`{name}` entries must lie in [0, {hi}), got [{lo}, {top}]")
-    if u.shape != i.shape:
-        raise ValueError(
-            f"`train_users` and `train_items` must have the same shape, got {u.shape} and {i.shape}"
-        )
-    return u.astype(jnp.int32), i.astype(jnp.int32)
-
-
-def check_padded(name: str, x: ArrayLike, n_rows: int) -> jax.Array:
-    """Validate a ``[n_rows, L]`` int padded item-set array (``-1`` padding)."""
-    x = jnp.asarray(x)
-    if x.ndim != 2 or not jnp.issubdtype(x.dtype, jnp.integer):
-        raise ValueError(
-            f"`{name}` must be an int [n_users, max_len] padded array, got shape {x.shape} "
-            f"and dtype {x.dtype}"
-        )
-    if x.shape[0] != n_rows:
-        raise ValueError(f"`{name}` must have {n_rows} rows (users), got shape {x.shape}")
-    return x.astype(jnp.int32)
+    """Validate the fitting pairs with the models' pair validator; return them as int32."""
+    u, i, _, _ = check_pairs(
+        train_users, train_items, n_users, n_items, names=("train_users", "train_items")
+    )
+    return u, i
 
 
 def check_views(x: ArrayLike, y: ArrayLike) -> tuple[jax.Array, jax.Array]:

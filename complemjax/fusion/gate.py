@@ -41,6 +41,7 @@ from complemjax import _checks
 from complemjax.fusion import _train
 from complemjax.fusion.rules import as_score_fn, exclusion_mask, normalize_rows
 from complemjax.models import bpr
+from complemjax.ranking import check_item_sets
 
 __all__ = [
     "GateConfig",
@@ -201,7 +202,7 @@ def gate_user_features(
     top_m = _checks.check_positive_int("top_m", top_m, maximum=n_items)
     if norm not in ("zscore", "minmax"):
         raise ValueError(f"`norm` must be 'zscore' or 'minmax', got {norm!r}")
-    exclude = _train.check_padded("exclude", exclude, n_users)
+    exclude = check_item_sets("exclude", exclude, n_users, n_items)
     chunk = min(_checks.check_positive_int("user_chunk", user_chunk), n_users)
     fa = as_score_fn("score_fn_a", score_fn_a)
     fb = as_score_fn("score_fn_b", score_fn_b)
@@ -318,7 +319,7 @@ def gate_score_fn(
     if itf.shape[0] != n_items:
         raise ValueError(f"`item_features` must have {n_items} rows, got shape {itf.shape}")
     if exclude is not None:
-        exclude = _train.check_padded("exclude", exclude, uf.shape[0])
+        exclude = check_item_sets("exclude", exclude, uf.shape[0], n_items)
     fa = as_score_fn("score_fn_a", score_fn_a)
     fb = as_score_fn("score_fn_b", score_fn_b)
     return jax.tree_util.Partial(_gate_apply_for(config, n_items), params, fa, fb, uf, itf, exclude)
@@ -411,7 +412,7 @@ def fit_gate(
         raise ValueError(f"`item_features` must have {n_items} rows, got shape {itf.shape}")
     users, items = _train.check_interactions(train_users, train_items, uf.shape[0], n_items)
     if exclude is not None:
-        exclude = _train.check_padded("exclude", exclude, uf.shape[0])
+        exclude = check_item_sets("exclude", exclude, uf.shape[0], n_items)
     fa = as_score_fn("score_fn_a", score_fn_a)
     fb = as_score_fn("score_fn_b", score_fn_b)
     return _fit_gate(

@@ -21,10 +21,12 @@ def check_pairs(
     mask: ArrayLike | None = None,
     *,
     unique: bool = False,
+    names: tuple[str, str] = ("user_idx", "item_idx"),
 ) -> tuple[jax.Array, jax.Array, int, int]:
     """Validate training pairs (and an optional mask) before any work: the one pair validator.
 
-    Used by every model fit and by :func:`complemjax.models.build_graph`. Raises ValueError
+    Used by every model fit, :func:`complemjax.models.build_graph` and the learned fusions
+    of :mod:`complemjax.fusion`. Raises ValueError
     naming the argument for: ``n_users < 1`` or ``n_items < 2``; indices that are not 1-D
     integer arrays of one length; no pair; a ``mask`` of another shape or marking no pair
     real; a real pair out of ``[0, n_users) × [0, n_items)``; with ``unique=True`` a
@@ -38,6 +40,7 @@ def check_pairs(
       n_items: number of items (>= 2: a negative must exist).
       mask: optional ``[E]`` bool/0-1, the real entries of padded arrays.
       unique: refuse repeated real pairs (a graph needs each interaction once).
+      names: the caller's names of ``user_idx`` and ``item_idx``, used in the messages.
 
     Returns:
       ``(user_idx, item_idx, n_users, n_items)`` as int32 arrays and ints, with masked
@@ -45,19 +48,20 @@ def check_pairs(
     """
     n_users = check_positive_int("n_users", n_users)
     n_items = check_positive_int("n_items", n_items, minimum=2)
+    nu, ni = names
     u = jnp.asarray(user_idx)
     i = jnp.asarray(item_idx)
-    for name, a in (("user_idx", u), ("item_idx", i)):
+    for name, a in ((nu, u), (ni, i)):
         if not jnp.issubdtype(a.dtype, jnp.integer) or a.ndim != 1:
             raise ValueError(f"`{name}` must be a 1-D integer array, got {a.dtype} {a.shape}")
     if u.shape != i.shape:
-        raise ValueError(f"`user_idx` and `item_idx` must match, got {u.shape} and {i.shape}")
+        raise ValueError(f"`{nu}` and `{ni}` must match, got {u.shape} and {i.shape}")
     if u.shape[0] == 0:
-        raise ValueError("`user_idx` is empty: no training interactions")
+        raise ValueError(f"`{nu}` is empty: no training interactions")
     if mask is not None:
         m = jnp.asarray(mask)
         if m.shape != u.shape:
-            raise ValueError(f"`mask` must have the shape of `user_idx` {u.shape}, got {m.shape}")
+            raise ValueError(f"`mask` must have the shape of `{nu}` {u.shape}, got {m.shape}")
         if not isinstance(m, jax.core.Tracer):
             m = np.asarray(m).astype(bool)
             if not m.any():
@@ -67,7 +71,7 @@ def check_pairs(
                 u = jnp.asarray(np.where(m, np.asarray(u), 0))
             if not isinstance(i, jax.core.Tracer):
                 i = jnp.asarray(np.where(m, np.asarray(i), 0))
-    for name, a, hi in (("user_idx", u, n_users), ("item_idx", i, n_items)):
+    for name, a, hi in ((nu, u, n_users), (ni, i, n_items)):
         if not isinstance(a, jax.core.Tracer) and (int(a.min()) < 0 or int(a.max()) >= hi):
             raise ValueError(
                 f"`{name}` must lie in [0, {hi}), got [{int(a.min())}, {int(a.max())}]"
@@ -79,7 +83,7 @@ def check_pairs(
         n_rep = keys.size - np.unique(keys).size
         if n_rep:
             raise ValueError(
-                f"`user_idx`/`item_idx` contain {n_rep} repeated (user, item) pairs; the graph "
+                f"`{nu}`/`{ni}` contain {n_rep} repeated (user, item) pairs; the graph "
                 "needs each interaction once"
             )
     return u.astype(jnp.int32), i.astype(jnp.int32), n_users, n_items
