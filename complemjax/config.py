@@ -183,7 +183,7 @@ _RANGES: tuple[tuple[Callable[[str], bool], float, bool, float, str], ...] = (
     (lambda n: n in ("densities", "density"), 0.0, True, 1.0, "in (0, 1]"),
     (lambda n: n.endswith(("_fraction", "_fractions", "_frac", "reliance", "reliances"))
      or n.startswith("shared_fraction"), 0.0, False, 1.0, "in [0, 1]"),
-    (lambda n: n.endswith(("_lr", "_lrs", "learning_rate")), 0.0, True, math.inf, "> 0"),
+    (lambda n: n.endswith(("learning_rate", "learning_rates")), 0.0, True, math.inf, "> 0"),
     (lambda n: n in ("noise", "nonlinearity", "nonlinearities", "popularity_skew")
      or n.endswith("_weights"), 0.0, False, math.inf, ">= 0"),
 )  # fmt: skip

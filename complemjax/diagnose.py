@@ -15,12 +15,20 @@ fits EASE (l2 chosen on validation).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from ranx import Run as RanxRun
+
+    from complemjax import trec
+    from complemjax.data import Interactions
 
 __all__ = ["add_parser", "diagnose", "diagnose_runs"]
 
@@ -46,7 +54,8 @@ def _cf_top(model: str, split, k: int, seed: int):
         sel = cf.select_bpr(
             jax.random.key(seed), tr.user_idx, tr.item_idx, valid, n_users=U, n_items=n_items,
             config=cf.BPRConfig(dim=64, n_epochs=40),
-            grid=cf.BPRHParams(lr=jnp.full((3,), 0.005), l2=jnp.asarray([1e-5, 1e-4, 1e-3])),
+            grid=cf.BPRHParams(learning_rate=jnp.full((3,), 0.005),
+                               l2=jnp.asarray([1e-5, 1e-4, 1e-3])),
         )  # fmt: skip
         return ranking.topk_from_embeddings(
             sel.user_emb, sel.item_emb, k=k, exclude=split.exclude_for_test()
@@ -67,12 +76,12 @@ def _cf_top(model: str, split, k: int, seed: int):
 
 
 def diagnose(
-    interactions,
+    interactions: Interactions,
     emb_a: np.ndarray,
     emb_b: np.ndarray | None = None,
     *,
     train_cf: str | None = None,
-    ks=(10, 20),
+    ks: Sequence[int] = (10, 20),
     seed: int = 0,
     n_boot: int = 500,
     test_frac: float = 0.2,
@@ -140,7 +149,15 @@ def diagnose(
     )  # fmt: skip
 
 
-def diagnose_runs(run_a, run_b, qrels, *, ks=(10, 20), seed: int = 0, n_boot: int = 500):
+def diagnose_runs(
+    run_a: trec.Run | RanxRun | Mapping[str, Mapping[str, float]],
+    run_b: trec.Run | RanxRun | Mapping[str, Mapping[str, float]],
+    qrels: trec.Qrels,
+    *,
+    ks: Sequence[int] = (10, 20),
+    seed: int = 0,
+    n_boot: int = 500,
+) -> pd.DataFrame:
     """Complementarity table of two rankings produced elsewhere (TREC runs or ranx runs).
 
     Users are those with relevance judgements (``qrels``); items are every item named in
@@ -253,7 +270,7 @@ def _cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``diagnose`` subcommand on an argparse subparsers object."""
     p = sub.add_parser(
         "diagnose",

@@ -50,14 +50,18 @@ import itertools
 import math
 import os
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 
 from complemjax._checks import check_matrix, check_no_repeats, check_positive_int
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "METRIC_NAMES",
@@ -97,7 +101,7 @@ class TopK(NamedTuple):
 # ---------------------------------------------------------------------------
 
 
-def check_item_sets(name: str, x, n_rows: int, n_items: int | None) -> jax.Array:
+def check_item_sets(name: str, x: ArrayLike, n_rows: int, n_items: int | None) -> jax.Array:
     """Validate a padded item-set array ``[n_rows, L]`` with entries in ``[-1, n_items)``."""
     dtype = getattr(x, "dtype", None)
     if dtype is None:
@@ -151,7 +155,7 @@ def _auto_user_chunk(n_users: int, item_span: int) -> int:
     return max(1, min(n_users, budget // max(item_span, 1)))
 
 
-def canonical_zero(x):
+def canonical_zero(x: jax.Array) -> jax.Array:
     """Map -0.0 to +0.0 (``lax.top_k`` orders them as different values)."""
     return jnp.where(x == 0, jnp.zeros((), x.dtype), x)
 
@@ -414,15 +418,15 @@ def _check_no_overflow(user_emb, item_emb) -> None:
 
 
 def topk_from_embeddings(
-    user_emb,
-    item_emb,
+    user_emb: ArrayLike,
+    item_emb: ArrayLike,
     *,
     k: int,
-    exclude=None,
+    exclude: ArrayLike | None = None,
     similarity: str = "dot",
     user_chunk: int | None = None,
     item_chunk: int | None = None,
-    candidates=None,
+    candidates: ArrayLike | None = None,
 ) -> TopK:
     """Top-K items per user by embedding similarity, excluding history, chunked.
 
@@ -539,10 +543,10 @@ def topk_from_score_fn(
     n_users: int,
     n_items: int,
     k: int,
-    exclude=None,
+    exclude: ArrayLike | None = None,
     user_chunk: int | None = None,
     check_nan: bool = True,
-    candidates=None,
+    candidates: ArrayLike | None = None,
 ) -> TopK:
     """Top-K items per user from an arbitrary jittable scoring function, chunked.
 
@@ -647,7 +651,7 @@ def _n_distinct(sets):
 
 
 @jax.jit
-def relevance_matrix(topk_items, test) -> tuple[jax.Array, jax.Array]:
+def relevance_matrix(topk_items: ArrayLike, test: ArrayLike) -> tuple[jax.Array, jax.Array]:
     """Binary relevance of each list position and the test-set sizes.
 
     ``rel[u, r] = 1[L_u[r] ∈ T_u]`` (``-1`` list slots are never relevant);
@@ -669,7 +673,9 @@ def relevance_matrix(topk_items, test) -> tuple[jax.Array, jax.Array]:
     return rel, _n_distinct(test)
 
 
-def metrics_from_relevance(rel, n_test, ks: tuple[int, ...]):
+def metrics_from_relevance(
+    rel: ArrayLike, n_test: ArrayLike, ks: tuple[int, ...]
+) -> dict[str, jax.Array]:
     """Per-user metrics from a relevance matrix: the one implementation of the definitions.
 
     Every ranking metric in the package (here, in :mod:`complemjax.complementarity` and in
@@ -741,7 +747,9 @@ def _evaluate_core(topk_items, test, ks):
     return per_user, n_test.reshape(-1)[:n_users]
 
 
-def per_user_metrics(topk_items, test, *, ks: tuple[int, ...]) -> dict[str, jax.Array]:
+def per_user_metrics(
+    topk_items: ArrayLike, test: ArrayLike, *, ks: tuple[int, ...]
+) -> dict[str, jax.Array]:
     """Jittable, vmappable per-user metrics (no validation; see :func:`evaluate_topk`).
 
     Args:
@@ -804,7 +812,7 @@ class RankingMetrics(NamedTuple):
                 out[f"{m}@{k}"] = float(means[j])
         return out
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         """Tidy pandas DataFrame with columns ``k, metric, value, n_users``."""
         import pandas as pd
 
@@ -818,7 +826,7 @@ class RankingMetrics(NamedTuple):
         return pd.DataFrame(rows, columns=["k", "metric", "value", "n_users"])
 
 
-def check_topk_items(name: str, topk_items) -> jax.Array:
+def check_topk_items(name: str, topk_items: ArrayLike) -> jax.Array:
     if isinstance(topk_items, TopK):
         topk_items = topk_items.items
     dtype = getattr(topk_items, "dtype", None)
@@ -838,7 +846,7 @@ def check_topk_items(name: str, topk_items) -> jax.Array:
     return jnp.asarray(topk_items, dtype=jnp.int32)
 
 
-def check_ks(ks, kmax: int) -> tuple[int, ...]:
+def check_ks(ks: Sequence[int] | int, kmax: int) -> tuple[int, ...]:
     if isinstance(ks, (int, np.integer)):
         ks = (int(ks),)
     ks = tuple(check_positive_int("ks", k) for k in ks)
@@ -849,7 +857,9 @@ def check_ks(ks, kmax: int) -> tuple[int, ...]:
     return ks
 
 
-def evaluate_topk(topk_items, test, *, ks: Sequence[int] | int = (10, 20)) -> RankingMetrics:
+def evaluate_topk(
+    topk_items: ArrayLike, test: ArrayLike, *, ks: Sequence[int] | int = (10, 20)
+) -> RankingMetrics:
     """Recall, NDCG, Precision, Hit and MRR at every K in ``ks`` from one top-K pass.
 
     With ``Kmax = topk_items.shape[1] >= max(ks)``, the metric at K uses the first K
@@ -886,7 +896,7 @@ def evaluate_topk(topk_items, test, *, ks: Sequence[int] | int = (10, 20)) -> Ra
     )
 
 
-def item_coverage(topk_items, n_items: int, k: int) -> jax.Array:
+def item_coverage(topk_items: ArrayLike, n_items: int, k: int) -> jax.Array:
     """Catalogue coverage@K: fraction of items in at least one user's top-K list.
 
     ``coverage@K = |∪_u L_u[:K]| / n_items`` (``-1`` slots ignored). Memory ``O(n_items)``.

@@ -20,8 +20,7 @@ enters only through fusion); they need no training.
   ranker: a ridge map (:class:`complemjax.probes.Ridge`) from the semantic embeddings onto
   trained collaborative item embeddings, ``z_i = x_i W + b``; users are the mean of ``z``
   over their history and score ``profile_u · z_i``. Because ``W`` is fitted to CF
-  embeddings, it carries collaborative information. ``mapped_recommender`` is the old
-  name, kept as an alias while a study still imports it.
+  embeddings, it carries collaborative information.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from complemjax import probes, ranking
 from complemjax._checks import check_matrix, check_positive_int, check_same_rows
@@ -50,7 +50,6 @@ __all__ = [
     "item_knn_score_fn",
     "item_neighbors",
     "linear_map_onto_cf",
-    "mapped_recommender",
     "rating_weights",
     "recency_weights",
     "select_semantic_ranker",
@@ -105,7 +104,13 @@ def _check_pairs(user_idx, item_idx, n_users: int, n_items: int):
 
 # ----------------------------------------------------------------------------- profiles
 def user_profiles(
-    item_emb, user_idx, item_idx, *, n_users: int, normalize: bool = True, weights=None
+    item_emb: ArrayLike,
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
+    *,
+    n_users: int,
+    normalize: bool = True,
+    weights: ArrayLike | None = None,
 ) -> jax.Array:
     """Weighted mean history vector per user: ``e_u = Σ_{i∈H_u} w_ui v_i / Σ_{i∈H_u} w_ui``.
 
@@ -171,7 +176,7 @@ def _profiles(item_emb, u, i, w, n_users, normalize):
     return sums / jnp.where(total > 0, total, 1.0)[:, None]
 
 
-def rating_weights(ratings, *, min_rating: float | None = None) -> jax.Array:
+def rating_weights(ratings: ArrayLike, *, min_rating: float | None = None) -> jax.Array:
     """Profile weights from explicit ratings: ``w = r`` (or ``1[r >= min_rating]``).
 
     Args:
@@ -189,7 +194,9 @@ def rating_weights(ratings, *, min_rating: float | None = None) -> jax.Array:
     return jnp.asarray(r >= float(min_rating), jnp.float32)
 
 
-def recency_weights(user_idx, timestamps, *, n_users: int, half_life: float) -> jax.Array:
+def recency_weights(
+    user_idx: ArrayLike, timestamps: ArrayLike, *, n_users: int, half_life: float
+) -> jax.Array:
     """Profile weights that halve every ``half_life`` more recent interactions.
 
     ``w_ui = 2^{−r_ui / h}`` with ``r_ui`` the number of the user's interactions strictly
@@ -247,7 +254,11 @@ class ItemNeighbors(NamedTuple):
 
 
 def item_neighbors(
-    item_emb, *, n_neighbors: int, item_chunk: int | None = None, user_chunk: int | None = None
+    item_emb: ArrayLike,
+    *,
+    n_neighbors: int,
+    item_chunk: int | None = None,
+    user_chunk: int | None = None,
 ) -> ItemNeighbors:
     """Top-``N`` cosine neighbours of every item, blockwise.
 
@@ -292,7 +303,7 @@ def _knn_scores(params, user_idx):
     return jnp.einsum("cin,in->ci", gathered, nbr_sims, precision=jax.lax.Precision.HIGHEST)
 
 
-def item_knn_score_fn(neighbors: ItemNeighbors, history) -> jax.tree_util.Partial:
+def item_knn_score_fn(neighbors: ItemNeighbors, history: ArrayLike) -> jax.tree_util.Partial:
     """Item-based kNN scores as a ``score_fn`` for :func:`ranking.topk_from_score_fn`.
 
     ``s(u, i) = Σ_{n=1..N} sims[i, n] · 1[items[i, n] ∈ H_u]`` — the sum of the cosine
@@ -387,15 +398,15 @@ DEFAULT_RANKERS: tuple[SemanticRanker, ...] = (
 
 def semantic_topk(
     ranker: SemanticRanker,
-    item_emb,
-    user_idx,
-    item_idx,
+    item_emb: ArrayLike,
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
     *,
     n_users: int,
     k: int,
-    exclude=None,
-    ratings=None,
-    timestamps=None,
+    exclude: ArrayLike | None = None,
+    ratings: ArrayLike | None = None,
+    timestamps: ArrayLike | None = None,
     neighbors: ItemNeighbors | None = None,
 ) -> ranking.TopK:
     """Top-``k`` items per user from one semantic ranker, chunked.
@@ -478,17 +489,17 @@ class SemanticSelection(NamedTuple):
 
 
 def select_semantic_ranker(
-    item_emb,
-    user_idx,
-    item_idx,
+    item_emb: ArrayLike,
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
     *,
     n_users: int,
-    valid_sets,
-    ratings=None,
-    timestamps=None,
+    valid_sets: ArrayLike,
+    ratings: ArrayLike | None = None,
+    timestamps: ArrayLike | None = None,
     rankers: Sequence[SemanticRanker] = DEFAULT_RANKERS,
     postprocesses: Sequence[PostProcess] = DEFAULT_POSTPROCESSES,
-    fit_mask=None,
+    fit_mask: ArrayLike | None = None,
     k: int = 20,
 ) -> SemanticSelection:
     """Choose a semantic ranker × embedding post-processing on validation Recall@``k``.
@@ -554,7 +565,9 @@ def select_semantic_ranker(
 LinearMap = probes.LinearParams  # ``z = x W + b``: ``weight [d_x, d_y]``, ``bias [d_y]``
 
 
-def fit_linear_map(x, y, *, l2: float, mask=None) -> probes.LinearParams:
+def fit_linear_map(
+    x: ArrayLike, y: ArrayLike, *, l2: float, mask: ArrayLike | None = None
+) -> probes.LinearParams:
     """Ridge map from semantic to collaborative item embeddings, via :class:`probes.Ridge`.
 
     ``W = (X̃ᵀX̃ + λ I)^+ X̃ᵀỸ`` and ``b = ȳ − x̄ W`` with ``X̃, Ỹ`` centred over the
@@ -595,20 +608,20 @@ def _row_mask_np(name, mask, n):
     return m
 
 
-def apply_linear_map(m: probes.LinearParams, x) -> jax.Array:
+def apply_linear_map(m: probes.LinearParams, x: ArrayLike) -> jax.Array:
     """``[n, d_x] → [n, d_y]``: ``x W + b``."""
     return probes.predict(probes.Ridge(), m, x)
 
 
 def linear_map_onto_cf(
-    sem_item_emb,
-    cf_item_emb,
-    user_idx,
-    item_idx,
+    sem_item_emb: ArrayLike,
+    cf_item_emb: ArrayLike,
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
     *,
     n_users: int,
     l2: float,
-    fit_mask=None,
+    fit_mask: ArrayLike | None = None,
 ) -> tuple[jax.Array, jax.Array, probes.LinearParams]:
     """Diagnostic: the semantic embeddings mapped linearly onto CF embeddings, as a ranker.
 
@@ -634,7 +647,3 @@ def linear_map_onto_cf(
     z = apply_linear_map(m, sem_item_emb)
     prof = user_profiles(z, user_idx, item_idx, n_users=n_users, normalize=False)
     return prof, z, m
-
-
-#: Deprecated alias of :func:`linear_map_onto_cf` (kept while a study imports it).
-mapped_recommender = linear_map_onto_cf

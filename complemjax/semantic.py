@@ -41,14 +41,21 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+from jax.typing import ArrayLike
 
 from complemjax._checks import check_matrix, check_positive_int
+
+if TYPE_CHECKING:
+    from wordllama import WordLlama
+
+    from complemjax.data import Interactions
 
 __all__ = [
     "DEFAULT_POSTPROCESSES",
@@ -220,7 +227,9 @@ class TextEncoder(Protocol):
         """Embeddings ``[len(texts), d]`` float32 of ``texts``, in order."""
 
 
-def load_wordllama(*, dim: int = 256, trunc_dim: int | None = None, config="l2_supercat"):
+def load_wordllama(
+    *, dim: int = 256, trunc_dim: int | None = None, config: str = "l2_supercat"
+) -> WordLlama:
     """Load the WordLlama model shipped inside the ``wordllama`` wheel, offline.
 
     The wheel stores ``wordllama/weights/<config>_<dim>.safetensors`` and
@@ -500,7 +509,7 @@ def embed_texts(
     texts: Sequence[str],
     *,
     encoder: TextEncoder | None = None,
-    cache_dir=None,
+    cache_dir: str | os.PathLike | bool | None = None,
     normalize: bool = True,
 ) -> np.ndarray:
     """Encode texts ``[n]`` → ``[n, d]`` float32, with an optional on-disk cache.
@@ -577,10 +586,10 @@ class SemanticEmbeddings(NamedTuple):
 
 
 def embed_items(
-    item_info,
+    item_info: Interactions | pd.DataFrame,
     *,
     encoder: TextEncoder | None = None,
-    cache_dir=None,
+    cache_dir: str | os.PathLike | bool | None = None,
     on_missing: str = "error",
     normalize: bool = True,
     template: Callable | None = None,
@@ -642,10 +651,10 @@ def _id_key(v) -> str:
 
 
 def load_precomputed(
-    path,
-    item_ids,
+    path: str | os.PathLike,
+    item_ids: npt.ArrayLike,
     *,
-    ids_path=None,
+    ids_path: str | os.PathLike | None = None,
     id_column: str = "item_id",
     embedding_column: str | None = None,
     allow_extra: bool = False,
@@ -814,7 +823,9 @@ class FittedPostProcess(NamedTuple):
     config: PostProcess
 
 
-def fit_postprocess(x, config: PostProcess, *, mask=None) -> FittedPostProcess:
+def fit_postprocess(
+    x: ArrayLike, config: PostProcess, *, mask: ArrayLike | None = None
+) -> FittedPostProcess:
     """Fit a post-processing on the rows of ``x`` (selected by ``mask``).
 
     Args:
@@ -871,7 +882,9 @@ def _fit_pp(x, w, config: PostProcess):
     return mean, (evecs * scale) @ evecs.T
 
 
-def apply_postprocess(fitted: FittedPostProcess, x, *, mask=None) -> jax.Array:
+def apply_postprocess(
+    fitted: FittedPostProcess, x: ArrayLike, *, mask: ArrayLike | None = None
+) -> jax.Array:
     """``[n, d] → [n, d]``: ``(x − mean) @ transform``; rows outside ``mask`` stay zero.
 
     Args:
@@ -895,6 +908,6 @@ def _apply_pp(mean, transform, x, keep):
     return jnp.where(keep[:, None], y, 0.0)
 
 
-def postprocess(x, config: PostProcess, *, mask=None) -> jax.Array:
+def postprocess(x: ArrayLike, config: PostProcess, *, mask: ArrayLike | None = None) -> jax.Array:
     """Fit ``config`` on ``x[mask]`` and apply it to ``x`` (rows outside ``mask`` zero)."""
     return apply_postprocess(fit_postprocess(x, config, mask=mask), x, mask=mask)

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 
 from complemjax._checks import (
     as_float_array,
@@ -225,7 +226,7 @@ def _check_block_size(block_size) -> int:
 # --------------------------------------------------------------------------- R²
 
 
-def r2_score(y_true, y_pred) -> R2Score:
+def r2_score(y_true: ArrayLike, y_pred: ArrayLike) -> R2Score:
     """Coefficient of determination of ``y_pred`` for ``y_true``, per output dim.
 
     For each output dim ``j``::
@@ -291,7 +292,7 @@ def _r2_impl(yt: jax.Array, yp: jax.Array) -> R2Score:
 # --------------------------------------------------------------------------- linear CKA
 
 
-def linear_cka(X, Y) -> jax.Array:
+def linear_cka(X: ArrayLike, Y: ArrayLike) -> jax.Array:
     """Linear CKA (biased HSIC) computed in feature space.
 
     With ``X_c``, ``Y_c`` the column-centred inputs::
@@ -345,7 +346,7 @@ def _hsic_u_terms(A: jax.Array, B: jax.Array) -> jax.Array:
     return val / (n * (n - 3.0))
 
 
-def debiased_linear_cka(X, Y) -> jax.Array:
+def debiased_linear_cka(X: ArrayLike, Y: ArrayLike) -> jax.Array:
     """Debiased linear CKA from the unbiased HSIC estimator, Gram-free.
 
     With ``K = X Xᵀ``, ``L = Y Yᵀ`` and ``K̃``, ``L̃`` the same matrices with zero diagonal,
@@ -412,10 +413,10 @@ def _median_distance(A: jax.Array, m: int) -> jax.Array:
 
 
 def rbf_cka(
-    X,
-    Y,
+    X: ArrayLike,
+    Y: ArrayLike,
     *,
-    sigma_factor=1.0,
+    sigma_factor: ArrayLike = 1.0,
     block_size: int = _DEFAULT_BLOCK,
     median_sample: int = _MEDIAN_SAMPLE,
 ) -> jax.Array:
@@ -543,7 +544,9 @@ def _check_k(k, n: int, name: str = "k", minimum: int = 1) -> int:
     return k
 
 
-def mutual_knn(X, Y, *, k: int, block_size: int = _DEFAULT_BLOCK) -> MutualKNN:
+def mutual_knn(
+    X: ArrayLike, Y: ArrayLike, *, k: int, block_size: int = _DEFAULT_BLOCK
+) -> MutualKNN:
     """Mutual k-nearest-neighbour agreement with cosine neighbours, blockwise.
 
     ``N_X(i)`` is the set of the ``k`` items ``j ≠ i`` with the largest cosine similarity
@@ -644,7 +647,7 @@ def _contains(table: jax.Array, idx: jax.Array, target: jax.Array) -> jax.Array:
     return jnp.any(table[idx] == target[:, None, None], axis=-1)
 
 
-def cknna(X, Y, *, k: int, block_size: int = _DEFAULT_BLOCK) -> jax.Array:
+def cknna(X: ArrayLike, Y: ArrayLike, *, k: int, block_size: int = _DEFAULT_BLOCK) -> jax.Array:
     """CKNNA: CKA restricted to mutual nearest-neighbour pairs (Huh et al. 2024), Gram-free.
 
     Variant: the reference ``cknna(..., distance_agnostic=False, unbiased=True)`` of the
@@ -715,7 +718,7 @@ def _partial_whiten(A: jax.Array, alpha) -> jax.Array:
     return A @ Z
 
 
-def procrustes_distance(X, Y, *, alpha=1.0) -> jax.Array:
+def procrustes_distance(X: ArrayLike, Y: ArrayLike, *, alpha: ArrayLike = 1.0) -> jax.Array:
     """Angular shape distance with partial whitening (Williams et al. 2021).
 
     Each input is centred and scaled to unit Frobenius norm, ``X̂ = X_c / ‖X_c‖_F``, then
@@ -767,7 +770,7 @@ def _procrustes_impl(X, Y, alpha) -> jax.Array:
     return jnp.arccos(jnp.clip(cos, -1.0, 1.0))
 
 
-def svcca(X, Y, *, dims: int) -> SVCCAResult:
+def svcca(X: ArrayLike, Y: ArrayLike, *, dims: int) -> SVCCAResult:
     """SVCCA: mean canonical correlation between the top principal subspaces.
 
     Both inputs are column-centred (no per-feature standardisation). From the thin SVD
@@ -812,7 +815,9 @@ def _basis(A: jax.Array, r: int) -> jax.Array:
     return jnp.linalg.svd(A, full_matrices=False)[0][:, :r]
 
 
-def principal_angles(X, Y, *, rank: int | None = None, center: bool = False) -> jax.Array:
+def principal_angles(
+    X: ArrayLike, Y: ArrayLike, *, rank: int | None = None, center: bool = False
+) -> jax.Array:
     """Principal angles between the column spaces of ``X`` and ``Y`` (subspaces of ``R^n``).
 
     Orthonormal bases ``Q_x``, ``Q_y`` are the leading left singular vectors: all
@@ -866,7 +871,7 @@ def _angles_impl(X, Y, rx: int, ry: int, center: bool) -> jax.Array:
 # --------------------------------------------------------------------------- attribution
 
 
-def variance_share(part, pred) -> jax.Array:
+def variance_share(part: ArrayLike, pred: ArrayLike) -> jax.Array:
     """Share of a target part's variance that a prediction carries (additive attribution).
 
     For a target decomposed as ``y = Σ_P P`` (e.g. shared, private and noise parts), with
@@ -906,7 +911,9 @@ def _explained_fraction(Uk: jax.Array, P: jax.Array) -> jax.Array:
     return _sq_frob(Uk.T @ Pc) / _sq_frob(Pc)
 
 
-def recovery_attribution(pred, shared_part, private_part) -> RecoveryAttribution:
+def recovery_attribution(
+    pred: ArrayLike, shared_part: ArrayLike, private_part: ArrayLike
+) -> RecoveryAttribution:
     """Share of each ground-truth part of the target that a prediction recovers.
 
     The target is ``y = y_shared + y_private (+ noise)`` with known parts, all ``[n, d_y]``.
@@ -973,7 +980,7 @@ def _attribution_impl(pred, shared_part, private_part, direct_ok: bool) -> Recov
 
 
 def geometry_recovery(
-    pred, target, *, k: int = 10, block_size: int = _DEFAULT_BLOCK
+    pred: ArrayLike, target: ArrayLike, *, k: int = 10, block_size: int = _DEFAULT_BLOCK
 ) -> GeometryRecovery:
     """Linear CKA, debiased CKA and mutual kNN@k of a prediction against a target.
 
@@ -1004,10 +1011,10 @@ def geometry_recovery(
 
 
 def permutation_null(
-    key,
+    key: jax.Array,
     metric_fn: Callable[[jax.Array, jax.Array], jax.Array],
-    X,
-    Y,
+    X: ArrayLike,
+    Y: ArrayLike,
     *,
     n_permutations: int,
     batch_size: int | None = None,
@@ -1069,10 +1076,10 @@ def _permutation_impl(key, X, Y, metric_fn, n_permutations: int, batch_size: int
 
 
 def bootstrap_interval(
-    key,
+    key: jax.Array,
     metric_fn: Callable[[jax.Array, jax.Array], jax.Array],
-    X,
-    Y,
+    X: ArrayLike,
+    Y: ArrayLike,
     *,
     n_boot: int,
     level: float = 0.95,

@@ -102,15 +102,20 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 from jax import lax
+from jax.typing import ArrayLike
 from scipy import stats as _sps
 
 from complemjax._checks import check_in_range, check_positive_int
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "C1",
@@ -394,7 +399,9 @@ def seed_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, 
     return (s.mean, s.low, s.high)
 
 
-def summarize(df, by: Sequence[str], values: Sequence[str], level: float = 0.95):
+def summarize(
+    df: pd.DataFrame, by: Sequence[str], values: Sequence[str], level: float = 0.95
+) -> pd.DataFrame:
     """Mean and seed interval of each column in ``values`` for each group of ``by``.
 
     Computed from finite values only (:func:`seed_summary`).
@@ -423,13 +430,13 @@ def summarize(df, by: Sequence[str], values: Sequence[str], level: float = 0.95)
 
 
 def resample_map(
-    key,
+    key: jax.Array,
     fn: Callable[[jax.Array], object],
     n: int,
     *,
     n_boot: int,
     batch_size: int | None = None,
-):
+) -> Any:
     """Evaluate ``fn`` on ``n_boot`` bootstrap resamples of ``n`` indices.
 
     Resample ``b`` draws ``idx_b = randint(keys[b], (n,), 0, n)`` with
@@ -513,10 +520,10 @@ def _cluster_bootstrap_impl(key, N, D, level, *, n_boot: int, batch_size: int, m
 
 
 def cluster_bootstrap(
-    key,
-    num,
-    den=None,
-    mask=None,
+    key: jax.Array,
+    num: ArrayLike,
+    den: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
     *,
     n_boot: int = 2000,
     level: float = 0.95,
@@ -602,10 +609,10 @@ def _sign_flip_impl(key, d, n_pairs, *, n_permutations: int, batch_size: int, al
 
 
 def sign_flip_test(
-    key,
-    a,
-    b,
-    mask=None,
+    key: jax.Array,
+    a: ArrayLike,
+    b: ArrayLike,
+    mask: ArrayLike | None = None,
     *,
     n_permutations: int = 5000,
     alternative: Alternative = "two-sided",
@@ -657,7 +664,12 @@ def sign_flip_test(
 
 
 def seed_t_test(
-    a, b, mask=None, *, level: float = 0.95, alternative: Alternative = "two-sided"
+    a: ArrayLike,
+    b: ArrayLike,
+    mask: ArrayLike | None = None,
+    *,
+    level: float = 0.95,
+    alternative: Alternative = "two-sided",
 ) -> SeedTTest:
     """One-sample Student t over the per-seed mean paired differences.
 
@@ -698,9 +710,9 @@ def seed_t_test(
 
 
 def cluster_ratio_test(
-    num,
-    den=None,
-    mask=None,
+    num: ArrayLike,
+    den: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
     *,
     threshold: float = 0.0,
     alternative: Alternative = "two-sided",
@@ -753,7 +765,7 @@ def _t_p_value(t: float, df: int, alternative: str) -> float:
     return float(_sps.t.cdf(t, df))
 
 
-def holm(pvalues) -> np.ndarray:
+def holm(pvalues: npt.ArrayLike) -> np.ndarray:
     """Holm–Bonferroni step-down adjusted p-values (controls the family-wise error).
 
     Sort ``p_(1) ≤ … ≤ p_(m)``; ``p̃_(i) = max_{j ≤ i} min(1, (m − j + 1) p_(j))``,
@@ -828,10 +840,10 @@ def minimum_detectable_effect(
 
 
 def paired_comparison(
-    key,
-    a,
-    b,
-    mask=None,
+    key: jax.Array,
+    a: ArrayLike,
+    b: ArrayLike,
+    mask: ArrayLike | None = None,
     *,
     n_boot: int = 2000,
     n_permutations: int = 5000,

@@ -26,12 +26,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from complemjax._checks import check_positive_int
+
+if TYPE_CHECKING:
+    from ranx import Run as RanxRun
 
 __all__ = [
     "Qrels",
@@ -100,7 +104,7 @@ def _sort_run(df: pd.DataFrame) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def read_run(path) -> Run:
+def read_run(path: str | os.PathLike) -> Run:
     """Read a TREC run file (``qid Q0 docid rank score tag``).
 
     Args:
@@ -133,7 +137,7 @@ def read_run(path) -> Run:
     return Run(_sort_run(df[["user", "item", "rank", "score"]]), tag)
 
 
-def read_qrels(path) -> Qrels:
+def read_qrels(path: str | os.PathLike) -> Qrels:
     """Read a TREC qrels file (``qid 0 docid relevance``); relevance > 0 is relevant."""
     p = _path("path", path)
     rows = _read_columns("path", p, 4)
@@ -167,7 +171,9 @@ def _map(name: str, values: pd.Series, index: dict[str, int], what: str) -> np.n
     return out.to_numpy(dtype=np.int64)
 
 
-def run_to_topk(run: Run, *, user_ids, item_ids, k: int) -> np.ndarray:
+def run_to_topk(
+    run: Run, *, user_ids: npt.ArrayLike, item_ids: npt.ArrayLike, k: int
+) -> np.ndarray:
     """Top-``k`` item indices per user from a run, aligned to ``user_ids`` / ``item_ids``.
 
     Args:
@@ -194,7 +200,7 @@ def run_to_topk(run: Run, *, user_ids, item_ids, k: int) -> np.ndarray:
     return out
 
 
-def qrels_to_sets(qrels: Qrels, *, user_ids, item_ids) -> np.ndarray:
+def qrels_to_sets(qrels: Qrels, *, user_ids: npt.ArrayLike, item_ids: npt.ArrayLike) -> np.ndarray:
     """Padded relevant-item sets ``[U, T]`` (``-1`` padding) from qrels with relevance > 0.
 
     Users of ``user_ids`` without judgements get an empty row (they are skipped by the
@@ -216,7 +222,14 @@ def qrels_to_sets(qrels: Qrels, *, user_ids, item_ids) -> np.ndarray:
     return out
 
 
-def topk_to_run(items, scores=None, *, user_ids, item_ids, tag: str = "complemjax") -> Run:
+def topk_to_run(
+    items: npt.ArrayLike,
+    scores: npt.ArrayLike | None = None,
+    *,
+    user_ids: npt.ArrayLike,
+    item_ids: npt.ArrayLike,
+    tag: str = "complemjax",
+) -> Run:
     """A :class:`Run` from ``[U, K]`` top-K item indices (``-1`` padding skipped).
 
     ``scores`` (``[U, K]``) are written as given; without them the score is ``K - rank + 1``
@@ -251,7 +264,7 @@ def topk_to_run(items, scores=None, *, user_ids, item_ids, tag: str = "complemja
     return Run(_sort_run(df), tag)
 
 
-def write_run(path, run: Run) -> Path:
+def write_run(path: str | os.PathLike, run: Run) -> Path:
     """Write a :class:`Run` as a TREC run file (``qid Q0 docid rank score tag``).
 
     Ranks are rewritten 1..n in the run's order, so trec_eval and ranx read the same list.
@@ -274,7 +287,7 @@ def write_run(path, run: Run) -> Path:
     return p
 
 
-def from_ranx(run) -> Run:
+def from_ranx(run: Run | RanxRun | Mapping[str, Mapping[str, float]]) -> Run:
     """Convert a ranx ``Run`` (or a ``{user: {item: score}}`` mapping) to a :class:`Run`."""
     if isinstance(run, Run):
         return run
@@ -297,7 +310,7 @@ def from_ranx(run) -> Run:
     return Run(df[["user", "item", "rank", "score"]], str(name).replace(" ", "_"))
 
 
-def to_ranx(run: Run):
+def to_ranx(run: Run) -> RanxRun:
     """Convert a :class:`Run` to a ranx ``Run`` (needs ``pip install ranx``)."""
     try:
         from ranx import Run as RanxRun

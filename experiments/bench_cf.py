@@ -44,7 +44,7 @@ def evaluate(user_emb, item_emb, exclude, test, k=20):
     return s[f"recall@{k}"], s[f"ndcg@{k}"]
 
 
-def run_implicit(tr, nu, ni, *, dim, epochs, lr, reg, threads, seed):
+def run_implicit(tr, nu, ni, *, dim, epochs, learning_rate, reg, threads, seed):
     import scipy.sparse as sp
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
@@ -52,7 +52,7 @@ def run_implicit(tr, nu, ni, *, dim, epochs, lr, reg, threads, seed):
         (np.ones(len(tr.user_idx), np.float32), (tr.user_idx, tr.item_idx)), shape=(nu, ni)
     )
     model = BayesianPersonalizedRanking(
-        factors=dim, learning_rate=lr, regularization=reg, iterations=epochs,
+        factors=dim, learning_rate=learning_rate, regularization=reg, iterations=epochs,
         num_threads=threads, random_state=seed, verify_negative_samples=True,
     )  # fmt: skip
     t0 = time.perf_counter()
@@ -67,10 +67,10 @@ def main(argv=None):
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--optimizer", choices=("lazy_adam", "adam", "sgd"), default="lazy_adam")
-    ap.add_argument("--lr", type=float, default=5e-3)
+    ap.add_argument("--learning-rate", type=float, default=5e-3)
     ap.add_argument("--l2", type=float, default=1e-4)
     ap.add_argument("--threshold", type=float, default=None, help="positives: rating >= t")
-    ap.add_argument("--implicit-lr", type=float, default=0.05)
+    ap.add_argument("--implicit-learning-rate", type=float, default=0.05)
     ap.add_argument("--implicit-reg", type=float, default=0.01)
     ap.add_argument("--implicit-epochs", type=int, default=None, help="default: --epochs")
     ap.add_argument("--threads", type=int, default=2)
@@ -101,7 +101,7 @@ def main(argv=None):
 
     config = cf.BPRConfig(dim=args.dim, n_epochs=n_epochs, batch_size=args.batch,
                           optimizer=args.optimizer)  # fmt: skip
-    hp = cf.BPRHParams(lr=args.lr, l2=args.l2)
+    hp = cf.BPRHParams(learning_rate=args.learning_rate, l2=args.l2)
     u_dev, i_dev = jnp.asarray(tr.user_idx), jnp.asarray(tr.item_idx)
 
     def fit_one(k, u, i):  # data as arguments, not closed-over constants
@@ -118,8 +118,9 @@ def main(argv=None):
 
     try:
         pu, qi, t_imp = run_implicit(tr, nu, ni, dim=args.dim, epochs=imp_epochs,
-                                     lr=args.implicit_lr, reg=args.implicit_reg,
-                                     threads=args.threads, seed=0)  # fmt: skip
+                                     learning_rate=args.implicit_learning_rate,
+                                     reg=args.implicit_reg, threads=args.threads,
+                                     seed=0)  # fmt: skip
         rec_imp, nd_imp = evaluate(pu, qi, exclude, test)
     except ImportError:
         t_imp = rec_imp = nd_imp = float("nan")
@@ -127,10 +128,11 @@ def main(argv=None):
 
     rate_cj = n * n_epochs / t_cj
     rate_imp = n * imp_epochs / t_imp
-    print(f"complemjax: d={args.dim}, batch {args.batch}, {args.optimizer} lr={args.lr:g}, "
-          f"l2={args.l2:g}, {n_epochs} epochs. implicit {_implicit_version()}: factors={args.dim}, "
-          f"SGD lr={args.implicit_lr:g}, reg={args.implicit_reg:g}, {imp_epochs} epochs, "
-          f"{args.threads} threads.\n")  # fmt: skip
+    print(f"complemjax: d={args.dim}, batch {args.batch}, {args.optimizer} "
+          f"learning_rate={args.learning_rate:g}, l2={args.l2:g}, {n_epochs} epochs. "
+          f"implicit {_implicit_version()}: factors={args.dim}, SGD "
+          f"learning_rate={args.implicit_learning_rate:g}, reg={args.implicit_reg:g}, "
+          f"{imp_epochs} epochs, {args.threads} threads.\n")  # fmt: skip
     print("| library | epochs | train s | interactions/s | compile s | Recall@20 | NDCG@20 |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     print(f"| complemjax fit_bpr | {n_epochs} | {t_cj:.2f} | {rate_cj / 1e6:.2f}M | {t_comp:.1f} "

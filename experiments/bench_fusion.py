@@ -134,7 +134,7 @@ def run_jax(path, out):
     def once(name):
         meth, norm, w, k, *_ = METHODS[name]
         cfg = fusion.RuleConfig(meth, norm)
-        prm = fusion.RuleParams(weight=jnp.float32(w), rrf_k=jnp.float32(k))
+        prm = fusion.RuleHParams(weight=jnp.float32(w), rrf_k=jnp.float32(k))
         t = time.perf_counter()
         fr = fusion.fuse_runs(ia, sa, ib, sb, prm, config=cfg, k=max(KS))
         m = ranking.evaluate_topk(fr.items, test, ks=KS)

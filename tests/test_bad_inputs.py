@@ -369,7 +369,7 @@ CASES: list[Case] = [
         lambda t: rules.fuse_scores(
             np.zeros((2, 3)),
             np.zeros((2, 3)),
-            rules.RuleParams(weight=2.0),
+            rules.RuleHParams(weight=2.0),
             config=rules.RuleConfig(),
         ),
         "`weight`",
@@ -385,7 +385,7 @@ CASES: list[Case] = [
         lambda t: rules.tune_rule(
             _score_fn,
             _score_fn,
-            rules.RuleParams(weight=jnp.zeros(0), rrf_k=jnp.zeros(0)),
+            rules.RuleHParams(weight=jnp.zeros(0), rrf_k=jnp.zeros(0)),
             config=rules.RuleConfig(),
             valid_padded=np.array([[1], [2]], I32),
             n_items=5,
@@ -900,7 +900,7 @@ CASES: list[Case] = [
         "silent",
     ),
     Case(
-        "fit_bpr-lr-nan",
+        "fit_bpr-learning_rate-nan",
         lambda t: cj.fit_bpr(
             KEY,
             np.array([0, 1], I32),
@@ -908,9 +908,9 @@ CASES: list[Case] = [
             n_users=2,
             n_items=3,
             config=cj.BPRConfig(dim=2, n_epochs=1),
-            hparams=cj.BPRHParams(lr=float("nan")),
+            hparams=cj.BPRHParams(learning_rate=float("nan")),
         ),
-        "lr",
+        "learning_rate",
         "silent",
     ),
     Case(

@@ -150,6 +150,14 @@ def test_values_out_of_range_are_refused_naming_the_field(tmp_path):
         path = _write(tmp_path, f'study = "synthetic_complementarity"\n[config]\n{body}\n')
         with pytest.raises(ValueError, match=rf"`{name}`"):
             config.load_config(path)
+    # learning rates are > 0 under one name, scalar or list (``learning_rates`` was unchecked)
+    for study, body, name in [
+        ("synthetic_complementarity", "bpr_learning_rate = 0.0", "config.bpr_learning_rate"),
+        ("synthetic_alignment", "learning_rates = [0.01, -0.1]", "config.learning_rates"),
+    ]:
+        path = _write(tmp_path, f'study = "{study}"\n[config]\n{body}\n')
+        with pytest.raises(ValueError, match=rf"`{name}` .*> 0"):
+            config.load_config(path)
     path = _write(tmp_path, 'study = "synthetic_complementarity"\n[config.views]\nn_features = 0\n')
     with pytest.raises(ValueError, match=r"`config`.*`n_features` must be >= 1"):
         config.load_config(path)

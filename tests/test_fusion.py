@@ -10,7 +10,7 @@ from complemjax import fusion, ranking
 from complemjax.data import padding
 from complemjax.fusion import (
     RuleConfig,
-    RuleParams,
+    RuleHParams,
 )
 
 # ----------------------------------------------------------------------------- references
@@ -121,7 +121,7 @@ def test_fuse_runs_hand_worked(case):
     ib = jnp.array([[20, 40, -1]], jnp.int32)
     sb = jnp.array([[5.0, 1.0, 0.0]])
     out = fusion.fuse_runs(
-        ia, sa, ib, sb, RuleParams(weight=w, rrf_k=k), config=RuleConfig(method, norm), k=4
+        ia, sa, ib, sb, RuleHParams(weight=w, rrf_k=k), config=RuleConfig(method, norm), k=4
     )
     want = HAND[case]
     order = sorted(want, key=lambda i: (-want[i], i))  # ties -> lower item id
@@ -132,7 +132,7 @@ def test_fuse_runs_hand_worked(case):
 @pytest.mark.parametrize("method", ["rrf", "combsum"])
 def test_fuse_runs_large_ids_fallback_matches_packed(rng, method):
     ia, sa, ib, sb = random_runs(rng, 4, 30, 8)
-    cfg, prm = RuleConfig(method, "rank"), RuleParams(rrf_k=2.0)
+    cfg, prm = RuleConfig(method, "rank"), RuleHParams(rrf_k=2.0)
     small = fusion.fuse_runs(ia, sa, ib, sb, prm, config=cfg, k=10)  # packed id sort
     scale = 2**25  # ids too large to pack with the slot index -> stable argsort path
     large = fusion.fuse_runs(ia * scale, sa, ib * scale, sb, prm, config=cfg, k=10)
@@ -154,7 +154,7 @@ def test_fuse_runs_matches_reference(rng, method, norm):
     ib[1, 6:] = -1  # a shorter run
     w, k = 0.3, 5.0
     out = fusion.fuse_runs(
-        ia, sa, ib, sb, RuleParams(weight=w, rrf_k=k), config=RuleConfig(method, norm), k=10
+        ia, sa, ib, sb, RuleHParams(weight=w, rrf_k=k), config=RuleConfig(method, norm), k=10
     )
     for u in range(6):
         ra = list(zip(ia[u].tolist(), sa[u].tolist()))
@@ -174,7 +174,7 @@ def test_dense_depth_equals_runs(rng, method):
     s_a = rng.normal(size=(5, 40)).astype(np.float32)
     s_b = rng.normal(size=(5, 40)).astype(np.float32)
     cfg = RuleConfig(method, "minmax", depth=7)
-    prm = RuleParams(weight=0.7, rrf_k=3.0)
+    prm = RuleHParams(weight=0.7, rrf_k=3.0)
     dense = fusion.fuse_scores(s_a, s_b, prm, config=cfg)
     top_s, top_i = jax.lax.top_k(dense, 6)
     ia = np.argsort(-s_a, 1, kind="stable")[:, :7].astype(np.int32)
@@ -196,7 +196,7 @@ def test_fuse_scores_full_row_reference_and_jit(rng):
     s_a = rng.normal(size=(3, 12)).astype(np.float32)
     s_b = rng.normal(size=(3, 12)).astype(np.float32)
     cfg = RuleConfig("wsum", "zscore")
-    got = fusion.fuse_scores(s_a, s_b, RuleParams(weight=0.2), config=cfg)
+    got = fusion.fuse_scores(s_a, s_b, RuleHParams(weight=0.2), config=cfg)
     ref = np.stack(
         [
             0.2 * np_normalize(s_a[u], "zscore") + 0.8 * np_normalize(s_b[u], "zscore")
@@ -205,7 +205,7 @@ def test_fuse_scores_full_row_reference_and_jit(rng):
     )
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
     jitted = jax.jit(lambda a, b, p: fusion.fuse_scores(a, b, p, config=cfg))
-    np.testing.assert_allclose(jitted(s_a, s_b, RuleParams(weight=0.2)), got, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(jitted(s_a, s_b, RuleHParams(weight=0.2)), got, rtol=1e-6, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +256,7 @@ def test_weight_one_zero_reproduces_each_view(views, norm, depth):
         fused = fusion.fuse_score_fns(
             v["fa"],
             v["fb"],
-            RuleParams(weight=w),
+            RuleHParams(weight=w),
             config=RuleConfig("wsum", norm, depth),
             n_items=v["n_items"],
             exclude=v["hist"],
@@ -287,7 +287,7 @@ def test_tune_rule_matches_loop_and_selects_best(views):
         fused = fusion.fuse_score_fns(
             v["fa"],
             v["fb"],
-            RuleParams(weight=w),
+            RuleHParams(weight=w),
             config=cfg,
             n_items=v["n_items"],
             exclude=v["hist"],
@@ -330,11 +330,11 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="scores_b"):
         fusion.fuse_scores(a, a.at[0, 0].set(jnp.nan), config=RuleConfig())
     with pytest.raises(ValueError, match="rrf_k"):
-        fusion.fuse_scores(a, a, RuleParams(rrf_k=0.0), config=RuleConfig("rrf"))
+        fusion.fuse_scores(a, a, RuleHParams(rrf_k=0.0), config=RuleConfig("rrf"))
     with pytest.raises(ValueError, match="weight"):
-        fusion.fuse_scores(a, a, RuleParams(weight=1.5), config=RuleConfig())
+        fusion.fuse_scores(a, a, RuleHParams(weight=1.5), config=RuleConfig())
     with pytest.raises(ValueError, match="weight"):
-        fusion.fuse_scores(a, a, RuleParams(weight=-0.1), config=RuleConfig())
+        fusion.fuse_scores(a, a, RuleHParams(weight=-0.1), config=RuleConfig())
     with pytest.raises(ValueError, match="method"):
         RuleConfig("combmax")
     with pytest.raises(ValueError, match="norm"):
@@ -408,7 +408,7 @@ def test_gate_at_init_equals_equal_weight_sum(views, gate_setup, norm):
     rule_fn = fusion.fuse_score_fns(
         v["fa"],
         v["fb"],
-        RuleParams(weight=0.5),
+        RuleHParams(weight=0.5),
         config=RuleConfig("wsum", norm),
         n_items=v["n_items"],
         exclude=v["hist"],
@@ -434,7 +434,7 @@ def test_gate_training_lowers_loss_and_vmap_equals_loop(views, gate_setup):
         config=GATE_CFG,
         n_items=v["n_items"],
         exclude=v["hist"],
-        hparams=fusion.GateHParams(lr=0.1),
+        hparams=fusion.GateHParams(learning_rate=0.1),
     )
     keys = jax.random.split(jax.random.key(0), 2)
     batched = jax.vmap(fit_one)(keys)
@@ -469,7 +469,7 @@ def test_gate_training_lowers_loss_and_vmap_equals_loop(views, gate_setup):
 
 def test_gate_bad_inputs(views, gate_setup):
     v, g = views, gate_setup
-    with pytest.raises(ValueError, match="lr"):
+    with pytest.raises(ValueError, match="learning_rate"):
         fusion.fit_gate(
             jax.random.key(0),
             v["fa"],
@@ -480,7 +480,7 @@ def test_gate_bad_inputs(views, gate_setup):
             g["vi"],
             config=GATE_CFG,
             n_items=v["n_items"],
-            hparams=fusion.GateHParams(lr=0.0),
+            hparams=fusion.GateHParams(learning_rate=0.0),
         )
     with pytest.raises(ValueError, match="item_features"):
         fusion.fit_gate(
@@ -546,7 +546,7 @@ def test_shared_private_orthogonal_after_training(item_views):
     iv = item_views
     x, y = jnp.asarray(iv["x"]), jnp.asarray(iv["y"])
     # one vmapped call trains with and without the orthogonality penalty
-    hps = jax.tree.map(lambda v: jnp.full(2, v), fusion.SharedPrivateHParams(lr=0.02))
+    hps = jax.tree.map(lambda v: jnp.full(2, v), fusion.SharedPrivateHParams(learning_rate=0.02))
     hps = hps.replace(orth_weight=jnp.array([10.0, 0.0]))
     fits = jax.vmap(
         lambda h: fusion.fit_shared_private(

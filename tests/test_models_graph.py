@@ -110,3 +110,38 @@ def test_propagate_vmaps_over_graphs_and_dynamic_layers(toy):
         fixed = propagate(g, eu, ei, n_layers=k)
         np.testing.assert_allclose(dyn[0][k], fixed[0], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(dyn[1][k], fixed[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("user_idx", "item_idx", "match"),
+    [
+        (np.array([0, 9]), np.array([1, 2]), "user_idx"),
+        (np.array([0, 1]), np.array([1, -1]), "item_idx"),
+        (np.zeros(0, np.int64), np.zeros(0, np.int64), "empty"),
+    ],
+)
+def test_graph_and_bpr_share_one_pair_validator(user_idx, item_idx, match):
+    """build_graph and fit_bpr refuse the same bad pairs with the same message."""
+    from complemjax import models
+
+    msgs = []
+    for call in (
+        lambda: build_graph(user_idx, item_idx, n_users=3, n_items=4),
+        lambda: models.fit_bpr(
+            jax.random.key(0), user_idx, item_idx, n_users=3, n_items=4,
+            config=models.BPRConfig(dim=2, n_epochs=1), hparams=models.BPRHParams(),
+        ),
+    ):  # fmt: skip
+        with pytest.raises(ValueError, match=match) as e:
+            call()
+        msgs.append(str(e.value))
+    assert msgs[0] == msgs[1]
+
+
+def test_repeated_pairs_only_count_among_real_entries():
+    u = np.array([0, 0, 1])
+    i = np.array([1, 1, 2])
+    with pytest.raises(ValueError, match="repeated"):
+        build_graph(u, i, n_users=2, n_items=3)
+    g = build_graph(u, i, n_users=2, n_items=3, mask=np.array([True, False, True]))
+    assert float(jnp.sum(g.weights > 0)) == 4  # two real pairs, both directions

@@ -8,7 +8,8 @@ import pytest
 
 from complemjax import cf, ranking
 from complemjax.data import padding
-from complemjax.models.mf import _bpr_loss, _epoch_samples, _is_positive, _train_epochs
+from complemjax.models import bpr
+from complemjax.models.mf import _bpr_loss, _train_epochs
 
 
 def _synthetic(seed=0, n_users=160, n_items=120, rank=3, per_user=24):
@@ -42,7 +43,7 @@ def _recall20(user_emb, item_emb, tr_u, tr_i, te_u, te_i, n_users):
 
 
 CFG = cf.BPRConfig(dim=16, n_epochs=30, batch_size=256)
-HP = cf.BPRHParams(lr=0.02, l2=1e-4)
+HP = cf.BPRHParams(learning_rate=0.02, l2=1e-4)
 
 
 @pytest.mark.slow
@@ -67,15 +68,17 @@ def test_bpr_deterministic_and_vmaps(synth):
         return cf.fit_bpr(key, tr_u, tr_i, n_users=nu, n_items=ni, config=cfg, hparams=hp)
 
     keys = jax.random.split(jax.random.key(1), 3)
-    grid = cf.BPRHParams(lr=jnp.array([0.01, 0.02, 0.05]), l2=jnp.array([0.0, 1e-4, 1e-3]))
+    grid = cf.BPRHParams(
+        learning_rate=jnp.array([0.01, 0.02, 0.05]), l2=jnp.array([0.0, 1e-4, 1e-3])
+    )
     batched = jax.vmap(fit)(keys, grid)
     singles = []
     for g in range(3):
-        one = fit(keys[g], cf.BPRHParams(lr=grid.lr[g], l2=grid.l2[g]))
+        one = fit(keys[g], cf.BPRHParams(learning_rate=grid.learning_rate[g], l2=grid.l2[g]))
         singles.append(one)
         np.testing.assert_allclose(batched.item_emb[g], one.item_emb, rtol=2e-5, atol=2e-6)
         np.testing.assert_allclose(batched.losses[g], one.losses, rtol=2e-5)
-    hp0 = cf.BPRHParams(lr=grid.lr[0], l2=grid.l2[0])
+    hp0 = cf.BPRHParams(learning_rate=grid.learning_rate[0], l2=grid.l2[0])
     n_compiled = _train_epochs._cache_size()
     np.testing.assert_array_equal(fit(keys[0], hp0).user_emb, singles[0].user_emb)
     assert _train_epochs._cache_size() == n_compiled  # no retrace on a second call
@@ -102,19 +105,19 @@ def test_row_updates_flattened_under_vmap_equal_single_fits(optimizer, rng):
         return cf.fit_bpr(key, u, i, n_users=nu, n_items=ni, config=cfg, hparams=hp)
 
     keys = jax.random.split(jax.random.key(3), 2)
-    grid = cf.BPRHParams(lr=jnp.array([0.05, 0.2]), l2=jnp.array([0.0, 1e-2]))
+    grid = cf.BPRHParams(learning_rate=jnp.array([0.05, 0.2]), l2=jnp.array([0.0, 1e-2]))
     one = jax.jit(fit)
     both = jax.jit(jax.vmap(fit, in_axes=(0, 0, None, None)))(keys, grid, u, i)
     nested = jax.jit(
         jax.vmap(jax.vmap(fit, in_axes=(None, 0, None, None)), in_axes=(0, None, None, None))
     )(keys, grid, u, i)
     for s in range(2):
-        hp = jax.tree.map(lambda x: x[s], grid)
+        hp = jax.tree.map(lambda x, s=s: x[s], grid)
         ref = one(keys[s], hp, u, i)
         np.testing.assert_array_equal(both.item_emb[s], ref.item_emb)
         np.testing.assert_array_equal(both.user_emb[s], ref.user_emb)
         for h in range(2):
-            ref = one(keys[s], jax.tree.map(lambda x: x[h], grid), u, i)
+            ref = one(keys[s], jax.tree.map(lambda x, h=h: x[h], grid), u, i)
             np.testing.assert_array_equal(nested.item_emb[s, h], ref.item_emb)
     assert not np.allclose(both.item_emb[0], both.item_emb[1])
 
@@ -153,7 +156,7 @@ def test_positive_lookup():
     qu = jnp.array([0, 0, 2, 2, 1, 1])
     qi = jnp.array([3, 2, 0, 4, 4, 0])
     np.testing.assert_array_equal(
-        _is_positive(keys, qu, qi, 5), [True, False, True, False, True, False]
+        bpr.is_positive(keys, qu, qi, 5), [True, False, True, False, True, False]
     )
 
 
@@ -172,7 +175,7 @@ def test_negatives_avoid_positives():
 def test_select_bpr(synth):
     tr_u, tr_i, te_u, te_i, nu, ni = synth
     val = padding.pad_item_sets(te_u, te_i, nu)
-    grid = cf.BPRHParams(lr=jnp.array([1e-4, 0.02]), l2=jnp.array([1e-4, 1e-4]))
+    grid = cf.BPRHParams(learning_rate=jnp.array([1e-4, 0.02]), l2=jnp.array([1e-4, 1e-4]))
     cfg = cf.BPRConfig(dim=16, n_epochs=20, batch_size=256)
     sel = cf.select_bpr(
         jax.random.key(0),
@@ -191,7 +194,7 @@ def test_select_bpr(synth):
     assert (sel.best, sel.best_epoch) == (g, sel.epochs[c])
     rec = _recall20(sel.user_emb, sel.item_emb, tr_u, tr_i, te_u, te_i, nu)
     np.testing.assert_allclose(rec, sel.recall.max(), rtol=1e-6)
-    assert float(sel.hparams.lr) == pytest.approx(0.02)
+    assert float(sel.hparams.learning_rate) == pytest.approx(0.02)
     with pytest.raises(ValueError, match="eval_every"):
         cf.select_bpr(
             jax.random.key(0),
@@ -268,11 +271,13 @@ def test_sgd_row_update_equals_dense_sgd_step(rng):
     u = jnp.asarray(rng.integers(0, nu, n), jnp.int32)
     i = jnp.asarray(rng.integers(0, ni, n), jnp.int32)
     cfg = cf.BPRConfig(dim=3, n_epochs=1, batch_size=n, optimizer="sgd", reject_positives=False)
-    hp = cf.BPRHParams(lr=0.7, l2=0.05)
+    hp = cf.BPRHParams(learning_rate=0.7, l2=0.05)
     st = cf.bpr_init(jax.random.key(3), n_users=nu, n_items=ni, config=cfg)
     new, loss = cf.bpr_train_epochs(st, u, i, hp, n_items=ni, config=cfg, n_epochs=1)
     _, k_epoch = jax.random.split(st.key)
-    uu, ii, j, _ = _epoch_samples(k_epoch, u, i, jnp.ones(n), None, ni, n, cfg)
+    uu, ii, j, _ = bpr.sample_bpr_triples(
+        k_epoch, u, i, n_items=ni, n_draws=n, n_neg_retries=cfg.n_neg_retries
+    )
     ref_loss, g = jax.value_and_grad(_bpr_loss)(st.params, uu, ii, j, 0.05)
     np.testing.assert_allclose(loss[0], ref_loss, rtol=1e-6)
     np.testing.assert_allclose(
@@ -350,11 +355,11 @@ def test_bpr_mask_drops_padding(synth):
 @pytest.mark.parametrize(
     "hp, field",
     [
-        (cf.BPRHParams(lr=float("nan"), l2=1e-4), "lr"),
-        (cf.BPRHParams(lr=0.0, l2=1e-4), "lr"),
-        (cf.BPRHParams(lr=-1.0, l2=1e-4), "lr"),
-        (cf.BPRHParams(lr=0.01, l2=-1e-4), "l2"),
-        (cf.BPRHParams(lr=0.01, l2=float("inf")), "l2"),
+        (cf.BPRHParams(learning_rate=float("nan"), l2=1e-4), "learning_rate"),
+        (cf.BPRHParams(learning_rate=0.0, l2=1e-4), "learning_rate"),
+        (cf.BPRHParams(learning_rate=-1.0, l2=1e-4), "learning_rate"),
+        (cf.BPRHParams(learning_rate=0.01, l2=-1e-4), "l2"),
+        (cf.BPRHParams(learning_rate=0.01, l2=float("inf")), "l2"),
     ],
 )
 def test_bpr_hparams_validated(synth, hp, field):

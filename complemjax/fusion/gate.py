@@ -35,10 +35,13 @@ from typing import NamedTuple
 import flax.struct
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from complemjax import _checks
 from complemjax.fusion import _train
 from complemjax.fusion.rules import as_score_fn, exclusion_mask, normalize_rows
+from complemjax.models import bpr
+from complemjax.ranking import check_item_sets
 
 __all__ = [
     "GateConfig",
@@ -64,26 +67,33 @@ class GateConfig:
             can be applied to training positives that are excluded from the statistics).
         per_item: add an item-feature term to the gate.
         steps: Adam steps.
-        batch_size: triples per step.
+        batch_size: BPR triples per step, drawn by
+            :func:`complemjax.models.bpr.sample_bpr_triples` (as BPR-MF).
+        reject_positives: redraw a negative that is one of the fitting pairs (as
+            :class:`complemjax.models.BPRConfig`; needs ``n_users * n_items < 2**31``).
+        n_neg_retries: redraws for ``reject_positives``.
     """
 
     norm: str = "zscore"
     per_item: bool = True
     steps: int = 300
     batch_size: int = 256
+    reject_positives: bool = True
+    n_neg_retries: int = 4
 
     def __post_init__(self):
         if self.norm not in ("zscore", "minmax"):
             raise ValueError(f"`norm` must be 'zscore' or 'minmax', got {self.norm!r}")
         _checks.check_positive_int("steps", self.steps)
         _checks.check_positive_int("batch_size", self.batch_size)
+        _checks.check_positive_int("n_neg_retries", self.n_neg_retries, minimum=0)
 
 
 @flax.struct.dataclass
 class GateHParams:
     """Dynamic training knobs (vmappable): learning rate and L2 penalty on gate weights."""
 
-    lr: jax.Array = 0.05
+    learning_rate: jax.Array = 0.05
     l2: jax.Array = 1e-4
 
 
@@ -103,7 +113,9 @@ class GateFit(NamedTuple):
     losses: jax.Array
 
 
-def gate_init(n_user_features: int, n_item_features: int, dtype=None) -> GateParams:
+def gate_init(
+    n_user_features: int, n_item_features: int, dtype: DTypeLike | None = None
+) -> GateParams:
     """Zero gate (``g = 1/2`` everywhere: the equal-weight sum)."""
     dt = jnp.zeros(()).dtype if dtype is None else dtype
     return GateParams(
@@ -119,7 +131,7 @@ def _standardise(x, axis=0):
     return (x - m) / jnp.maximum(s, 1e-6)
 
 
-def gate_item_features(item_popularity) -> jax.Array:
+def gate_item_features(item_popularity: ArrayLike) -> jax.Array:
     """Item features ``[n_items, 1]``: standardised ``log1p(popularity)``.
 
     Args:
@@ -161,7 +173,7 @@ def gate_user_features(
     *,
     n_users: int,
     n_items: int,
-    exclude,
+    exclude: ArrayLike,
     top_m: int = 20,
     norm: str = "zscore",
     user_chunk: int = 256,
@@ -190,7 +202,7 @@ def gate_user_features(
     top_m = _checks.check_positive_int("top_m", top_m, maximum=n_items)
     if norm not in ("zscore", "minmax"):
         raise ValueError(f"`norm` must be 'zscore' or 'minmax', got {norm!r}")
-    exclude = _train.check_padded("exclude", exclude, n_users)
+    exclude = check_item_sets("exclude", exclude, n_users, n_items)
     chunk = min(_checks.check_positive_int("user_chunk", user_chunk), n_users)
     fa = as_score_fn("score_fn_a", score_fn_a)
     fb = as_score_fn("score_fn_b", score_fn_b)
@@ -225,13 +237,13 @@ def _gate(params: GateParams, uf, itf, per_item: bool):
 
 def gate_scores(
     params: GateParams,
-    scores_a,
-    scores_b,
-    user_features,
-    item_features,
+    scores_a: ArrayLike,
+    scores_b: ArrayLike,
+    user_features: ArrayLike,
+    item_features: ArrayLike,
     *,
     config: GateConfig,
-    valid=None,
+    valid: ArrayLike | None = None,
 ) -> jax.Array:
     """Gated fused scores ``f = g n_a + (1 - g) n_b`` for a block of users (see module doc).
 
@@ -288,14 +300,14 @@ def _gate_apply_for(config, n_items):
 
 def gate_score_fn(
     params: GateParams,
-    score_fn_a,
-    score_fn_b,
-    user_features,
-    item_features,
+    score_fn_a: Callable[[jax.Array], jax.Array],
+    score_fn_b: Callable[[jax.Array], jax.Array],
+    user_features: ArrayLike,
+    item_features: ArrayLike,
     *,
     config: GateConfig,
     n_items: int,
-    exclude=None,
+    exclude: ArrayLike | None = None,
 ) -> jax.tree_util.Partial:
     """Fused ``score_fn(user_idx [c]) -> [c, n_items]`` of a trained gate.
 
@@ -307,7 +319,7 @@ def gate_score_fn(
     if itf.shape[0] != n_items:
         raise ValueError(f"`item_features` must have {n_items} rows, got shape {itf.shape}")
     if exclude is not None:
-        exclude = _train.check_padded("exclude", exclude, uf.shape[0])
+        exclude = check_item_sets("exclude", exclude, uf.shape[0], n_items)
     fa = as_score_fn("score_fn_a", score_fn_a)
     fb = as_score_fn("score_fn_b", score_fn_b)
     return jax.tree_util.Partial(_gate_apply_for(config, n_items), params, fa, fb, uf, itf, exclude)
@@ -315,55 +327,56 @@ def gate_score_fn(
 
 def gate_loss(
     params: GateParams,
-    fa,
-    fb,
-    user_features,
-    item_features,
-    exclude,
-    users,
-    pos,
-    neg,
+    fa: Callable[[jax.Array], jax.Array],
+    fb: Callable[[jax.Array], jax.Array],
+    user_features: jax.Array,
+    item_features: jax.Array,
+    exclude: jax.Array | None,
+    users: jax.Array,
+    pos: jax.Array,
+    neg: jax.Array,
     *,
     config: GateConfig,
     n_items: int,
-    l2=0.0,
-):
+    l2: ArrayLike = 0.0,
+) -> jax.Array:
     """BPR loss of the gate on one batch of triples ``(users, pos, neg)`` (each ``[B]``)."""
     sa, sb = fa(users), fb(users)
     valid = jnp.ones(sa.shape, bool) if exclude is None else exclusion_mask(exclude[users], n_items)
     f = _gated_rows(params, sa, sb, user_features[users], item_features, valid, config)
     fp = jnp.take_along_axis(f, pos[:, None], axis=1)[:, 0]
     fn = jnp.take_along_axis(f, neg[:, None], axis=1)[:, 0]
-    return _train.bpr_loss(fp, fn) + l2 * (jnp.sum(params.w_user**2) + jnp.sum(params.w_item**2))
+    return bpr.bpr_loss(fp - fn) + l2 * (jnp.sum(params.w_user**2) + jnp.sum(params.w_item**2))
 
 
 @functools.partial(jax.jit, static_argnames=("config", "n_items"))
 def _fit_gate(key, fa, fb, uf, itf, exclude, users, items, hp, *, config, n_items):
     params = gate_init(uf.shape[1], itf.shape[1], uf.dtype)
+    sample = _train.bpr_sampler(users, items, uf.shape[0], n_items, config)
 
     def loss_fn(p, k):
-        bu, bp, bn = _train.sample_bpr(k, users, items, n_items, config.batch_size)
+        bu, bp, bn = sample(k)
         return gate_loss(
             p, fa, fb, uf, itf, exclude, bu, bp, bn, config=config, n_items=n_items, l2=hp.l2
         )
 
-    params, losses = _train.fit_scan(key, params, loss_fn, hp.lr, config.steps)
+    params, losses = _train.fit_scan(key, params, loss_fn, hp.learning_rate, config.steps)
     return GateFit(params, losses)
 
 
 def fit_gate(
-    key,
-    score_fn_a,
-    score_fn_b,
-    user_features,
-    item_features,
-    train_users,
-    train_items,
+    key: jax.Array,
+    score_fn_a: Callable[[jax.Array], jax.Array],
+    score_fn_b: Callable[[jax.Array], jax.Array],
+    user_features: ArrayLike,
+    item_features: ArrayLike,
+    train_users: ArrayLike,
+    train_items: ArrayLike,
     *,
     config: GateConfig,
     n_items: int,
     hparams: GateHParams | None = None,
-    exclude=None,
+    exclude: ArrayLike | None = None,
 ) -> GateFit:
     """Train the gate with BPR (Adam, ``lax.scan``) from a zero (equal-weight) start.
 
@@ -390,7 +403,7 @@ def fit_gate(
         ...                 n_items=n_items, exclude=train))(jax.random.split(key, 4))
     """
     hparams = GateHParams() if hparams is None else hparams
-    _train.check_hparam("lr", hparams.lr, 0.0, lo_open=True)
+    _train.check_hparam("learning_rate", hparams.learning_rate, 0.0, lo_open=True)
     _train.check_hparam("l2", hparams.l2, 0.0)
     n_items = _checks.check_positive_int("n_items", n_items)
     uf = _checks.check_matrix("user_features", user_features)
@@ -399,7 +412,7 @@ def fit_gate(
         raise ValueError(f"`item_features` must have {n_items} rows, got shape {itf.shape}")
     users, items = _train.check_interactions(train_users, train_items, uf.shape[0], n_items)
     if exclude is not None:
-        exclude = _train.check_padded("exclude", exclude, uf.shape[0])
+        exclude = check_item_sets("exclude", exclude, uf.shape[0], n_items)
     fa = as_score_fn("score_fn_a", score_fn_a)
     fb = as_score_fn("score_fn_b", score_fn_b)
     return _fit_gate(

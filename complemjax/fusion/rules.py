@@ -55,7 +55,7 @@ __all__ = [
     "NORM_METHODS",
     "FusedRun",
     "RuleConfig",
-    "RuleParams",
+    "RuleHParams",
     "TuneResult",
     "fuse_runs",
     "fuse_score_fns",
@@ -95,7 +95,7 @@ class RuleConfig:
 
 
 @flax.struct.dataclass
-class RuleParams:
+class RuleHParams:
     """Dynamic (vmappable) fusion knobs.
 
     Attributes:
@@ -107,7 +107,7 @@ class RuleParams:
     rrf_k: jax.Array = 60.0
 
 
-def _check_params(params: RuleParams) -> None:
+def _check_params(params: RuleHParams) -> None:
     _checks.check_in_range("weight", params.weight, 0.0, 1.0)
     _checks.check_in_range("rrf_k", params.rrf_k, 0.0, np.inf, lo_open=True)
 
@@ -194,7 +194,7 @@ def normalize_scores(scores, *, method: str = "minmax", valid=None) -> jax.Array
     return normalize_rows(scores, valid, method)
 
 
-def _combine(na, nb, pa, pb, pos_a, pos_b, params: RuleParams, method: str):
+def _combine(na, nb, pa, pb, pos_a, pos_b, params: RuleHParams, method: str):
     """Fused score of one candidate set from per-view normalised scores, presence, positions."""
     dt = na.dtype
     cand = pa | pb
@@ -244,14 +244,14 @@ def _fuse_rows(sa, sb, valid, params, config: RuleConfig):
 
 
 def fuse_scores(
-    scores_a, scores_b, params: RuleParams | None = None, *, config: RuleConfig, valid=None
+    scores_a, scores_b, params: RuleHParams | None = None, *, config: RuleConfig, valid=None
 ) -> jax.Array:
     """Fuse two views' score rows for the same users with a rule (see module docstring).
 
     Args:
         scores_a: ``[c, n_items]`` scores of view A for c users.
         scores_b: ``[c, n_items]`` scores of view B for the same users.
-        params: :class:`RuleParams` (weight, rrf_k); defaults to ``RuleParams()``.
+        params: :class:`RuleHParams` (weight, rrf_k); defaults to ``RuleHParams()``.
         config: static :class:`RuleConfig` (method, norm, depth).
         valid: optional ``[c, n_items]`` boolean mask of rankable items (e.g. not in history);
             normalisation statistics and ranks use valid items only; invalid items get ``-inf``.
@@ -261,13 +261,13 @@ def fuse_scores(
 
     Example:
         >>> a = jnp.array([[3.0, 1.0, 2.0]]); b = jnp.array([[1.0, 3.0, 2.0]])
-        >>> fuse_scores(a, b, RuleParams(weight=1.0), config=RuleConfig("wsum"))
+        >>> fuse_scores(a, b, RuleHParams(weight=1.0), config=RuleConfig("wsum"))
         Array([[1. , 0. , 0.5]], dtype=float32)
     """
     config = _check_config(config)
-    params = RuleParams() if params is None else params
-    if not isinstance(params, RuleParams):
-        raise ValueError(f"`params` must be a RuleParams or None, got {type(params).__name__}")
+    params = RuleHParams() if params is None else params
+    if not isinstance(params, RuleHParams):
+        raise ValueError(f"`params` must be a RuleHParams or None, got {type(params).__name__}")
     scores_a = _checks.as_float_array("scores_a", scores_a, ndim=2)
     scores_b = _checks.as_float_array("scores_b", scores_b, ndim=2)
     if scores_a.shape != scores_b.shape:
@@ -344,7 +344,7 @@ def _fused_apply_for(config: RuleConfig, n_items: int):
 def fuse_score_fns(
     score_fn_a: Callable,
     score_fn_b: Callable,
-    params: RuleParams | None = None,
+    params: RuleHParams | None = None,
     *,
     config: RuleConfig,
     n_items: int,
@@ -362,7 +362,7 @@ def fuse_score_fns(
         score_fn_a: ``user_idx int32 [c] -> [c, n_items]`` scores of view A (a plain function
             or a ``jax.tree_util.Partial`` carrying its parameters).
         score_fn_b: same for view B.
-        params: :class:`RuleParams`.
+        params: :class:`RuleHParams`.
         config: :class:`RuleConfig`.
         n_items: number of items.
         exclude: optional ``[n_users, max_len]`` int32 padded (-1) item sets to leave out of
@@ -373,13 +373,13 @@ def fuse_score_fns(
         A fused ``score_fn`` (``jax.tree_util.Partial``).
 
     Example:
-        >>> fused = fuse_score_fns(fa, fb, RuleParams(rrf_k=60.0), config=RuleConfig("rrf"),
+        >>> fused = fuse_score_fns(fa, fb, RuleHParams(rrf_k=60.0), config=RuleConfig("rrf"),
         ...                        n_items=n_items, exclude=train_padded)
         >>> top = ranking.topk_from_score_fn(fused, n_users=n, n_items=n_items, k=20,
         ...                                  exclude=train_padded)  # doctest: +SKIP
     """
     config = _check_config(config)
-    params = RuleParams() if params is None else params
+    params = RuleHParams() if params is None else params
     n_items = _checks.check_positive_int("n_items", n_items)
     _check_params(params)
     exclude = _check_exclude(exclude, None)
@@ -475,7 +475,7 @@ def fuse_runs(
     scores_a,
     items_b,
     scores_b,
-    params: RuleParams | None = None,
+    params: RuleHParams | None = None,
     *,
     config: RuleConfig,
     k: int,
@@ -493,7 +493,7 @@ def fuse_runs(
         scores_a: ``[n_users, N]`` float scores matching ``items_a``.
         items_b: ``[n_users, N]`` item ids of view B's run, as ``items_a``.
         scores_b: ``[n_users, N]`` float scores matching ``items_b``.
-        params: :class:`RuleParams`.
+        params: :class:`RuleHParams`.
         config: :class:`RuleConfig` (method and norm).
         k: length of the fused list, ``1 <= k <= 2N``.
         user_chunk: users per chunk (bounds memory to ``user_chunk x 2N``).
@@ -502,10 +502,10 @@ def fuse_runs(
         :class:`FusedRun` with ``items`` and ``scores`` of shape ``[n_users, k]``.
 
     Example:
-        >>> out = fuse_runs(ia, sa, ib, sb, RuleParams(rrf_k=60.0), config=RuleConfig("rrf"),
+        >>> out = fuse_runs(ia, sa, ib, sb, RuleHParams(rrf_k=60.0), config=RuleConfig("rrf"),
         ...                 k=10)
     """
-    params = RuleParams() if params is None else params
+    params = RuleHParams() if params is None else params
     ia = jnp.asarray(items_a)
     ib = jnp.asarray(items_b)
     for name, x in (("items_a", ia), ("items_b", ib)):
@@ -554,26 +554,26 @@ class TuneResult(NamedTuple):
 
     Attributes:
         best_index: index of the selected candidate (first best on ties).
-        best_params: :class:`RuleParams` of that candidate (scalars).
+        best_params: :class:`RuleHParams` of that candidate (scalars).
         values: ``[G]`` validation metric of each candidate.
-        params: the candidate grid, :class:`RuleParams` with leading axis ``G``.
+        params: the candidate grid, :class:`RuleHParams` with leading axis ``G``.
     """
 
     best_index: int
-    best_params: RuleParams
+    best_params: RuleHParams
     values: jax.Array
-    params: RuleParams
+    params: RuleHParams
 
 
-def rule_grid(*, weights=None, rrf_ks=None) -> RuleParams:
-    """Cartesian grid of :class:`RuleParams` (leading axis ``G``) for :func:`tune_rule`.
+def rule_grid(*, weights=None, rrf_ks=None) -> RuleHParams:
+    """Cartesian grid of :class:`RuleHParams` (leading axis ``G``) for :func:`tune_rule`.
 
     Args:
         weights: 1-D weights in ``[0, 1]`` (default ``[0.5]``).
         rrf_ks: 1-D RRF constants ``> 0`` (default ``[60.]``).
 
     Returns:
-        :class:`RuleParams` with fields of shape ``[len(weights) * len(rrf_ks)]``.
+        :class:`RuleHParams` with fields of shape ``[len(weights) * len(rrf_ks)]``.
     """
     w = np.atleast_1d(np.asarray([0.5] if weights is None else weights, dtype=float))
     kk = np.atleast_1d(np.asarray([60.0] if rrf_ks is None else rrf_ks, dtype=float))
@@ -584,7 +584,7 @@ def rule_grid(*, weights=None, rrf_ks=None) -> RuleParams:
     _checks.check_in_range("rrf_ks", kk, 0.0, np.inf, lo_open=True)
     ww, kg = np.meshgrid(w, kk, indexing="ij")
     dt = jnp.zeros(()).dtype
-    return RuleParams(weight=jnp.asarray(ww.ravel(), dt), rrf_k=jnp.asarray(kg.ravel(), dt))
+    return RuleHParams(weight=jnp.asarray(ww.ravel(), dt), rrf_k=jnp.asarray(kg.ravel(), dt))
 
 
 def _recall_ndcg(top_items, target_rows, k):
@@ -634,7 +634,7 @@ def _grid_metrics(score_fn_a, score_fn_b, grid, exclude, target, *, config, k, n
 def tune_rule(
     score_fn_a: Callable,
     score_fn_b: Callable,
-    grid: RuleParams,
+    grid: RuleHParams,
     *,
     config: RuleConfig,
     valid_padded,
@@ -655,7 +655,7 @@ def tune_rule(
     Args:
         score_fn_a: ``user_idx int32 [c] -> [c, n_items]`` scores of view A (jit-traceable).
         score_fn_b: same for view B (plain functions or ``jax.tree_util.Partial``).
-        grid: :class:`RuleParams` with a leading candidate axis ``[G]`` (see :func:`rule_grid`).
+        grid: :class:`RuleHParams` with a leading candidate axis ``[G]`` (see :func:`rule_grid`).
         config: :class:`RuleConfig`.
         valid_padded: ``[n_users, max_len]`` int32 validation items (-1 padded).
         exclude: optional ``[n_users, L]`` int32 items to leave out (training history).
@@ -678,8 +678,8 @@ def tune_rule(
     if metric not in ("recall", "ndcg"):
         raise ValueError(f"`metric` must be 'recall' or 'ndcg', got {metric!r}")
     config = _check_config(config)
-    if not isinstance(grid, RuleParams):
-        raise ValueError(f"`grid` must be a RuleParams (see rule_grid), got {type(grid).__name__}")
+    if not isinstance(grid, RuleHParams):
+        raise ValueError(f"`grid` must be a RuleHParams (see rule_grid), got {type(grid).__name__}")
     n_items = _checks.check_positive_int("n_items", n_items)
     k = _checks.check_positive_int("k", k, maximum=n_items)
     target = _check_valid_padded(valid_padded, n_users, n_items)
@@ -738,7 +738,7 @@ def _check_valid_padded(valid_padded, n_users: int | None, n_items: int) -> jax.
     return target
 
 
-def _check_grid_values(grid: RuleParams) -> RuleParams:
+def _check_grid_values(grid: RuleHParams) -> RuleHParams:
     """The candidates as 1-D arrays of equal length, weights in [0, 1], ``rrf_k > 0``."""
     w = jnp.atleast_1d(jnp.asarray(grid.weight))
     kk = jnp.atleast_1d(jnp.asarray(grid.rrf_k))
@@ -750,4 +750,4 @@ def _check_grid_values(grid: RuleParams) -> RuleParams:
         raise ValueError("`grid` is empty (no candidate); build it with rule_grid(...)")
     _checks.check_in_range("weight", w, 0.0, 1.0)
     _checks.check_in_range("rrf_k", kk, 0.0, np.inf, lo_open=True)
-    return RuleParams(weight=w, rrf_k=kk)
+    return RuleHParams(weight=w, rrf_k=kk)

@@ -40,9 +40,11 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
 from complemjax import _checks
 from complemjax.fusion import _train
+from complemjax.models import bpr
 from complemjax.models.contrastive import info_nce
 
 __all__ = [
@@ -65,7 +67,9 @@ class SharedPrivateConfig:
 
     ``shared_dim`` r, ``private_dim`` d, ``steps``, ``batch_size``, ``init_scale`` of the user
     embeddings, ``orth_items`` (None = penalise orthogonality over the whole catalogue each step; an
-    int = over that many sampled items).
+    int = over that many sampled items). Each step's ``batch_size`` BPR triples come from
+    :func:`complemjax.models.bpr.sample_bpr_triples`, as BPR-MF's: ``reject_positives`` redraws
+    (up to ``n_neg_retries`` times) a negative that is a training pair.
     """
 
     shared_dim: int = 16
@@ -74,6 +78,8 @@ class SharedPrivateConfig:
     batch_size: int = 512
     init_scale: float = 0.1
     orth_items: int | None = None
+    reject_positives: bool = True
+    n_neg_retries: int = 4
 
     def __post_init__(self):
         _checks.check_positive_int("shared_dim", self.shared_dim)
@@ -82,17 +88,18 @@ class SharedPrivateConfig:
         _checks.check_positive_int("batch_size", self.batch_size, minimum=2)
         if self.orth_items is not None:
             _checks.check_positive_int("orth_items", self.orth_items, minimum=2)
+        _checks.check_positive_int("n_neg_retries", self.n_neg_retries, minimum=0)
 
 
 @flax.struct.dataclass
 class SharedPrivateHParams:
     """Dynamic knobs of the shared-plus-private model (vmappable).
 
-    ``lr``, ``l2``, ``align_weight`` (>= 0), ``orth_weight`` (>= 0), InfoNCE ``temperature``
-    (> 0).
+    ``learning_rate`` (> 0), ``l2``, ``align_weight`` (>= 0), ``orth_weight`` (>= 0), InfoNCE
+    ``temperature`` (> 0).
     """
 
-    lr: jax.Array = 0.01
+    learning_rate: jax.Array = 0.01
     l2: jax.Array = 1e-4
     align_weight: jax.Array = 0.1
     orth_weight: jax.Array = 1.0
@@ -122,7 +129,12 @@ class SharedPrivateFit(NamedTuple):
 
 
 def shared_private_init(
-    key, n_users: int, d_x: int, d_y: int, config: SharedPrivateConfig, dtype=None
+    key: jax.Array,
+    n_users: int,
+    d_x: int,
+    d_y: int,
+    config: SharedPrivateConfig,
+    dtype: DTypeLike | None = None,
 ) -> SharedPrivateParams:
     """Random initial parameters (projections ~ N(0, 1/D), users ~ N(0, init_scale^2))."""
     dt = jnp.zeros(()).dtype if dtype is None else dtype
@@ -137,13 +149,15 @@ def shared_private_init(
     )
 
 
-def shared_private_parts(params: SharedPrivateParams, x, y):
+def shared_private_parts(
+    params: SharedPrivateParams, x: jax.Array, y: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(S [n, r], PX [n, d], PY [n, d])`` of items with views ``x [n, D_x]``, ``y [n, D_y]``."""
     s = 0.5 * (x @ params.w_sx + y @ params.w_sy)
     return s, x @ params.w_px, y @ params.w_py
 
 
-def orthogonality(shared, private) -> jax.Array:
+def orthogonality(shared: jax.Array, private: jax.Array) -> jax.Array:
     """``||S^T P||_F / (||S||_F ||P||_F)`` in ``[0, 1]``; 0 means exactly orthogonal.
 
     Args:
@@ -158,7 +172,9 @@ def orthogonality(shared, private) -> jax.Array:
     return num / jnp.maximum(den, 1e-12)
 
 
-def shared_private_embeddings(params: SharedPrivateParams, x, y):
+def shared_private_embeddings(
+    params: SharedPrivateParams, x: ArrayLike, y: ArrayLike
+) -> tuple[jax.Array, jax.Array]:
     """``(user_emb [n_users, r+2d], item_emb [n_items, r+2d])`` of a trained model.
 
     For ``ranking.topk_from_embeddings(..., similarity="dot")``.
@@ -177,8 +193,15 @@ def _symmetric_info_nce(a, b, temperature):
 
 
 def shared_private_loss(
-    params: SharedPrivateParams, x, y, users, pos, neg, hp: SharedPrivateHParams, orth_idx=None
-):
+    params: SharedPrivateParams,
+    x: jax.Array,
+    y: jax.Array,
+    users: jax.Array,
+    pos: jax.Array,
+    neg: jax.Array,
+    hp: SharedPrivateHParams,
+    orth_idx: jax.Array | None = None,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Loss of the module docstring on one batch; returns ``(total, parts dict)``.
 
     ``orth_idx`` (``[m]`` int) selects the items of the orthogonality penalty (default: all).
@@ -189,7 +212,7 @@ def shared_private_loss(
     b = users.shape[0]
     hp_, hn = h[:b], h[b:]
     e = params.user[users]
-    bpr = _train.bpr_loss(jnp.sum(e * hp_, 1), jnp.sum(e * hn, 1))
+    bpr_term = bpr.bpr_loss(jnp.sum(e * hp_, 1) - jnp.sum(e * hn, 1))
     align = _symmetric_info_nce(x[pos] @ params.w_sx, y[pos] @ params.w_sy, hp.temperature)
     if orth_idx is None:
         sc, pxc, pyc = shared_private_parts(params, x, y)
@@ -197,29 +220,30 @@ def shared_private_loss(
         sc, pxc, pyc = shared_private_parts(params, x[orth_idx], y[orth_idx])
     orth = orthogonality(sc, pxc) ** 2 + orthogonality(sc, pyc) ** 2
     reg = (jnp.sum(e**2) + jnp.sum(h**2)) / b
-    total = bpr + hp.align_weight * align + hp.orth_weight * orth + hp.l2 * reg
-    return total, {"bpr": bpr, "align": align, "orth": orth}
+    total = bpr_term + hp.align_weight * align + hp.orth_weight * orth + hp.l2 * reg
+    return total, {"bpr": bpr_term, "align": align, "orth": orth}
 
 
 @functools.partial(jax.jit, static_argnames=("config", "n_users", "n_items"))
 def _fit(key, x, y, users, items, hp, *, config, n_users, n_items):
     k_init, k_train = jax.random.split(key)
     params = shared_private_init(k_init, n_users, x.shape[1], y.shape[1], config, x.dtype)
+    sample = _train.bpr_sampler(users, items, n_users, n_items, config)
 
     def loss_fn(p, k):
         k_b, k_o = jax.random.split(k)
-        bu, bp, bn = _train.sample_bpr(k_b, users, items, n_items, config.batch_size)
+        bu, bp, bn = sample(k_b)
         orth_idx = None
         if config.orth_items is not None:
             orth_idx = jax.random.randint(k_o, (config.orth_items,), 0, n_items)
         return shared_private_loss(p, x, y, bu, bp, bn, hp, orth_idx)[0]
 
-    params, losses = _train.fit_scan(k_train, params, loss_fn, hp.lr, config.steps)
+    params, losses = _train.fit_scan(k_train, params, loss_fn, hp.learning_rate, config.steps)
     return SharedPrivateFit(params, losses)
 
 
 def _check_hp(hp):
-    _train.check_hparam("lr", hp.lr, 0.0, lo_open=True)
+    _train.check_hparam("learning_rate", hp.learning_rate, 0.0, lo_open=True)
     _train.check_hparam("l2", hp.l2, 0.0)
     _train.check_hparam("align_weight", hp.align_weight, 0.0)
     _train.check_hparam("orth_weight", hp.orth_weight, 0.0)
@@ -227,11 +251,11 @@ def _check_hp(hp):
 
 
 def fit_shared_private(
-    key,
-    x,
-    y,
-    train_users,
-    train_items,
+    key: jax.Array,
+    x: ArrayLike,
+    y: ArrayLike,
+    train_users: ArrayLike,
+    train_items: ArrayLike,
     *,
     n_users: int,
     config: SharedPrivateConfig | None = None,

@@ -5,6 +5,8 @@
 - :mod:`complemjax.models.protocol` — :class:`TrainData`, the :class:`ModelFamily`
   interface, :func:`select` (vmapped grid, validation Recall@20, early stopping) and
   :func:`retrain` (one configuration on another seed).
+- :mod:`complemjax.models.bpr` — the BPR objective (Rendle et al. 2009): positive lookup,
+  the BPR-MF triple sampler and the loss, used by every BPR-trained model and fusion.
 - :mod:`complemjax.models.lightgcn` — LightGCN (He et al. 2020).
 - :mod:`complemjax.models.mf` — BPR matrix factorisation (fast row-wise training).
 - :mod:`complemjax.models.ease` — EASE (Steck 2019) and its l2 selection.

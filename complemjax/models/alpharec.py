@@ -71,6 +71,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+from jax.typing import ArrayLike
 
 from complemjax._checks import check_finite, check_in_range, check_positive_int
 from complemjax.models.contrastive import (
@@ -148,8 +149,14 @@ class AlphaRecState(NamedTuple):
 
 
 def alpharec_embeddings(
-    params: dict, user_features, item_features, graph: Graph, n_layers, *, max_layers: int
-):
+    params: dict,
+    user_features: jax.Array,
+    item_features: jax.Array,
+    graph: Graph,
+    n_layers: ArrayLike,
+    *,
+    max_layers: int,
+) -> tuple[jax.Array, jax.Array]:
     """Propagated (not yet normalised) representations ``(e_u [U, d], e_i [I, d])``.
 
     ``[e_u; e_i] = (1/(K+1)) Σ_{k≤K} Â^k [MLP(x_u); MLP(x_i)]``.
@@ -173,14 +180,14 @@ def alpharec_embeddings(
 
 def alpharec_loss(
     params: dict,
-    user_features,
-    item_features,
+    user_features: jax.Array,
+    item_features: jax.Array,
     graph: Graph,
-    users,
-    positives,
-    negatives,
-    temperature,
-    n_layers,
+    users: jax.Array,
+    positives: jax.Array,
+    negatives: jax.Array,
+    temperature: ArrayLike,
+    n_layers: ArrayLike,
     *,
     max_layers: int,
 ) -> jax.Array:
@@ -240,7 +247,9 @@ def _count_leq(offsets, users, r):
     return lo
 
 
-def sample_negatives(key, history, users, n_items: int, n: int) -> jax.Array:
+def sample_negatives(
+    key: jax.Array, history: ArrayLike, users: ArrayLike, n_items: int, n: int
+) -> jax.Array:
     """``n`` items per user, uniform with replacement over the items *not* in its history.
 
     Exact, with no rejection loop: with the user's sorted training items ``h_0 < h_1 < …``,
@@ -327,7 +336,7 @@ class AlphaRec:
             return self.hidden
         return max(1, round(_OFFICIAL_FIRST_LAYER / d_in))
 
-    def init(self, key, data: TrainData, hparams: AlphaRecHParams) -> AlphaRecState:
+    def init(self, key: jax.Array, data: TrainData, hparams: AlphaRecHParams) -> AlphaRecState:
         """Initial state: PyTorch-default MLP weights, fresh Adam moments.
 
         Args:
@@ -345,7 +354,7 @@ class AlphaRec:
 
     def train_epochs(
         self, state: AlphaRecState, data: TrainData, hparams: AlphaRecHParams, n_epochs: int
-    ):
+    ) -> tuple[AlphaRecState, jax.Array]:
         """Run ``n_epochs`` epochs of the official sampler and loss (pure; vmappable).
 
         Returns:
@@ -356,7 +365,9 @@ class AlphaRec:
         n_epochs = check_positive_int("n_epochs", n_epochs)
         return _train_epochs(self, state, data, hparams, n_epochs)
 
-    def embeddings(self, state: AlphaRecState, data: TrainData, hparams: AlphaRecHParams):
+    def embeddings(
+        self, state: AlphaRecState, data: TrainData, hparams: AlphaRecHParams
+    ) -> tuple[jax.Array, jax.Array]:
         """``(user_emb [U, d], item_emb [I, d])`` with unit-norm rows (score = cosine)."""
         _check_data(data)
         self.check_hparams(hparams)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike, DTypeLike
 
 from complemjax._checks import check_in_range
 
@@ -52,7 +53,14 @@ def unit_rows(x: jax.Array, eps: float = 1e-12) -> jax.Array:
 _DENSE_LIMIT = 2**26
 
 
-def info_nce(anchors, candidates, labels, temperature, *, candidate_idx=None) -> jax.Array:
+def info_nce(
+    anchors: ArrayLike,
+    candidates: ArrayLike,
+    labels: ArrayLike,
+    temperature: ArrayLike,
+    *,
+    candidate_idx: ArrayLike | None = None,
+) -> jax.Array:
     """Per-anchor InfoNCE loss over cosine similarities (see the module docstring).
 
     ``L_b = logsumexp_m(cos(a_b, c_bm) / τ) − cos(a_b, c_{b, y_b}) / τ``.
@@ -127,7 +135,13 @@ def _info_nce(a, c, y, temperature, idx):
 
 
 def mlp2_init(
-    key, d_in: int, d_hidden: int, d_out: int, dtype=jnp.float32, *, weights: str = "torch"
+    key: jax.Array,
+    d_in: int,
+    d_hidden: int,
+    d_out: int,
+    dtype: DTypeLike = jnp.float32,
+    *,
+    weights: str = "torch",
 ) -> dict:
     """Initial parameters of ``Linear(d_in, h) → LeakyReLU → Linear(h, d_out)``.
 
@@ -182,7 +196,13 @@ def mlp2_apply(params: dict, x: jax.Array, negative_slope: float = 0.01) -> jax.
     return h @ params["w2"] + params["b2"]
 
 
-def mean_history_features(item_features, user_idx, item_idx, mask, n_users: int) -> jax.Array:
+def mean_history_features(
+    item_features: ArrayLike,
+    user_idx: jax.Array,
+    item_idx: jax.Array,
+    mask: jax.Array | None,
+    n_users: int,
+) -> jax.Array:
     """Mean semantic embedding of each user's training items, ``x_u = mean_{i ∈ H(u)} x_i``.
 
     The user representation of AlphaRec (``group_agg`` in the official ``AlphaRec_Data``) and,

@@ -13,6 +13,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
+from jax.typing import ArrayLike
 
 from complemjax.data import padding
 from complemjax.models._pairs import check_item_sets, check_pairs
@@ -38,7 +40,9 @@ def _ease_from_gram(g, l2):
     return b.at[jnp.diag_indices(n)].set(0.0)
 
 
-def fit_ease(user_idx, item_idx, *, n_users: int, n_items: int, l2: float) -> jax.Array:
+def fit_ease(
+    user_idx: ArrayLike, item_idx: ArrayLike, *, n_users: int, n_items: int, l2: float
+) -> jax.Array:
     """EASE item-item weights (Steck 2019), closed form.
 
     With the binary user-item matrix X ``[n_users, n_items]`` and
@@ -81,7 +85,7 @@ def _ease_scores(args, users):
     return x @ b
 
 
-def ease_score_fn(b, history_sets) -> jax.tree_util.Partial:
+def ease_score_fn(b: ArrayLike, history_sets: ArrayLike) -> jax.tree_util.Partial:
     """Scoring function for :func:`complemjax.ranking.topk_from_score_fn`.
 
     ``score_fn(users) = X[users] B`` with X the multi-hot history built on the fly from
@@ -138,7 +142,14 @@ class EASESelection(NamedTuple):
 
 
 def select_ease(
-    user_idx, item_idx, valid_sets, *, n_users: int, n_items: int, grid, k: int = 20
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
+    valid_sets: ArrayLike,
+    *,
+    n_users: int,
+    n_items: int,
+    grid: npt.ArrayLike,
+    k: int = 20,
 ) -> EASESelection:
     """Choose EASE's λ on validation Recall@K (training items excluded).
 

@@ -25,10 +25,11 @@ from __future__ import annotations
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.experimental import sparse as jsparse
+from jax.typing import ArrayLike
 
 from complemjax._checks import check_positive_int
+from complemjax.models._pairs import check_pairs
 
 __all__ = ["Graph", "build_graph", "propagate", "propagate_mean"]
 
@@ -60,38 +61,14 @@ class Graph:
         return self.n_users + self.n_items
 
 
-def _check_edges(user_idx, item_idx, n_users, n_items, mask):
-    u = jnp.asarray(user_idx)
-    i = jnp.asarray(item_idx)
-    for name, a in (("user_idx", u), ("item_idx", i)):
-        if not jnp.issubdtype(a.dtype, jnp.integer) or a.ndim != 1:
-            raise ValueError(f"`{name}` must be a 1-D integer array, got {a.dtype} {a.shape}")
-    if u.shape != i.shape:
-        raise ValueError(f"`user_idx` and `item_idx` must match, got {u.shape} and {i.shape}")
-    if mask is not None:
-        m = jnp.asarray(mask)
-        if m.shape != u.shape:
-            raise ValueError(f"`mask` must have shape {u.shape}, got {m.shape}")
-    if not isinstance(u, jax.core.Tracer) and u.size:
-        uu = np.asarray(u)
-        ii = np.asarray(i)
-        if mask is not None and not isinstance(mask, jax.core.Tracer):
-            keep = np.asarray(mask).astype(bool)
-            uu, ii = uu[keep], ii[keep]
-        if uu.size and (uu.min() < 0 or uu.max() >= n_users):
-            raise ValueError(f"`user_idx` must lie in [0, {n_users}), got [{uu.min()}, {uu.max()}]")
-        if ii.size and (ii.min() < 0 or ii.max() >= n_items):
-            raise ValueError(f"`item_idx` must lie in [0, {n_items}), got [{ii.min()}, {ii.max()}]")
-        keys = uu.astype(np.int64) * n_items + ii
-        if np.unique(keys).size != keys.size:
-            raise ValueError(
-                f"`user_idx`/`item_idx` contain {keys.size - np.unique(keys).size} repeated "
-                "(user, item) pairs; the graph needs each interaction once"
-            )
-    return u.astype(jnp.int32), i.astype(jnp.int32)
-
-
-def build_graph(user_idx, item_idx, *, n_users: int, n_items: int, mask=None) -> Graph:
+def build_graph(
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
+    *,
+    n_users: int,
+    n_items: int,
+    mask: ArrayLike | None = None,
+) -> Graph:
     """Build the normalised bipartite graph ``Â`` of the interactions.
 
     Args:
@@ -104,9 +81,7 @@ def build_graph(user_idx, item_idx, *, n_users: int, n_items: int, mask=None) ->
     Returns:
       :class:`Graph` with ``2E`` directed edges.
     """
-    n_users = check_positive_int("n_users", n_users)
-    n_items = check_positive_int("n_items", n_items)
-    u, i = _check_edges(user_idx, item_idx, n_users, n_items, mask)
+    u, i, n_users, n_items = check_pairs(user_idx, item_idx, n_users, n_items, mask, unique=True)
     return _build(u, i, mask, n_users, n_items)
 
 
@@ -163,7 +138,9 @@ def _spmm(graph: Graph, e: jax.Array) -> jax.Array:
     return _spmm_core(graph.senders, graph.indptr, graph.weights, e)
 
 
-def propagate_mean(graph: Graph, user_emb, item_emb, n_layers, *, max_layers: int):
+def propagate_mean(
+    graph: Graph, user_emb: jax.Array, item_emb: jax.Array, n_layers: ArrayLike, *, max_layers: int
+) -> tuple[jax.Array, jax.Array]:
     """Layer-mean propagation with a dynamic layer count (vmappable over ``n_layers``).
 
     ``E = (1/(n+1)) Σ_{k=0..n} Â^k E^{(0)}`` for an int (possibly traced) ``n`` in
@@ -191,7 +168,9 @@ def propagate_mean(graph: Graph, user_emb, item_emb, n_layers, *, max_layers: in
     return total[: graph.n_users], total[graph.n_users :]
 
 
-def propagate(graph: Graph, user_emb, item_emb, *, n_layers: int):
+def propagate(
+    graph: Graph, user_emb: jax.Array, item_emb: jax.Array, *, n_layers: int
+) -> tuple[jax.Array, jax.Array]:
     """LightGCN propagation with layer-mean readout (He et al. 2020, eqs. 7–8).
 
     ``E = (1/(K+1)) Σ_{k=0..K} Â^k E^{(0)}`` with ``E^{(0)} = [user_emb; item_emb]``.

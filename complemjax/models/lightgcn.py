@@ -43,8 +43,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+from jax.typing import ArrayLike
 
 from complemjax._checks import check_positive_int
+from complemjax.models import bpr
 from complemjax.models.graph import propagate_mean
 from complemjax.models.protocol import TrainData
 
@@ -91,7 +93,7 @@ class LightGCN:
         if not self.init_scale > 0:
             raise ValueError(f"`init_scale` must be > 0, got {self.init_scale}")
 
-    def check_hparams(self, hparams) -> None:
+    def check_hparams(self, hparams: LightGCNHParams) -> None:
         """Raise ValueError naming the field of LightGCN hyperparameters that is out of range.
 
         Requires learning_rate > 0, l2 ≥ 0, integer n_layers in ``[0, max_layers]`` (all
@@ -99,15 +101,19 @@ class LightGCN:
         """
         check_lightgcn_hparams(hparams, self.max_layers)
 
-    def init(self, key, data: TrainData, hparams: LightGCNHParams) -> LightGCNState:
+    def init(self, key: jax.Array, data: TrainData, hparams: LightGCNHParams) -> LightGCNState:
         """Initial :class:`LightGCNState` (Gaussian embeddings, zero Adam moments) for ``data``."""
         return lightgcn_init(key, data, self)
 
-    def train_epochs(self, state, data: TrainData, hparams, n_epochs: int):
+    def train_epochs(
+        self, state: LightGCNState, data: TrainData, hparams: LightGCNHParams, n_epochs: int
+    ) -> tuple[LightGCNState, jax.Array]:
         """Run ``n_epochs`` epochs of BPR training; returns ``(state, losses [n_epochs])``."""
         return _train_epochs(self, state, data, hparams, n_epochs)
 
-    def embeddings(self, state, data: TrainData, hparams):
+    def embeddings(
+        self, state: LightGCNState, data: TrainData, hparams: LightGCNHParams
+    ) -> tuple[jax.Array, jax.Array]:
         """``(user_emb [U, dim], item_emb [I, dim])``: means over ``hparams.n_layers`` layers."""
         p = state.params
         return propagate_mean(
@@ -130,7 +136,7 @@ class LightGCNHParams:
     n_layers: jax.Array | int = 3
 
 
-def check_lightgcn_hparams(hparams, max_layers: int) -> None:
+def check_lightgcn_hparams(hparams: LightGCNHParams, max_layers: int) -> None:
     """Validate (possibly stacked) :class:`LightGCNHParams`; skipped under tracing."""
     lr = hparams.learning_rate
     if isinstance(lr, jax.core.Tracer):
@@ -162,7 +168,7 @@ class LightGCNState(NamedTuple):
     epoch: jax.Array
 
 
-def lightgcn_init(key, data: TrainData, config: LightGCN) -> LightGCNState:
+def lightgcn_init(key: jax.Array, data: TrainData, config: LightGCN) -> LightGCNState:
     """Initial state: ego embeddings ``init_scale · N(0, 1)``, zero Adam moments.
 
     The key is split as ``(users, items, next)``, so two models built from the same key
@@ -185,22 +191,18 @@ def positive_keys(data: TrainData) -> jax.Array:
 
     For :func:`sample_triples`' rejection of positive negatives.
     """
-    ni = data.graph.n_items
-    if data.graph.n_users * ni >= 2**31:
-        raise ValueError(
-            f"negative rejection needs n_users * n_items < 2**31, got {data.graph.n_users}*{ni}"
-        )
-    k = data.user_idx.astype(jnp.int32) * ni + data.item_idx.astype(jnp.int32)
-    return jnp.sort(jnp.where(data.mask, k, -1))
+    return bpr.positive_keys(
+        data.user_idx,
+        data.item_idx,
+        n_users=data.graph.n_users,
+        n_items=data.graph.n_items,
+        mask=data.mask,
+    )
 
 
-def _is_positive(sorted_keys, u, j, n_items):
-    q = u * n_items + j
-    pos = jnp.clip(jnp.searchsorted(sorted_keys, q), 0, sorted_keys.shape[0] - 1)
-    return sorted_keys[pos] == q
-
-
-def sample_triples(key, data: TrainData, sorted_keys, batch_size: int, n_neg_retries: int):
+def sample_triples(
+    key: jax.Array, data: TrainData, sorted_keys: jax.Array, batch_size: int, n_neg_retries: int
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """Official LightGCN sampling of B triples ``(u, i, j)`` and their weights.
 
     ``u`` uniform over all users; ``i`` uniform over ``u``'s training items (from
@@ -211,23 +213,27 @@ def sample_triples(key, data: TrainData, sorted_keys, batch_size: int, n_neg_ret
       ``(u, i, j, w)``, each ``[B]`` (int32, int32, int32, float).
     """
     nu, ni = data.graph.n_users, data.graph.n_items
-    # raw bits mod n: uniform up to a bias below n / 2**32, and far cheaper on CPU than
-    # jax.random.randint (which draws and combines two words per number)
     bits = jax.random.bits(key, (3 + n_neg_retries, batch_size), jnp.uint32)
-    u = (bits[0] % jnp.uint32(nu)).astype(jnp.int32)
+    u = bpr.uniform_ints(bits[0], nu)
     deg = jnp.sum(data.history >= 0, axis=1).astype(jnp.int32)
     du = deg[u]
-    pos = (bits[1] % jnp.maximum(du, 1).astype(jnp.uint32)).astype(jnp.int32)
+    pos = bpr.uniform_ints(bits[1], jnp.maximum(du, 1))
     i = jnp.maximum(data.history[u, pos], 0)
-    j = (bits[2] % jnp.uint32(ni)).astype(jnp.int32)
+    j = bpr.uniform_ints(bits[2], ni)
     for r in range(n_neg_retries):
-        again = (bits[3 + r] % jnp.uint32(ni)).astype(jnp.int32)
-        j = jnp.where(_is_positive(sorted_keys, u, j, ni), again, j)
+        again = bpr.uniform_ints(bits[3 + r], ni)
+        j = jnp.where(bpr.is_positive(sorted_keys, u, j, ni), again, j)
     w = (du > 0).astype(jnp.zeros(()).dtype)
     return u, i, j, w
 
 
-def lightgcn_loss(params: LightGCNParams, data: TrainData, hparams, triples, max_layers: int):
+def lightgcn_loss(
+    params: LightGCNParams,
+    data: TrainData,
+    hparams: LightGCNHParams,
+    triples: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
+    max_layers: int,
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
     """Official LightGCN minibatch loss (see the module docstring).
 
     Args:
@@ -247,14 +253,19 @@ def lightgcn_loss(params: LightGCNParams, data: TrainData, hparams, triples, max
     pu = eu[u]
     x = jnp.sum(pu * ei[i], -1) - jnp.sum(pu * ei[j], -1)
     n = jnp.maximum(jnp.sum(w), 1.0)
-    bpr = jnp.sum(w * jax.nn.softplus(-x)) / n
+    loss = bpr.bpr_loss(x, w)
     e0u, e0i, e0j = params.user_emb[u], params.item_emb[i], params.item_emb[j]
     sq = jnp.sum(e0u * e0u, -1) + jnp.sum(e0i * e0i, -1) + jnp.sum(e0j * e0j, -1)
     reg = 0.5 * jnp.sum(w * sq) / n
-    return bpr + hparams.l2 * reg, (bpr, reg)
+    return loss + hparams.l2 * reg, (loss, reg)
 
 
-def lightgcn_step(params, opt_state, grads, learning_rate):
+def lightgcn_step(
+    params: LightGCNParams,
+    opt_state: optax.OptState,
+    grads: LightGCNParams,
+    learning_rate: ArrayLike,
+) -> tuple[LightGCNParams, optax.OptState]:
     """One Adam step (PyTorch/optax defaults) at a dynamic learning rate."""
     direction, opt_state = optax.scale_by_adam().update(grads, opt_state, params)
     lr = jnp.asarray(learning_rate)

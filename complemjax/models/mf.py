@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import flax.struct
 import jax
@@ -27,9 +27,14 @@ import numpy as np
 import optax
 from jax import lax
 from jax.custom_batching import custom_vmap
+from jax.typing import ArrayLike
 
 from complemjax._checks import check_positive_int
+from complemjax.models import bpr
 from complemjax.models._pairs import check_pairs
+
+if TYPE_CHECKING:
+    from complemjax.models.protocol import TrainData
 
 __all__ = [
     "BPR",
@@ -68,7 +73,7 @@ class BPRConfig:
         summed gradient in the first moment and the summed squared gradients in the
         second); ``"adam"``: optax Adam on the full tables every step (dense; kept as
         the reference); ``"sgd"``: plain minibatch SGD applied to the sampled rows
-        (identical to a dense SGD step). All use step size ``hparams.lr``.
+        (identical to a dense SGD step). All use step size ``hparams.learning_rate``.
       init_scale: embeddings start as ``init_scale * N(0, 1)``.
       reject_positives: resample a negative that is a training positive of the user (up
         to ``n_neg_retries`` times; needs ``n_users * n_items < 2**31``).
@@ -99,27 +104,29 @@ class BPRHParams:
     """Dynamic BPR hyper-parameters (arrays; add a leading axis to vmap a grid).
 
     Attributes:
-      lr: learning rate (step size after the Adam/SGD direction), finite and > 0.
+      learning_rate: step size applied to the Adam/SGD direction, finite and > 0.
       l2: weight of ``||p_u||² + ||q_i||² + ||q_j||²`` per sampled triple, finite ≥ 0.
     """
 
-    lr: jax.Array | float = 1e-3
+    learning_rate: jax.Array | float = 1e-3
     l2: jax.Array | float = 1e-4
 
 
-def check_bpr_hparams(hparams) -> None:
+def check_bpr_hparams(hparams: BPRHParams) -> None:
     """Raise ValueError naming the field of BPR hyperparameters that is out of range.
 
-    Raises unless ``lr`` is finite > 0 and ``l2`` finite ≥ 0 (any shape; skipped under
+    Raises unless ``learning_rate`` is finite > 0 and ``l2`` finite ≥ 0 (any shape; skipped under
     tracing).
     """
     if not isinstance(hparams, BPRHParams):
         raise ValueError(f"`hparams` must be a BPRHParams, got {type(hparams).__name__}")
-    if isinstance(hparams.lr, jax.core.Tracer) or isinstance(hparams.l2, jax.core.Tracer):
+    if any(isinstance(x, jax.core.Tracer) for x in (hparams.learning_rate, hparams.l2)):
         return
-    lr, l2 = np.asarray(hparams.lr, float), np.asarray(hparams.l2, float)
+    lr, l2 = np.asarray(hparams.learning_rate, float), np.asarray(hparams.l2, float)
     if not (np.isfinite(lr).all() and (lr > 0).all()):
-        raise ValueError(f"`hparams.lr` must be finite and > 0, got {hparams.lr}")
+        raise ValueError(
+            f"`hparams.learning_rate` must be finite and > 0, got {hparams.learning_rate}"
+        )
     if not (np.isfinite(l2).all() and (l2 >= 0).all()):
         raise ValueError(f"`hparams.l2` must be finite and >= 0, got {hparams.l2}")
 
@@ -182,7 +189,7 @@ def _opt_init(config: BPRConfig, params: BPRParams):
     return optax.EmptyState()
 
 
-def bpr_init(key, *, n_users: int, n_items: int, config: BPRConfig) -> BPRState:
+def bpr_init(key: jax.Array, *, n_users: int, n_items: int, config: BPRConfig) -> BPRState:
     """Initial :class:`BPRState`: Gaussian factors ``init_scale * N(0, 1)``.
 
     Args:
@@ -213,16 +220,7 @@ def _bpr_rows_loss(rows, l2, w=None):
     p, qi, qj = rows
     x = jnp.sum(p * (qi - qj), axis=-1)
     reg = jnp.sum(p * p, -1) + jnp.sum(qi * qi, -1) + jnp.sum(qj * qj, -1)
-    per = -jax.nn.log_sigmoid(x) + l2 * reg
-    if w is None:
-        return jnp.mean(per)
-    return jnp.sum(w * per) / jnp.maximum(jnp.sum(w), 1.0)
-
-
-def _is_positive(sorted_keys, u, j, n_items):
-    q = u * n_items + j
-    pos = jnp.clip(jnp.searchsorted(sorted_keys, q), 0, sorted_keys.shape[0] - 1)
-    return sorted_keys[pos] == q
+    return bpr.bpr_loss(x, w, l2 * reg)
 
 
 @custom_vmap
@@ -254,7 +252,7 @@ def _add_rows(table, idx, rows):
 
 @_add_rows.def_vmap
 def _add_rows_vmap(axis_size, in_batched, table, idx, rows):
-    table_b, idx_b, rows_b = in_batched
+    table_b, idx_b, _ = in_batched  # rows: broadcast below whether batched or not
     if not table_b:
         table = jnp.broadcast_to(table, (axis_size, *table.shape))
     flat, flat_idx = _flat_rows(axis_size, table, idx, idx_b)
@@ -302,42 +300,12 @@ def _lazy_adam_rows(table, mv, idx, g, lr, bc1, bc2):
     return _add_rows(table, idx, -lr * step * inv), mv
 
 
-def _uniform_ints(bits, n):
-    """``bits mod n`` as int32: uniform on ``[0, n)`` up to a bias below ``n / 2**32``.
-
-    Cheaper on CPU than ``jax.random.randint``, which draws and combines two words.
-    """
-    return (bits % jnp.uint32(n)).astype(jnp.int32)
-
-
-def _epoch_samples(key, user_idx, item_idx, weights, sorted_keys, n_items, n_draws, config):
-    """One epoch's triples, drawn in bulk.
-
-    ``n_draws`` entries uniformly with replacement (as ``implicit`` and the original BPR's bootstrap
-    sampling), each with one uniform negative, resampled ``n_neg_retries`` times while it is a
-    training positive.
-
-    Returns ``(u, i, j, w)``, each ``[n_draws]``.
-    """
-    n = user_idx.shape[0]
-    bits = jax.random.bits(key, (2 + config.n_neg_retries, n_draws), jnp.uint32)
-    e = _uniform_ints(bits[0], n)
-    u, i, w = user_idx[e], item_idx[e], weights[e]
-    j = _uniform_ints(bits[1], n_items)
-    if config.reject_positives:
-        for r in range(config.n_neg_retries):
-            j = jnp.where(
-                _is_positive(sorted_keys, u, j, n_items), _uniform_ints(bits[2 + r], n_items), j
-            )
-    return u, i, j, w
-
-
 @functools.partial(jax.jit, static_argnames=("n_items", "config", "n_epochs"))
 def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, config, n_epochs):
     n = user_idx.shape[0]
     bsz = min(config.batch_size, n)
     n_batches = n // bsz
-    lr = jnp.asarray(hparams.lr)
+    lr = jnp.asarray(hparams.learning_rate)
     l2 = jnp.asarray(hparams.l2)
     # the steps gather and scatter without bounds handling (_take/_add_rows): make every
     # index valid once here (checked inputs are unchanged; traced padding lands on row 0)
@@ -351,8 +319,9 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
     w_all = jnp.ones(n, dtype) if mask is None else jnp.asarray(mask).astype(dtype)
     sorted_keys = None
     if config.reject_positives:
-        keys = user_idx * n_items + item_idx
-        sorted_keys = jnp.sort(keys if mask is None else jnp.where(mask, keys, -1))
+        sorted_keys = bpr.positive_keys(
+            user_idx, item_idx, n_users=n_users, n_items=n_items, mask=mask
+        )
     grad_rows = jax.value_and_grad(_bpr_rows_loss)
     tx = optax.scale_by_adam()
 
@@ -391,9 +360,10 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
     def epoch(carry, _):
         params, opt_state, key = carry
         key, k_epoch = jax.random.split(key)
-        samples = _epoch_samples(
-            k_epoch, user_idx, item_idx, w_all, sorted_keys, n_items, n_batches * bsz, config
-        )
+        samples = bpr.sample_bpr_triples(
+            k_epoch, user_idx, item_idx, n_items=n_items, n_draws=n_batches * bsz,
+            weights=w_all, sorted_keys=sorted_keys, n_neg_retries=config.n_neg_retries,
+        )  # fmt: skip
         batches = tuple(x.reshape(n_batches, bsz) for x in samples)
         (params, opt_state), losses = lax.scan(step, (params, opt_state), batches)
         return (params, opt_state, key), jnp.mean(losses)
@@ -416,14 +386,14 @@ def _check_config(config, n_users, n_items):
 
 def bpr_train_epochs(
     state: BPRState,
-    user_idx,
-    item_idx,
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
     hparams: BPRHParams,
     *,
     n_items: int,
     config: BPRConfig,
     n_epochs: int,
-    mask=None,
+    mask: ArrayLike | None = None,
 ) -> tuple[BPRState, jax.Array]:
     """Run ``n_epochs`` BPR epochs from ``state`` (resumable training; vmappable).
 
@@ -439,15 +409,15 @@ def bpr_train_epochs(
 
 
 def fit_bpr(
-    key,
-    user_idx,
-    item_idx,
+    key: jax.Array,
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
     *,
     n_users: int,
     n_items: int,
     config: BPRConfig,
     hparams: BPRHParams,
-    mask=None,
+    mask: ArrayLike | None = None,
 ) -> BPRResult:
     """Fit BPR matrix factorisation on implicit interactions.
 
@@ -457,7 +427,7 @@ def fit_bpr(
 
         L = mean_b [ -log σ(p_u·q_i − p_u·q_j) + l2 (‖p_u‖² + ‖q_i‖² + ‖q_j‖²) ]
 
-    with lazy (row-wise) Adam, dense Adam or SGD at step size ``hparams.lr``.
+    with lazy (row-wise) Adam, dense Adam or SGD at step size ``hparams.learning_rate``.
     Score: ``s(u, i) = p_u · q_i``.
 
     Pure in ``(key, user_idx, item_idx, mask, hparams)``; vmap over keys, over a stacked
@@ -471,7 +441,7 @@ def fit_bpr(
       n_users: number of users, rows of the user table (static).
       n_items: number of items, rows of the item table (static).
       config: :class:`BPRConfig` (static).
-      hparams: :class:`BPRHParams` (dynamic): ``lr`` finite > 0, ``l2`` finite ≥ 0.
+      hparams: :class:`BPRHParams` (dynamic): ``learning_rate`` finite > 0, ``l2`` finite ≥ 0.
       mask: optional ``[E]`` bool, the real entries of padded arrays. Padded entries
         get weight 0 in the loss (the mean is over the real entries of a batch) and are
         never positives for the negative rejection; an epoch still runs ``E // B``
@@ -483,7 +453,7 @@ def fit_bpr(
 
     Example:
       >>> res = fit_bpr(jax.random.key(0), u, i, n_users=U, n_items=I,
-      ...               config=BPRConfig(dim=32), hparams=BPRHParams(lr=1e-2, l2=1e-4))
+      ...               config=BPRConfig(dim=32), hparams=BPRHParams(learning_rate=1e-2, l2=1e-4))
       ... # doctest: +SKIP
 
     References:
@@ -510,23 +480,27 @@ class BPR:
     config: BPRConfig = BPRConfig()
     name: str = "BPR-MF"
 
-    def check_hparams(self, hparams) -> None:
+    def check_hparams(self, hparams: BPRHParams) -> None:
         """Raise ValueError naming the field of ``hparams`` that is out of range."""
         check_bpr_hparams(hparams)
 
-    def init(self, key, data, hparams) -> BPRState:
+    def init(self, key: jax.Array, data: TrainData, hparams: BPRHParams) -> BPRState:
         """Initial :class:`BPRState` for the users and items of ``data``."""
         _check_config(self.config, data.n_users, data.n_items)
         return bpr_init(key, n_users=data.n_users, n_items=data.n_items, config=self.config)
 
-    def train_epochs(self, state, data, hparams, n_epochs: int):
+    def train_epochs(
+        self, state: BPRState, data: TrainData, hparams: BPRHParams, n_epochs: int
+    ) -> tuple[BPRState, jax.Array]:
         """Run ``n_epochs`` epochs of BPR training; returns ``(state, losses [n_epochs])``."""
         return _train_epochs(
             state, data.user_idx, data.item_idx, data.mask, hparams, data.n_items,
             self.config, n_epochs,
         )  # fmt: skip
 
-    def embeddings(self, state, data, hparams):
+    def embeddings(
+        self, state: BPRState, data: TrainData, hparams: BPRHParams
+    ) -> tuple[jax.Array, jax.Array]:
         """``(user_emb [U, dim], item_emb [I, dim])``, the trained factors (dot-product scores)."""
         return state.params.user_emb, state.params.item_emb
 
@@ -560,10 +534,10 @@ class BPRSelection(NamedTuple):
 
 
 def select_bpr(
-    key,
-    user_idx,
-    item_idx,
-    valid_sets,
+    key: jax.Array,
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
+    valid_sets: ArrayLike,
     *,
     n_users: int,
     n_items: int,
@@ -572,9 +546,9 @@ def select_bpr(
     eval_every: int = 5,
     k: int = 20,
     patience: int | None = None,
-    mask=None,
+    mask: ArrayLike | None = None,
 ) -> BPRSelection:
-    """Choose BPR ``lr``/``l2`` and the number of epochs by validation Recall@K.
+    """Choose BPR ``learning_rate``/``l2`` and the number of epochs by validation Recall@K.
 
     :func:`complemjax.models.protocol.select` with :class:`BPR`: every grid point (a
     :class:`BPRHParams` whose fields share a leading axis G) is trained from the same
@@ -610,13 +584,14 @@ def select_bpr(
         raise ValueError(
             f"`eval_every`={eval_every} must divide `config.n_epochs`={config.n_epochs}"
         )
-    lr = jnp.atleast_1d(jnp.asarray(grid.lr))
+    lr = jnp.atleast_1d(jnp.asarray(grid.learning_rate))
     l2 = jnp.atleast_1d(jnp.asarray(grid.l2))
     if lr.ndim != 1 or lr.shape != l2.shape:
         raise ValueError(
-            f"`grid.lr` and `grid.l2` must be 1-D of equal length, got {lr.shape}, {l2.shape}"
+            "`grid.learning_rate` and `grid.l2` must be 1-D of equal length, got "
+            f"{lr.shape}, {l2.shape}"
         )
-    grid = BPRHParams(lr=lr, l2=l2)
+    grid = BPRHParams(learning_rate=lr, l2=l2)
     check_bpr_hparams(grid)
     n_checks = config.n_epochs // eval_every
     patience = n_checks if patience is None else check_positive_int("patience", patience)

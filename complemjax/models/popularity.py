@@ -5,13 +5,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from complemjax._checks import check_positive_int
 
 __all__ = ["popularity", "popularity_embeddings"]
 
 
-def popularity(item_idx, *, n_items: int) -> jax.Array:
+def popularity(item_idx: ArrayLike, *, n_items: int) -> jax.Array:
     """Item popularity ``[n_items]``: ``pop_i = |{(u, i) in training}|``.
 
     Args:
@@ -40,7 +41,9 @@ def _popularity(i, n_items):
     return jnp.zeros(n_items, dtype).at[i].add(1.0)
 
 
-def popularity_embeddings(item_idx, *, n_users: int, n_items: int) -> tuple[jax.Array, jax.Array]:
+def popularity_embeddings(
+    item_idx: ArrayLike, *, n_users: int, n_items: int
+) -> tuple[jax.Array, jax.Array]:
     """Popularity as a rank-1 factor model.
 
     ``user_emb = 1 [n_users, 1]``, ``item_emb = popularity [n_items, 1]``, so

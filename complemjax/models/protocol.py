@@ -25,11 +25,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from complemjax._checks import check_positive_int
 from complemjax.data import padding
@@ -79,13 +81,13 @@ class TrainData(NamedTuple):
 
 
 def make_train_data(
-    user_idx,
-    item_idx,
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
     *,
     n_users: int,
     n_items: int,
-    item_features=None,
-    mask=None,
+    item_features: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
     history_len: int | None = None,
 ) -> TrainData:
     """Build :class:`TrainData` once per split (host-side; validates everything).
@@ -137,20 +139,22 @@ class ModelFamily(Protocol):
 
     name: str
 
-    def init(self, key, data: TrainData, hparams) -> Any:
+    def init(self, key: jax.Array, data: TrainData, hparams: Any) -> Any:
         """Initial training state (parameters, optimiser state, key) for ``data``."""
 
-    def train_epochs(self, state, data: TrainData, hparams, n_epochs: int) -> tuple[Any, jax.Array]:
+    def train_epochs(
+        self, state: Any, data: TrainData, hparams: Any, n_epochs: int
+    ) -> tuple[Any, jax.Array]:
         """Run ``n_epochs`` training epochs; returns ``(state, losses [n_epochs])``."""
 
-    def embeddings(self, state, data: TrainData, hparams) -> tuple[jax.Array, jax.Array]:
+    def embeddings(self, state: Any, data: TrainData, hparams: Any) -> tuple[jax.Array, jax.Array]:
         """``(user_emb [U, d], item_emb [I, d])``, scored by ``user_emb @ item_emb.T``."""
 
     # optional: ``check_hparams(grid)`` raises ValueError naming a bad field (called by
     # select/retrain before anything is compiled)
 
 
-def stack_hparams(configs) -> Any:
+def stack_hparams(configs: Sequence[Any]) -> Any:
     """Stack a list of ``*HParams`` into one grid pytree with a leading axis G."""
     configs = list(configs)
     if not configs:
@@ -375,12 +379,12 @@ def _run(family, key, data, grid, *, valid_sets, exclude_sets, max_epochs, eval_
 
 def select(
     family: ModelFamily,
-    key,
+    key: jax.Array,
     data: TrainData,
-    hparams_grid,
+    hparams_grid: Any,
     *,
-    valid_sets,
-    exclude_sets,
+    valid_sets: ArrayLike,
+    exclude_sets: ArrayLike,
     max_epochs: int,
     eval_every: int,
     patience: int,
@@ -433,12 +437,12 @@ def select(
 
 def retrain(
     family: ModelFamily,
-    key,
+    key: jax.Array,
     data: TrainData,
-    hparams,
+    hparams: Any,
     *,
-    valid_sets,
-    exclude_sets,
+    valid_sets: ArrayLike,
+    exclude_sets: ArrayLike,
     max_epochs: int,
     eval_every: int,
     patience: int,

@@ -71,6 +71,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+from jax.typing import ArrayLike
 
 from complemjax._checks import check_finite, check_in_range, check_positive_int
 from complemjax.models.contrastive import info_nce, mean_history_features, mlp2_apply, mlp2_init
@@ -141,13 +142,13 @@ class RLMRecState(NamedTuple):
 
 
 def rlmrec_align_loss(
-    cf_users,
-    cf_items,
+    cf_users: jax.Array,
+    cf_items: jax.Array,
     mlp: dict,
-    user_profiles,
-    item_profiles,
-    triples,
-    temperature,
+    user_profiles: jax.Array,
+    item_profiles: jax.Array,
+    triples: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
+    temperature: ArrayLike,
 ) -> jax.Array:
     """The RLMRec-Con alignment term (``kd_loss / kd_weight`` of the official code).
 
@@ -243,7 +244,7 @@ class RLMRec:
         """
         check_rlmrec_hparams(hparams, self.backbone.max_layers)
 
-    def init(self, key, data: TrainData, hparams: RLMRecHParams) -> RLMRecState:
+    def init(self, key: jax.Array, data: TrainData, hparams: RLMRecHParams) -> RLMRecState:
         """Initial RLMRec state.
 
         Backbone state exactly as ``LightGCN.init(key, ...)``; the MLP from
@@ -262,7 +263,9 @@ class RLMRec:
         )
         return RLMRecState(bb, mlp, optax.scale_by_adam().init(mlp))
 
-    def train_epochs(self, state: RLMRecState, data: TrainData, hparams, n_epochs: int):
+    def train_epochs(
+        self, state: RLMRecState, data: TrainData, hparams: RLMRecHParams, n_epochs: int
+    ) -> tuple[RLMRecState, jax.Array]:
         """``n_epochs`` epochs of LightGCN + ``align_weight`` · alignment (pure; vmappable).
 
         Returns:
@@ -273,7 +276,9 @@ class RLMRec:
         n_epochs = check_positive_int("n_epochs", n_epochs)
         return _train_epochs(self, state, data, hparams, n_epochs)
 
-    def embeddings(self, state: RLMRecState, data: TrainData, hparams):
+    def embeddings(
+        self, state: RLMRecState, data: TrainData, hparams: RLMRecHParams
+    ) -> tuple[jax.Array, jax.Array]:
         """The CF embeddings ``(user_emb [U, d], item_emb [I, d])`` (score = dot product)."""
         return self.backbone.embeddings(state.backbone, data, hparams.backbone())
 

@@ -54,11 +54,11 @@ def _lightgcn_grid(n: int, n_layers: int) -> tuple:
 
 
 def _bpr_grid(n: int) -> tuple:
-    """BPR-MF configurations around ``lr = 5e-3, l2 = 1e-4`` (the benchmark setting, which
-    trains on MovieLens within the epoch budget; measured on the tuning split)."""
+    """BPR-MF configurations around ``learning_rate = 5e-3, l2 = 1e-4`` (the benchmark
+    setting, which trains on MovieLens within the epoch budget; measured on the tuning split)."""
     combos = ((5e-3, 1e-4), (1e-2, 1e-4), (2e-3, 1e-4), (5e-3, 1e-3), (5e-3, 1e-5),
               (2e-2, 1e-4), (1e-3, 1e-4), (1e-2, 1e-3))  # fmt: skip
-    return tuple(models.BPRHParams(lr=lr, l2=l2) for lr, l2 in combos[:n])
+    return tuple(models.BPRHParams(learning_rate=lr, l2=l2) for lr, l2 in combos[:n])
 
 
 def family_specs(cfg: PipelineConfig) -> dict[str, FamilySpec]:

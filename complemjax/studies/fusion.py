@@ -156,7 +156,7 @@ def _knob(name: str, info: dict) -> str:
     if name.startswith("rrf"):
         return f"k={info['rrf_k']:.3g}"
     if name == "shared-private":
-        return f"lr={info['lr']:.3g}"
+        return f"learning_rate={info['learning_rate']:.3g}"
     return "—"
 
 
@@ -252,7 +252,7 @@ def _shared_private(prep, cf, cfg: StudyConfig, key) -> ml.Ranker:
     def one(lr):
         return fusion.fit_shared_private(
             key, x, y, prep.train_user, prep.train_item, n_users=prep.n_users, config=sp_cfg,
-            hparams=fusion.SharedPrivateHParams(lr=lr),
+            hparams=fusion.SharedPrivateHParams(learning_rate=lr),
         ).params  # fmt: skip
 
     params = jax.vmap(one)(lrs)
@@ -260,7 +260,7 @@ def _shared_private(prep, cf, cfg: StudyConfig, key) -> ml.Ranker:
     for j in range(lrs.size):
         pj = jax.tree.map(lambda a, j=j: a[j], params)
         ue, ie = fusion.shared_private_embeddings(pj, x, y)
-        r = ml.Ranker("shared-private", ue, ie, {"lr": float(lrs[j])})
+        r = ml.Ranker("shared-private", ue, ie, {"learning_rate": float(lrs[j])})
         rec = ml.recall_at_k(r.topk(prep.exclude_fuse), prep.valid_fuse)
         if best is None or rec > best[0]:
             best = (rec, r)
@@ -468,7 +468,8 @@ def _choices_table(tables) -> str:
         "best_alignment": "alignment model with the best fusion-half Recall@20",
         "best_single": "single view with the best fusion-half Recall@20",
         "wsum knob": "semantic weight chosen on the fusion half (z-scored rows); the other "
-        "`knob` columns likewise for each tuned fusion (`rrf`: its k; shared-private: lr)",
+        "`knob` columns likewise for each tuned fusion (`rrf`: its k; shared-private: "
+        "learning_rate)",
     }
     return report.markdown_table(ch, legend)
 

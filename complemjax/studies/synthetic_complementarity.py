@@ -97,7 +97,7 @@ class StudyConfig:
     bpr_dim: int = 32
     bpr_epochs: int = 30
     bpr_batch: int = 1024
-    bpr_lr: float = 1e-2
+    bpr_learning_rate: float = 1e-2
     bpr_l2: float = 1e-4
     views: gen.ViewsConfig = dataclasses.field(default_factory=gen.ViewsConfig)
     chunk_size: int = 3
@@ -160,7 +160,7 @@ def make_study_fn(cfg: StudyConfig):
     )
     kmax = max(KS)
     bpr_cfg = cf.BPRConfig(dim=cfg.bpr_dim, n_epochs=cfg.bpr_epochs, batch_size=cfg.bpr_batch)
-    bpr_hp = cf.BPRHParams(lr=cfg.bpr_lr, l2=cfg.bpr_l2)
+    bpr_hp = cf.BPRHParams(learning_rate=cfg.bpr_learning_rate, l2=cfg.bpr_l2)
 
     def fn(key, private_reliance, density):
         knobs = gen.ViewsKnobs(
@@ -291,7 +291,7 @@ def run(
         "nonlinearity": cfg.nonlinearity,
         "popularity_skew": cfg.popularity_skew,
         "bpr": f"dim {cfg.bpr_dim}, {cfg.bpr_epochs} epochs, batch {cfg.bpr_batch}, "
-        f"lr {cfg.bpr_lr}, l2 {cfg.bpr_l2}",
+        f"learning rate {cfg.bpr_learning_rate}, l2 {cfg.bpr_l2}",
     }
     pd.Series(meta).to_json(out_dir / f"{NAME}.meta.json")
     return df

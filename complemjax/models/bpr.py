@@ -1,0 +1,193 @@
+"""The BPR objective, one owner: positive lookup, triple sampling and the loss.
+
+Rendle et al. (2009), "BPR: Bayesian Personalized Ranking from Implicit Feedback", UAI:
+for a user ``u``, a training item ``i`` and a negative item ``j``, minimise
+``-log σ(x_uij)`` with ``x_uij = s(u, i) − s(u, j)``.
+
+* :func:`sample_bpr_triples` — the BPR-MF sampler: ``(u, i)`` uniform over the training
+  entries with replacement (the bootstrap sampling of the original paper and of
+  ``implicit``), ``j`` uniform over items and resampled up to ``n_neg_retries`` times
+  while ``(u, j)`` is a training pair (:func:`is_positive` on :func:`positive_keys`).
+* :func:`bpr_loss` — ``Σ_b w_b softplus(−x_b) / max(Σ_b w_b, 1)`` (the batch mean when
+  ``weights`` is None); ``softplus(−x) = −log σ(x)``.
+
+Every BPR-trained model uses these: :mod:`complemjax.models.mf` (BPR-MF),
+:mod:`complemjax.models.lightgcn` and :mod:`complemjax.models.rlmrec` (their own
+user-uniform sampler, as the official LightGCN code, but this lookup and loss) and the
+learned fusions of :mod:`complemjax.fusion`, so a model trained "as BPR" inside a fusion
+baseline is trained with exactly the BPR-MF sampler and loss.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from complemjax._checks import check_positive_int
+
+__all__ = [
+    "bpr_loss",
+    "is_positive",
+    "positive_keys",
+    "sample_bpr_triples",
+    "uniform_ints",
+]
+
+
+def _check_key_range(n_users: int, n_items: int) -> None:
+    if n_users * n_items >= 2**31:
+        raise ValueError(
+            f"positive lookup needs n_users * n_items < 2**31 (int32 keys), got "
+            f"{n_users}*{n_items}; disable the rejection of positive negatives"
+        )
+
+
+def positive_keys(
+    user_idx: ArrayLike,
+    item_idx: ArrayLike,
+    *,
+    n_users: int,
+    n_items: int,
+    mask: ArrayLike | None = None,
+) -> jax.Array:
+    """Sorted keys ``u · n_items + i`` of the training pairs, for :func:`is_positive`.
+
+    Args:
+      user_idx: ``[E]`` int users of the pairs.
+      item_idx: ``[E]`` int items of the pairs.
+      n_users: number of users (``n_users · n_items`` must fit in int32).
+      n_items: number of items.
+      mask: optional ``[E]`` bool; masked-out (padding) entries become key ``-1``.
+
+    Returns:
+      ``[E]`` int32, ascending.
+    """
+    n_users = check_positive_int("n_users", n_users)
+    n_items = check_positive_int("n_items", n_items)
+    _check_key_range(n_users, n_items)
+    u, i = jnp.asarray(user_idx), jnp.asarray(item_idx)
+    if u.ndim != 1 or u.shape != i.shape:
+        raise ValueError(
+            f"`user_idx` and `item_idx` must be 1-D of one length, got {u.shape} and {i.shape}"
+        )
+    if mask is not None and jnp.shape(mask) != u.shape:
+        raise ValueError(
+            f"`mask` must have the shape of `user_idx` {u.shape}, got {jnp.shape(mask)}"
+        )
+    return _positive_keys(u, i, None if mask is None else jnp.asarray(mask, bool), n_items)
+
+
+@functools.partial(jax.jit, static_argnames=("n_items",))
+def _positive_keys(u, i, mask, n_items):
+    keys = u.astype(jnp.int32) * n_items + i.astype(jnp.int32)
+    return jnp.sort(keys if mask is None else jnp.where(mask, keys, -1))
+
+
+def is_positive(
+    sorted_keys: jax.Array, users: jax.Array, items: jax.Array, n_items: int
+) -> jax.Array:
+    """Whether each ``(users[b], items[b])`` is a training pair (binary search, O(log E)).
+
+    Args:
+      sorted_keys: ``[E]`` from :func:`positive_keys`.
+      users: ``[B]`` int.
+      items: ``[B]`` int.
+      n_items: number of items (as in :func:`positive_keys`).
+
+    Returns:
+      ``[B]`` bool.
+    """
+    q = users * n_items + items
+    pos = jnp.clip(jnp.searchsorted(sorted_keys, q), 0, sorted_keys.shape[0] - 1)
+    return sorted_keys[pos] == q
+
+
+def uniform_ints(bits: jax.Array, n: int | jax.Array) -> jax.Array:
+    """``bits mod n`` as int32: uniform on ``[0, n)`` up to a bias below ``n / 2**32``.
+
+    Cheaper on CPU than ``jax.random.randint``, which draws and combines two words.
+
+    Args:
+      bits: uint32 random bits (``jax.random.bits``), any shape.
+      n: positive bound (int or int array broadcastable with ``bits``).
+
+    Returns:
+      int32 array of the shape of ``bits``.
+    """
+    return (bits % jnp.asarray(n).astype(jnp.uint32)).astype(jnp.int32)
+
+
+def sample_bpr_triples(
+    key: jax.Array,
+    user_idx: jax.Array,
+    item_idx: jax.Array,
+    *,
+    n_items: int,
+    n_draws: int,
+    weights: jax.Array | None = None,
+    sorted_keys: jax.Array | None = None,
+    n_neg_retries: int = 4,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Draw ``n_draws`` BPR triples ``(u, i, j)`` with their weights (jit-able).
+
+    Entry ``e`` uniform over the ``E`` training pairs with replacement, ``(u, i) =
+    (user_idx[e], item_idx[e])``; ``j`` uniform over items, redrawn up to
+    ``n_neg_retries`` times while :func:`is_positive` (skipped when ``sorted_keys`` is
+    None: negatives may then be positives). One ``jax.random.bits`` draw of
+    ``[2 + n_neg_retries, n_draws]`` words feeds every choice (the same words with or
+    without rejection, so switching it off changes only the rejected negatives).
+
+    Args:
+      key: PRNG key.
+      user_idx: ``[E]`` int32 users of the training pairs.
+      item_idx: ``[E]`` int32 items of the training pairs.
+      n_items: number of items (static).
+      n_draws: number of triples (static).
+      weights: optional ``[E]`` per-entry weights (e.g. a 0/1 padding mask); default 1.
+      sorted_keys: :func:`positive_keys` of the training pairs, or None (no rejection).
+      n_neg_retries: redraws of a negative that is a training pair (static).
+
+    Returns:
+      ``(u, i, j, w)``, each ``[n_draws]`` (int32, int32, int32, float).
+    """
+    n = user_idx.shape[0]
+    bits = jax.random.bits(key, (2 + n_neg_retries, n_draws), jnp.uint32)
+    e = uniform_ints(bits[0], n)
+    u, i = user_idx[e], item_idx[e]
+    w = jnp.ones(n_draws, jnp.zeros(()).dtype) if weights is None else weights[e]
+    j = uniform_ints(bits[1], n_items)
+    for r in range(n_neg_retries if sorted_keys is not None else 0):
+        j = jnp.where(
+            is_positive(sorted_keys, u, j, n_items), uniform_ints(bits[2 + r], n_items), j
+        )
+    return u, i, j, w
+
+
+def bpr_loss(
+    x: ArrayLike, weights: ArrayLike | None = None, penalty: ArrayLike | None = None
+) -> jax.Array:
+    """Weighted mean BPR loss ``Σ_b w_b (softplus(−x_b) + r_b) / max(Σ_b w_b, 1)``.
+
+    ``softplus(−x) = −log σ(x)`` (Rendle et al. 2009); the plain mean over the batch when
+    ``weights`` is None.
+
+    Args:
+      x: ``[B]`` score differences ``s(u, i) − s(u, j)``.
+      weights: optional ``[B]`` non-negative weights (0 drops a padded triple).
+      penalty: optional ``[B]`` per-triple regulariser ``r_b`` averaged with the same
+        weights (BPR-MF's ``l2 (‖p_u‖² + ‖q_i‖² + ‖q_j‖²)``); default 0.
+
+    Returns:
+      Scalar.
+    """
+    x = jnp.asarray(x)
+    per = jax.nn.softplus(-x)
+    if penalty is not None:
+        per = per + penalty
+    if weights is None:
+        return jnp.mean(per)
+    w = jnp.asarray(weights, per.dtype)
+    return jnp.sum(w * per) / jnp.maximum(jnp.sum(w), 1.0)
