@@ -40,13 +40,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from complemjax import _checks, ranking
 
@@ -132,7 +133,9 @@ def _ranks_desc(scores: jax.Array, present: jax.Array) -> jax.Array:
     return jnp.put_along_axis(jnp.zeros_like(ar), order, ar, axis=-1, inplace=False)
 
 
-def normalize_rows(scores, present, method, pos=None):
+def normalize_rows(
+    scores: jax.Array, present: ArrayLike, method: str, pos: jax.Array | None = None
+) -> jax.Array:
     """Normalise along the last axis over ``present`` entries; absent entries -> 0."""
     dt = scores.dtype
     eps = jnp.asarray(_EPS, dt)
@@ -157,7 +160,9 @@ def normalize_rows(scores, present, method, pos=None):
     return jnp.where(present, out, jnp.zeros((), dt))
 
 
-def normalize_scores(scores, *, method: str = "minmax", valid=None) -> jax.Array:
+def normalize_scores(
+    scores: ArrayLike, *, method: str = "minmax", valid: ArrayLike | None = None
+) -> jax.Array:
     """Per-user (per-row) score normalisation.
 
     ``min-max: (s - min s) / max(max s - min s, 1e-9)``; ``z-score: (s - mean s) /
@@ -244,7 +249,12 @@ def _fuse_rows(sa, sb, valid, hparams, config: RuleConfig):
 
 
 def fuse_scores(
-    scores_a, scores_b, hparams: RuleHParams | None = None, *, config: RuleConfig, valid=None
+    scores_a: ArrayLike,
+    scores_b: ArrayLike,
+    hparams: RuleHParams | None = None,
+    *,
+    config: RuleConfig,
+    valid: ArrayLike | None = None,
 ) -> jax.Array:
     """Fuse two views' score rows for the same users with a rule (see module docstring).
 
@@ -288,7 +298,7 @@ def fuse_scores(
     return _fuse_rows(scores_a.astype(dt), scores_b.astype(dt), valid, hparams, config)
 
 
-def exclusion_mask(exclude_rows, n_items):
+def exclusion_mask(exclude_rows: jax.Array, n_items: int) -> jax.Array:
     """``[c, n_items]`` boolean: True where the item is NOT in the user's padded set."""
     c = exclude_rows.shape[0]
     idx = jnp.where(exclude_rows >= 0, exclude_rows, n_items)
@@ -310,7 +320,7 @@ def _check_exclude(exclude, n_users):
     return exclude.astype(jnp.int32)
 
 
-def as_score_fn(name, fn):
+def as_score_fn(name: str, fn: Callable) -> jax.tree_util.Partial:
     """Wrap a score function as a ``jax.tree_util.Partial`` (a pytree jit can take)."""
     if isinstance(fn, jax.tree_util.Partial):
         return fn
@@ -348,7 +358,7 @@ def fuse_score_fns(
     *,
     config: RuleConfig,
     n_items: int,
-    exclude=None,
+    exclude: ArrayLike | None = None,
 ) -> jax.tree_util.Partial:
     """Compose two view score functions into one fused score function.
 
@@ -471,10 +481,10 @@ def _fuse_runs_jit(ia, sa, ib, sb, hparams, config, k, user_chunk, pack_bits):
 
 
 def fuse_runs(
-    items_a,
-    scores_a,
-    items_b,
-    scores_b,
+    items_a: ArrayLike,
+    scores_a: ArrayLike,
+    items_b: ArrayLike,
+    scores_b: ArrayLike,
     hparams: RuleHParams | None = None,
     *,
     config: RuleConfig,
@@ -565,7 +575,11 @@ class TuneResult(NamedTuple):
     params: RuleHParams
 
 
-def rule_grid(*, weights=None, rrf_ks=None) -> RuleHParams:
+def rule_grid(
+    *,
+    weights: ArrayLike | Sequence[float] | None = None,
+    rrf_ks: ArrayLike | Sequence[float] | None = None,
+) -> RuleHParams:
     """Cartesian grid of :class:`RuleHParams` (leading axis ``G``) for :func:`tune_rule`.
 
     Args:
@@ -637,8 +651,8 @@ def tune_rule(
     grid: RuleHParams,
     *,
     config: RuleConfig,
-    valid_padded,
-    exclude=None,
+    valid_padded: ArrayLike,
+    exclude: ArrayLike | None = None,
     n_items: int,
     k: int = 20,
     metric: str = "recall",
