@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 __all__: list[str] = []
 
@@ -21,7 +22,9 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def as_float_array(name: str, x, *, ndim: int | Sequence[int] | None = None) -> jax.Array:
+def as_float_array(
+    name: str, x: ArrayLike, *, ndim: int | Sequence[int] | None = None
+) -> jax.Array:
     """Return ``x`` as a floating JAX array, or raise a ValueError naming ``name``.
 
     Integer, boolean or complex inputs are rejected (the caller should cast on purpose).
@@ -48,7 +51,7 @@ def as_float_array(name: str, x, *, ndim: int | Sequence[int] | None = None) -> 
     return arr
 
 
-def check_finite(name: str, x) -> None:
+def check_finite(name: str, x: ArrayLike) -> None:
     """Raise a ValueError counting NaN and inf entries of ``x`` (no-op under tracing)."""
     if not _is_concrete(x):
         return
@@ -64,7 +67,7 @@ def check_finite(name: str, x) -> None:
         )
 
 
-def check_matrix(name: str, x, *, min_rows: int = 1, finite: bool = True) -> jax.Array:
+def check_matrix(name: str, x: ArrayLike, *, min_rows: int = 1, finite: bool = True) -> jax.Array:
     """Validate a 2-D float matrix ``[n, d]``: dtype, rank, row count and finiteness."""
     arr = as_float_array(name, x, ndim=2)
     if arr.shape[0] < min_rows:
@@ -76,7 +79,9 @@ def check_matrix(name: str, x, *, min_rows: int = 1, finite: bool = True) -> jax
     return arr
 
 
-def check_same_rows(name_a: str, a, name_b: str, b) -> None:
+def check_same_rows(
+    name_a: str, a: jax.Array | np.ndarray, name_b: str, b: jax.Array | np.ndarray
+) -> None:
     """Raise if ``a`` and ``b`` do not have the same number of rows (items)."""
     if a.shape[0] != b.shape[0]:
         raise ValueError(
@@ -85,7 +90,9 @@ def check_same_rows(name_a: str, a, name_b: str, b) -> None:
         )
 
 
-def check_positive_int(name: str, value, *, minimum: int = 1, maximum: int | None = None) -> int:
+def check_positive_int(
+    name: str, value: object, *, minimum: int = 1, maximum: int | None = None
+) -> int:
     """Return ``value`` as an int in ``[minimum, maximum]`` or raise a ValueError."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"`{name}` must be an integer, got {value!r} ({type(value).__name__})")
@@ -97,7 +104,15 @@ def check_positive_int(name: str, value, *, minimum: int = 1, maximum: int | Non
     return value
 
 
-def check_in_range(name: str, value: float, lo: float, hi: float, *, lo_open=False, hi_open=False):
+def check_in_range(
+    name: str,
+    value: ArrayLike,
+    lo: float,
+    hi: float,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> ArrayLike:
     """Raise unless ``lo <= value <= hi`` (with optional open ends); skipped under tracing."""
     if not _is_concrete(value):
         return value
@@ -111,7 +126,7 @@ def check_in_range(name: str, value: float, lo: float, hi: float, *, lo_open=Fal
     return value
 
 
-def check_no_repeats(name: str, rows) -> None:
+def check_no_repeats(name: str, rows: ArrayLike) -> None:
     """Raise if a row of an item-list array ``[U, K]`` repeats an item (``-1`` pads ignored).
 
     A repeated item in a top-K list would be counted as several hits, inflating recall
@@ -136,7 +151,7 @@ def check_no_repeats(name: str, rows) -> None:
         )
 
 
-def check_key(name: str, key) -> jax.Array:
+def check_key(name: str, key: object) -> jax.Array | np.ndarray:
     """Return ``key`` if it is a single JAX PRNG key, else raise a ValueError naming ``name``.
 
     Accepts typed keys (``jax.random.key``) and raw ``uint32[2]`` keys

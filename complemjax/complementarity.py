@@ -50,11 +50,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from complemjax._checks import (
     check_finite,
@@ -73,6 +74,9 @@ from complemjax.ranking import (
     relevance_matrix,
 )
 from complemjax.stats import resample_map
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "PairStats",
@@ -130,7 +134,14 @@ def _restrict(items, item_mask):
     return jnp.where(inside, items, -1)
 
 
-def pair_user_stats(items_a, items_b, test, *, k: int, item_mask=None) -> PairStats:
+def pair_user_stats(
+    items_a: ArrayLike,
+    items_b: ArrayLike,
+    test: ArrayLike,
+    *,
+    k: int,
+    item_mask: ArrayLike | None = None,
+) -> PairStats:
     """Per-user overlap, hit decomposition and oracle bounds of two rankers at K.
 
     See the module docstring for the definitions. Pure JAX, ``O(U (K + T))`` memory;
@@ -216,7 +227,9 @@ def _pair_user_stats_impl(items_a, items_b, test, *, k: int, item_mask=None) -> 
 # ---------------------------------------------------------------------------
 
 
-def user_activity_buckets(activity, evaluated, n_buckets: int = 3):
+def user_activity_buckets(
+    activity: ArrayLike, evaluated: ArrayLike, n_buckets: int = 3
+) -> tuple[list[str], np.ndarray]:
     """Quantile buckets of user activity.
 
     Edges ``q_j = quantile(activity[evaluated], j / n_buckets)``; bucket ``j`` holds
@@ -243,7 +256,9 @@ def user_activity_buckets(activity, evaluated, n_buckets: int = 3):
     return labels, np.stack(members)
 
 
-def item_popularity_buckets(popularity, head_fraction: float = 0.2):
+def item_popularity_buckets(
+    popularity: ArrayLike, head_fraction: float = 0.2
+) -> tuple[list[str], np.ndarray]:
     """Head/tail split of the catalogue by popularity.
 
     ``head`` = the ``ceil(head_fraction × n_items)`` items with the most training
@@ -382,21 +397,21 @@ def _as_items(name, x):
 
 
 def compare_rankers(
-    topk_a,
-    topk_b,
-    test,
+    topk_a: ArrayLike | TopK,
+    topk_b: ArrayLike | TopK,
+    test: ArrayLike,
     *,
     ks: Sequence[int] | int = (10, 20),
-    history=None,
-    user_activity=None,
-    item_popularity=None,
+    history: ArrayLike | None = None,
+    user_activity: ArrayLike | None = None,
+    item_popularity: ArrayLike | None = None,
     key: jax.Array | None = None,
     n_boot: int = 1000,
     n_user_buckets: int = 3,
     head_fraction: float = 0.2,
     confidence: float = 0.95,
     boot_batch: int = 32,
-):
+) -> pd.DataFrame:
     """Tidy table of complementarity diagnostics between rankers A and B.
 
     Every statistic of the module docstring, at every K in ``ks``, overall

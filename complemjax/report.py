@@ -12,11 +12,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from complemjax.stats import seed_interval, summarize
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "assemble_report",
@@ -90,7 +94,9 @@ def check_results_table(
     return df
 
 
-def share_where(condition: Sequence[bool] | np.ndarray, valid: Sequence[bool] | np.ndarray):
+def share_where(
+    condition: Sequence[bool] | np.ndarray, valid: Sequence[bool] | np.ndarray
+) -> tuple[float, int, int]:
     """Share of ``valid`` entries where ``condition`` holds: ``(share, n_used, n_dropped)``.
 
     For summary sentences such as "A is better in X% of runs": compute ``condition`` as
@@ -148,7 +154,7 @@ def markdown_table(
     return "\n".join(out) + "\n"
 
 
-def new_figure(**kwargs):
+def new_figure(**kwargs: Any) -> Figure:
     """A matplotlib ``Figure`` not registered with pyplot (no backend is chosen or changed).
 
     Figures are drawn with the Agg canvas and written with ``fig.savefig``; importing
@@ -213,7 +219,9 @@ def line_plot(
     return path
 
 
-def assemble_report(out_dir: str | Path, sections: Sequence[tuple[str, str]], *, intro: str = ""):
+def assemble_report(
+    out_dir: str | Path, sections: Sequence[tuple[str, str]], *, intro: str = ""
+) -> Path:
     """Write ``out_dir/report.md`` from ``(title, markdown)`` sections, in order."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,11 @@ All of this is host-side (NumPy/pandas) data preparation; the arrays go to JAX u
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 
@@ -130,11 +131,11 @@ class Interactions:
         )
 
     # ------------------------------------------------------------------ id maps
-    def user_index(self, ids) -> np.ndarray:
+    def user_index(self, ids: npt.ArrayLike) -> np.ndarray:
         """Map original user ids to indices; unknown ids raise ValueError."""
         return _lookup("ids", self.user_ids, ids, "user")
 
-    def item_index(self, ids) -> np.ndarray:
+    def item_index(self, ids: npt.ArrayLike) -> np.ndarray:
         """Map original item ids to indices; unknown ids raise ValueError."""
         return _lookup("ids", self.item_ids, ids, "item")
 
@@ -205,7 +206,13 @@ class Interactions:
         return pd.DataFrame(cols)
 
     # ------------------------------------------------------------------ subsets
-    def select(self, mask, *, name: str | None = None, report=None) -> Interactions:
+    def select(
+        self,
+        mask: npt.ArrayLike,
+        *,
+        name: str | None = None,
+        report: Mapping[str, Any] | None = None,
+    ) -> Interactions:
         """Interactions where ``mask`` ([n] bool) is True, keeping the id maps."""
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (self.n_interactions,):
@@ -481,7 +488,9 @@ def kcore(
     return inter.select(keep, report=rep).compact()
 
 
-def stats_table(datasets, *, digits: int = 4) -> str:
+def stats_table(
+    datasets: Interactions | Iterable[Interactions | Mapping[str, Any]], *, digits: int = 4
+) -> str:
     """Markdown table of :meth:`Interactions.stats` for one or more datasets.
 
     Columns: dataset, #users, #items, #interactions, density (%), avg per user, avg per item.

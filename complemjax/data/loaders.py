@@ -120,8 +120,8 @@ def _read_recbole_file(path: Path) -> pd.DataFrame:
 
 
 def load_recbole(
-    inter_path,
-    item_path=None,
+    inter_path: str | os.PathLike,
+    item_path: str | os.PathLike | None = None,
     *,
     user_field: str = "user_id",
     item_field: str = "item_id",
@@ -200,7 +200,11 @@ def _detect_schema(path: Path, lineno: int, rec: dict) -> str:
 
 
 def load_amazon_reviews(
-    path, meta_path=None, *, schema: str | None = None, name: str | None = None
+    path: str | os.PathLike,
+    meta_path: str | os.PathLike | None = None,
+    *,
+    schema: str | None = None,
+    name: str | None = None,
 ) -> Interactions:
     """Load Amazon review JSON lines (optionally gzipped) of the 2018 or 2023 dumps.
 
@@ -305,14 +309,14 @@ def _load_amazon_meta(path: Path, schema: str) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------- CSV / Parquet
 def load_table(
-    path,
+    path: str | os.PathLike,
     *,
     user_col: str,
     item_col: str,
     rating_col: str | None = None,
     time_col: str | None = None,
     sep: str = ",",
-    item_info=None,
+    item_info: pd.DataFrame | str | os.PathLike | None = None,
     item_info_id_col: str | None = None,
     name: str | None = None,
     ids_as: str = "str",

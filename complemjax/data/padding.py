@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from complemjax._checks import check_positive_int
 
@@ -27,8 +28,8 @@ def _as_int_vector(name: str, x) -> np.ndarray:
 
 
 def pad_item_sets(
-    user_idx,
-    item_idx,
+    user_idx: npt.ArrayLike,
+    item_idx: npt.ArrayLike,
     n_users: int,
     *,
     max_len: int | None = None,

@@ -40,13 +40,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from complemjax import _checks, ranking
 
@@ -107,9 +108,9 @@ class RuleHParams:
     rrf_k: jax.Array = 60.0
 
 
-def _check_params(params: RuleHParams) -> None:
-    _checks.check_in_range("weight", params.weight, 0.0, 1.0)
-    _checks.check_in_range("rrf_k", params.rrf_k, 0.0, np.inf, lo_open=True)
+def _check_hparams(hparams: RuleHParams) -> None:
+    _checks.check_in_range("weight", hparams.weight, 0.0, 1.0)
+    _checks.check_in_range("rrf_k", hparams.rrf_k, 0.0, np.inf, lo_open=True)
 
 
 def _check_config(config) -> RuleConfig:
@@ -132,7 +133,9 @@ def _ranks_desc(scores: jax.Array, present: jax.Array) -> jax.Array:
     return jnp.put_along_axis(jnp.zeros_like(ar), order, ar, axis=-1, inplace=False)
 
 
-def normalize_rows(scores, present, method, pos=None):
+def normalize_rows(
+    scores: jax.Array, present: ArrayLike, method: str, pos: jax.Array | None = None
+) -> jax.Array:
     """Normalise along the last axis over ``present`` entries; absent entries -> 0."""
     dt = scores.dtype
     eps = jnp.asarray(_EPS, dt)
@@ -157,7 +160,9 @@ def normalize_rows(scores, present, method, pos=None):
     return jnp.where(present, out, jnp.zeros((), dt))
 
 
-def normalize_scores(scores, *, method: str = "minmax", valid=None) -> jax.Array:
+def normalize_scores(
+    scores: ArrayLike, *, method: str = "minmax", valid: ArrayLike | None = None
+) -> jax.Array:
     """Per-user (per-row) score normalisation.
 
     ``min-max: (s - min s) / max(max s - min s, 1e-9)``; ``z-score: (s - mean s) /
@@ -194,20 +199,20 @@ def normalize_scores(scores, *, method: str = "minmax", valid=None) -> jax.Array
     return normalize_rows(scores, valid, method)
 
 
-def _combine(na, nb, pa, pb, pos_a, pos_b, params: RuleHParams, method: str):
+def _combine(na, nb, pa, pb, pos_a, pos_b, hparams: RuleHParams, method: str):
     """Fused score of one candidate set from per-view normalised scores, presence, positions."""
     dt = na.dtype
     cand = pa | pb
     fa, fb = pa.astype(dt), pb.astype(dt)
     if method == "wsum":
-        w = jnp.asarray(params.weight, dt)
+        w = jnp.asarray(hparams.weight, dt)
         out = w * na + (1 - w) * nb
     elif method == "combsum":
         out = na + nb
     elif method == "combmnz":
         out = (na + nb) * (fa + fb)
     elif method == "rrf":
-        k = jnp.asarray(params.rrf_k, dt)
+        k = jnp.asarray(hparams.rrf_k, dt)
         out = fa / (k + pos_a.astype(dt) + 1) + fb / (k + pos_b.astype(dt) + 1)
     elif method == "borda":
         n_c = jnp.sum(cand, axis=-1, keepdims=True).astype(dt)
@@ -235,23 +240,28 @@ def _view_presence(scores, valid, depth):
     return present, pos
 
 
-def _fuse_rows(sa, sb, valid, params, config: RuleConfig):
+def _fuse_rows(sa, sb, valid, hparams, config: RuleConfig):
     pa, pos_a = _view_presence(sa, valid, config.depth)
     pb, pos_b = _view_presence(sb, valid, config.depth)
     na = normalize_rows(sa, pa, config.norm, pos_a)
     nb = normalize_rows(sb, pb, config.norm, pos_b)
-    return _combine(na, nb, pa, pb, pos_a, pos_b, params, config.method)
+    return _combine(na, nb, pa, pb, pos_a, pos_b, hparams, config.method)
 
 
 def fuse_scores(
-    scores_a, scores_b, params: RuleHParams | None = None, *, config: RuleConfig, valid=None
+    scores_a: ArrayLike,
+    scores_b: ArrayLike,
+    hparams: RuleHParams | None = None,
+    *,
+    config: RuleConfig,
+    valid: ArrayLike | None = None,
 ) -> jax.Array:
     """Fuse two views' score rows for the same users with a rule (see module docstring).
 
     Args:
         scores_a: ``[c, n_items]`` scores of view A for c users.
         scores_b: ``[c, n_items]`` scores of view B for the same users.
-        params: :class:`RuleHParams` (weight, rrf_k); defaults to ``RuleHParams()``.
+        hparams: :class:`RuleHParams` (weight, rrf_k); defaults to ``RuleHParams()``.
         config: static :class:`RuleConfig` (method, norm, depth).
         valid: optional ``[c, n_items]`` boolean mask of rankable items (e.g. not in history);
             normalisation statistics and ranks use valid items only; invalid items get ``-inf``.
@@ -265,9 +275,9 @@ def fuse_scores(
         Array([[1. , 0. , 0.5]], dtype=float32)
     """
     config = _check_config(config)
-    params = RuleHParams() if params is None else params
-    if not isinstance(params, RuleHParams):
-        raise ValueError(f"`params` must be a RuleHParams or None, got {type(params).__name__}")
+    hparams = RuleHParams() if hparams is None else hparams
+    if not isinstance(hparams, RuleHParams):
+        raise ValueError(f"`hparams` must be a RuleHParams or None, got {type(hparams).__name__}")
     scores_a = _checks.as_float_array("scores_a", scores_a, ndim=2)
     scores_b = _checks.as_float_array("scores_b", scores_b, ndim=2)
     if scores_a.shape != scores_b.shape:
@@ -277,7 +287,7 @@ def fuse_scores(
         )
     _checks.check_finite("scores_a", scores_a)
     _checks.check_finite("scores_b", scores_b)
-    _check_params(params)
+    _check_hparams(hparams)
     if valid is None:
         valid = jnp.ones(scores_a.shape, bool)
     else:
@@ -285,10 +295,10 @@ def fuse_scores(
         if valid.shape != scores_a.shape:
             raise ValueError(f"`valid` must have shape {scores_a.shape}, got {valid.shape}")
     dt = jnp.result_type(scores_a.dtype, scores_b.dtype)
-    return _fuse_rows(scores_a.astype(dt), scores_b.astype(dt), valid, params, config)
+    return _fuse_rows(scores_a.astype(dt), scores_b.astype(dt), valid, hparams, config)
 
 
-def exclusion_mask(exclude_rows, n_items):
+def exclusion_mask(exclude_rows: jax.Array, n_items: int) -> jax.Array:
     """``[c, n_items]`` boolean: True where the item is NOT in the user's padded set."""
     c = exclude_rows.shape[0]
     idx = jnp.where(exclude_rows >= 0, exclude_rows, n_items)
@@ -310,7 +320,7 @@ def _check_exclude(exclude, n_users):
     return exclude.astype(jnp.int32)
 
 
-def as_score_fn(name, fn):
+def as_score_fn(name: str, fn: Callable) -> jax.tree_util.Partial:
     """Wrap a score function as a ``jax.tree_util.Partial`` (a pytree jit can take)."""
     if isinstance(fn, jax.tree_util.Partial):
         return fn
@@ -319,7 +329,7 @@ def as_score_fn(name, fn):
     return jax.tree_util.Partial(fn)
 
 
-def _fused_apply(fa, fb, params, exclude, user_idx, *, config, n_items):
+def _fused_apply(fa, fb, hparams, exclude, user_idx, *, config, n_items):
     sa = jnp.asarray(fa(user_idx))
     sb = jnp.asarray(fb(user_idx))
     if sa.shape != sb.shape or sa.shape[-1] != n_items:
@@ -332,7 +342,7 @@ def _fused_apply(fa, fb, params, exclude, user_idx, *, config, n_items):
     else:
         valid = exclusion_mask(exclude[user_idx], n_items)
     dt = jnp.result_type(sa.dtype, sb.dtype)
-    return _fuse_rows(sa.astype(dt), sb.astype(dt), valid, params, config)
+    return _fuse_rows(sa.astype(dt), sb.astype(dt), valid, hparams, config)
 
 
 @functools.lru_cache(maxsize=256)
@@ -344,25 +354,25 @@ def _fused_apply_for(config: RuleConfig, n_items: int):
 def fuse_score_fns(
     score_fn_a: Callable,
     score_fn_b: Callable,
-    params: RuleHParams | None = None,
+    hparams: RuleHParams | None = None,
     *,
     config: RuleConfig,
     n_items: int,
-    exclude=None,
+    exclude: ArrayLike | None = None,
 ) -> jax.tree_util.Partial:
     """Compose two view score functions into one fused score function.
 
     The result ``score_fn(user_idx [c]) -> [c, n_items]`` can be handed to
     ``ranking.topk_from_score_fn``; it evaluates both views on the same chunk of users only, so
     memory is bounded by the chunk. It is a ``jax.tree_util.Partial`` whose traced arguments
-    are the two view functions (themselves wrapped as ``Partial``), ``params`` and ``exclude``,
+    are the two view functions (themselves wrapped as ``Partial``), ``hparams`` and ``exclude``,
     so new weights or new view parameters reuse the compiled program.
 
     Args:
         score_fn_a: ``user_idx int32 [c] -> [c, n_items]`` scores of view A (a plain function
             or a ``jax.tree_util.Partial`` carrying its parameters).
         score_fn_b: same for view B.
-        params: :class:`RuleHParams`.
+        hparams: :class:`RuleHParams`.
         config: :class:`RuleConfig`.
         n_items: number of items.
         exclude: optional ``[n_users, max_len]`` int32 padded (-1) item sets to leave out of
@@ -379,19 +389,19 @@ def fuse_score_fns(
         ...                                  exclude=train_padded)  # doctest: +SKIP
     """
     config = _check_config(config)
-    params = RuleHParams() if params is None else params
+    hparams = RuleHParams() if hparams is None else hparams
     n_items = _checks.check_positive_int("n_items", n_items)
-    _check_params(params)
+    _check_hparams(hparams)
     exclude = _check_exclude(exclude, None)
     fa = as_score_fn("score_fn_a", score_fn_a)
     fb = as_score_fn("score_fn_b", score_fn_b)
-    return jax.tree_util.Partial(_fused_apply_for(config, n_items), fa, fb, params, exclude)
+    return jax.tree_util.Partial(_fused_apply_for(config, n_items), fa, fb, hparams, exclude)
 
 
 # ----------------------------------------------------------------------------- top-N runs
 
 
-def _union_fuse_chunk(ia, sa, ib, sb, params, config: RuleConfig, k: int, pack_bits: int = 0):
+def _union_fuse_chunk(ia, sa, ib, sb, hparams, config: RuleConfig, k: int, pack_bits: int = 0):
     """Fuse one chunk of top-N runs: ``ia, ib [c, N]`` ids (-1 pad), ``sa, sb [c, N]``.
 
     The 2N slots are sorted by item id (A's copy of an id before B's). With ``pack_bits > 0``
@@ -435,7 +445,7 @@ def _union_fuse_chunk(ia, sa, ib, sb, params, config: RuleConfig, k: int, pack_b
     nb = jnp.where(pb, nb, 0)
     pos_a = jnp.where(pa, spos, big)
     pos_b = jnp.where(sfb, spos, jnp.where(next_same, npos, big))
-    fused = _combine(na, nb, pa, pb, pos_a, pos_b, params, config.method)
+    fused = _combine(na, nb, pa, pb, pos_a, pos_b, hparams, config.method)
     top_s, top_j = jax.lax.top_k(fused, k)  # slots sorted by id: ties -> lower item id
     top_i = jnp.take_along_axis(sid, top_j, axis=1)
     top_i = jnp.where(jnp.isfinite(top_s), top_i, -1)
@@ -456,7 +466,7 @@ class FusedRun(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=("config", "k", "user_chunk", "pack_bits"))
-def _fuse_runs_jit(ia, sa, ib, sb, params, config, k, user_chunk, pack_bits):
+def _fuse_runs_jit(ia, sa, ib, sb, hparams, config, k, user_chunk, pack_bits):
     n_users, n = ia.shape
     n_chunks = -(-n_users // user_chunk)
     pad = n_chunks * user_chunk - n_users
@@ -466,16 +476,16 @@ def _fuse_runs_jit(ia, sa, ib, sb, params, config, k, user_chunk, pack_bits):
 
     xs = (padu(ia, -1), padu(sa, 0), padu(ib, -1), padu(sb, 0))
     xs = jax.tree.map(lambda x: x.reshape(n_chunks, user_chunk, n), xs)
-    items, scores = jax.lax.map(lambda t: _union_fuse_chunk(*t, params, config, k, pack_bits), xs)
+    items, scores = jax.lax.map(lambda t: _union_fuse_chunk(*t, hparams, config, k, pack_bits), xs)
     return (items.reshape(-1, k)[:n_users], scores.reshape(-1, k)[:n_users])
 
 
 def fuse_runs(
-    items_a,
-    scores_a,
-    items_b,
-    scores_b,
-    params: RuleHParams | None = None,
+    items_a: ArrayLike,
+    scores_a: ArrayLike,
+    items_b: ArrayLike,
+    scores_b: ArrayLike,
+    hparams: RuleHParams | None = None,
     *,
     config: RuleConfig,
     k: int,
@@ -493,7 +503,7 @@ def fuse_runs(
         scores_a: ``[n_users, N]`` float scores matching ``items_a``.
         items_b: ``[n_users, N]`` item ids of view B's run, as ``items_a``.
         scores_b: ``[n_users, N]`` float scores matching ``items_b``.
-        params: :class:`RuleHParams`.
+        hparams: :class:`RuleHParams`.
         config: :class:`RuleConfig` (method and norm).
         k: length of the fused list, ``1 <= k <= 2N``.
         user_chunk: users per chunk (bounds memory to ``user_chunk x 2N``).
@@ -505,7 +515,7 @@ def fuse_runs(
         >>> out = fuse_runs(ia, sa, ib, sb, RuleHParams(rrf_k=60.0), config=RuleConfig("rrf"),
         ...                 k=10)
     """
-    params = RuleHParams() if params is None else params
+    hparams = RuleHParams() if hparams is None else hparams
     ia = jnp.asarray(items_a)
     ib = jnp.asarray(items_b)
     for name, x in (("items_a", ia), ("items_b", ib)):
@@ -523,7 +533,7 @@ def fuse_runs(
     _checks.check_finite("scores_a", sa)
     _checks.check_finite("scores_b", sb)
     config = _check_config(config)
-    _check_params(params)
+    _check_hparams(hparams)
     k = _checks.check_positive_int("k", k, maximum=2 * ia.shape[1])
     user_chunk = _checks.check_positive_int("user_chunk", user_chunk)
     user_chunk = min(user_chunk, ia.shape[0])
@@ -537,7 +547,7 @@ def fuse_runs(
         sa.astype(dt),
         ib.astype(jnp.int32),
         sb.astype(dt),
-        params,
+        hparams,
         config,
         k,
         user_chunk,
@@ -565,7 +575,11 @@ class TuneResult(NamedTuple):
     params: RuleHParams
 
 
-def rule_grid(*, weights=None, rrf_ks=None) -> RuleHParams:
+def rule_grid(
+    *,
+    weights: ArrayLike | Sequence[float] | None = None,
+    rrf_ks: ArrayLike | Sequence[float] | None = None,
+) -> RuleHParams:
     """Cartesian grid of :class:`RuleHParams` (leading axis ``G``) for :func:`tune_rule`.
 
     Args:
@@ -637,8 +651,8 @@ def tune_rule(
     grid: RuleHParams,
     *,
     config: RuleConfig,
-    valid_padded,
-    exclude=None,
+    valid_padded: ArrayLike,
+    exclude: ArrayLike | None = None,
     n_items: int,
     k: int = 20,
     metric: str = "recall",

@@ -60,7 +60,11 @@ _IDENTITY = ("grid", "static", "n_seeds", "key", "key_impl", "fingerprint")
 
 
 def run_identity(
-    grid: Mapping[str, Any], static: Mapping[str, Any], n_seeds: int, key: RootKey, fingerprint
+    grid: Mapping[str, Any],
+    static: Mapping[str, Any],
+    n_seeds: int,
+    key: RootKey,
+    fingerprint: str | None,
 ) -> dict[str, Any]:
     """What determines a sweep's results, as recorded in the manifest and checked on resume."""
     return {

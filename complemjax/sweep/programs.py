@@ -75,7 +75,9 @@ def _checked_call(fn: Callable, k: Any, knobs: Mapping[str, Any], srow: Mapping[
     return dict(out)
 
 
-def abstract_rows(n: int, names: Sequence[str], sharding: Any = None):
+def abstract_rows(
+    n: int, names: Sequence[str], sharding: Any = None
+) -> tuple[jax.ShapeDtypeStruct, dict[str, jax.ShapeDtypeStruct]]:
     """Shapes of ``n`` rows of inputs: int32 seeds and one float32 column per knob."""
     seeds = jax.ShapeDtypeStruct((n,), jnp.int32, sharding=sharding)
     knobs = {name: jax.ShapeDtypeStruct((n,), jnp.float32, sharding=sharding) for name in names}
