@@ -298,7 +298,7 @@ def test_tune_rule_matches_loop_and_selects_best(views):
         loop.append(float(ranking.evaluate_topk(top.items, v["val"], ks=(10,)).mean("recall")[0]))
     np.testing.assert_allclose(res.values, loop, rtol=1e-5)
     assert res.best_index == int(np.argmax(loop))
-    assert float(res.best_params.weight) == pytest.approx([0.0, 0.5, 0.8, 1.0][res.best_index])
+    assert float(res.best_hparams.weight) == pytest.approx([0.0, 0.5, 0.8, 1.0][res.best_index])
     assert res.best_index != 0  # view A generated most of the validation items
 
 

@@ -564,15 +564,15 @@ class TuneResult(NamedTuple):
 
     Attributes:
         best_index: index of the selected candidate (first best on ties).
-        best_params: :class:`RuleHParams` of that candidate (scalars).
+        best_hparams: :class:`RuleHParams` of that candidate (scalars).
         values: ``[G]`` validation metric of each candidate.
-        params: the candidate grid, :class:`RuleHParams` with leading axis ``G``.
+        hparams: the candidate grid, :class:`RuleHParams` with leading axis ``G``.
     """
 
     best_index: int
-    best_params: RuleHParams
+    best_hparams: RuleHParams
     values: jax.Array
-    params: RuleHParams
+    hparams: RuleHParams
 
 
 def rule_grid(

@@ -188,11 +188,11 @@ def _rules(sem, cf, prep, p: ml.PipelineConfig) -> dict:
         out[name] = _RuleRanker(
             fa,
             fb,
-            res.best_params,
+            res.best_hparams,
             rcfg,
             prep.n_users,
             prep.n_items,
-            {"weight": float(res.best_params.weight), "rrf_k": float(res.best_params.rrf_k)},
+            {"weight": float(res.best_hparams.weight), "rrf_k": float(res.best_hparams.rrf_k)},
         )
     return out
 
