@@ -29,8 +29,8 @@ from complemjax import models, recommenders
 from complemjax.studies import _movielens as ml
 from complemjax.studies._movielens import K, PipelineConfig, Prepared, Ranker
 
-__all__ = ["FamilySpec", "degraded", "ease", "family_specs", "fit_learned", "popularity",
-           "random_ranker", "semantic_grid", "semantic_ranker", "semantic_variant",
+__all__ = ["FamilySpec", "degraded", "ease", "family_specs", "fit_learned", "knn_scores",
+           "popularity", "random_ranker", "semantic_grid", "semantic_ranker", "semantic_variant",
            "train_data", "tune", "tune_semantic"]  # fmt: skip
 
 
@@ -270,10 +270,9 @@ def semantic_variant(
 
     Profile kinds: ``user_emb`` = the unit profile (:func:`recommenders.user_profiles` of
     the seed's training history, weighted by rating or recency), ``item_emb`` = unit rows
-    of ``x``, so the dot product is the cosine. Item-kNN: dense ``[U, I]`` score rows of
-    :func:`recommenders.item_knn_score_fn` over the training sets, built 128 users at a
-    time. ``neighbors``: precomputed :func:`recommenders.item_neighbors` of ``x`` with at
-    least ``ranker.n_neighbors`` columns (default: computed here).
+    of ``x``, so the dot product is the cosine. Item-kNN: dense ``[U, I]`` score rows
+    (:func:`knn_scores`). ``neighbors``: precomputed :func:`recommenders.item_neighbors` of
+    ``x`` with at least ``ranker.n_neighbors`` columns (default: computed here).
     """
     info = {"method": "semantic", **(info or {})}
     u, i = prep.train_user, prep.train_item
@@ -281,9 +280,7 @@ def semantic_variant(
         n = ranker.n_neighbors
         nb = recommenders.item_neighbors(x, n_neighbors=n) if neighbors is None else neighbors
         nb = recommenders.ItemNeighbors(nb.items[:, :n], nb.sims[:, :n])
-        fn = recommenders.item_knn_score_fn(nb, prep.train_sets)
-        rows = [fn(jnp.arange(a, min(a + 128, prep.n_users))) for a in range(0, prep.n_users, 128)]
-        return Ranker("semantic", jnp.concatenate(rows), None, info)
+        return Ranker("semantic", knn_scores(nb, u, i, prep.n_users), None, info)
     w = None
     if ranker.kind in ("rating", "liked"):
         w = recommenders.rating_weights(prep.train_ratings, min_rating=ranker.min_rating)
@@ -294,6 +291,33 @@ def semantic_variant(
     xu = ml.unit_rows(x)
     prof = recommenders.user_profiles(xu, u, i, n_users=prep.n_users, weights=w)
     return Ranker("semantic", ml.unit_rows(prof), xu, info)
+
+
+def knn_scores(neighbors, user_idx, item_idx, n_users: int) -> jax.Array:
+    """Dense ``[n_users, n_items]`` item-kNN scores of :func:`recommenders.item_knn_score_fn`
+    as one sparse product: ``s(u, i) = Σ_j H[u, j] S[j, i]`` with ``H`` the binary history
+    (``user_idx``, ``item_idx``) and ``S[j, i] = cos(x_i, x_j)`` for ``j ∈ N_N(i)``, else 0.
+
+    The same scores as the jitted ``score_fn`` (the tests pin them) with no compilation,
+    which matters here: every seed of a data variant has its own catalogue size, so a
+    jitted path recompiles per seed. Memory ``O(users × items)`` (the result).
+    """
+    import scipy.sparse as sp
+
+    nbr = np.asarray(neighbors.items)
+    n_items = nbr.shape[0]
+    ok = nbr >= 0
+    rows = nbr[ok]
+    cols = np.broadcast_to(np.arange(n_items)[:, None], nbr.shape)[ok]
+    sims = np.asarray(neighbors.sims, np.float32)[ok]
+    s = sp.csr_matrix((sims, (rows, cols)), shape=(n_items, n_items))
+    h = sp.csr_matrix(
+        (np.ones(len(user_idx), np.float32), (np.asarray(user_idx), np.asarray(item_idx))),
+        shape=(n_users, n_items),
+    )
+    h.sum_duplicates()
+    h.data[:] = 1.0
+    return jnp.asarray((h @ s).toarray(), jnp.float32)
 
 
 def semantic_ranker(prep, tuned: dict, *, full: bool = False) -> Ranker:
