@@ -231,7 +231,8 @@ COLD_NOTE = """Test items never occur in training (a cold-item split: 20% of the
 trained vector for these items and cannot rank them; the semantic ranker (text; one row per
 encoder, each selected on the warm tuning split) and AlphaRec (an MLP of the text vectors) can.
 Popularity cannot order them either (no cold item has a training interaction, so all tie and
-it lists them in catalogue order); random is the chance reference. AlphaRec's epochs are
+it lists them in catalogue order, by MovieLens movie id: not a random order, since ids follow
+when films entered the catalogue); random is the chance reference. AlphaRec's epochs are
 chosen on the cold validation items.
 
 """

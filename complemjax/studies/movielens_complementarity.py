@@ -707,7 +707,7 @@ def _cold_clause(cold, variant, method) -> str:
     m = {k: per_seed[k] for k in ("popularity", "random", method) if k in per_seed}
     return (f"; on cold items {rp.fmt(*st.seed_interval(m[method]), digits=4)}, against "
             f"popularity {m['popularity'].mean():.4f} (every cold item has no training "
-            f"interaction, so popularity ties them all and lists them in catalogue order) and "
+            f"interaction, so popularity ties them all and lists them in movie-id order) and "
             f"random {m['random'].mean():.4f}")  # fmt: skip
 
 
