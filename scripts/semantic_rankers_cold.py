@@ -2,11 +2,11 @@
 
 ``cold_item_split`` (seed 0): 20% of items are test items and 10% validation items, with
 all their interactions; they never occur in training. The candidates of a user are the
-cold test (resp. validation) items only. Until ``ranking`` has a ``candidates=``
-argument, candidate masking is done by excluding every other item (score ``-inf``),
-which is the same ranking. Item-kNN neighbours are found in the whole catalogue (a cold
-item's neighbours are mostly warm items the user may have seen). Popularity cannot rank
-cold items (no training interaction: all tied); random is the null.
+cold test (resp. validation) items only; here by excluding every other item (score
+``-inf``), the same ranking as the ``candidates=`` argument the MovieLens study uses (whose
+cold section is the seeded version of this table). Item-kNN neighbours are found in the
+whole catalogue (a cold item's neighbours are mostly warm items the user may have seen).
+Popularity cannot rank cold items (no training interaction: all tied); random is the null.
 
     PYTHONPATH=. python scripts/semantic_rankers_cold.py --encoders wordllama e5
 """

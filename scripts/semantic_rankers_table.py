@@ -1,9 +1,13 @@
 """Recall@20 of the semantic ranker variants x encoders x post-processings on MovieLens.
 
-One random per-user split (70/10/20, seed 0, every rating an implicit interaction, as in
-the MovieLens study). Each (post-processing, ranker) is scored on validation (history =
-train, train excluded) and on test (history = train, train and validation excluded); the
-selection uses validation only. Popularity and random are on the same test protocol.
+A quick offline look on one split. The seeded table is computed inside the MovieLens study
+(``movielens_complementarity_semantic_variants.csv`` and its report section: ratings >= 4
+as positives, the study's variants, selection on the tuning split, test per seed); this
+script differs from it on purpose: one random per-user split (70/10/20, seed 0) of the full
+data with *every* rating an implicit interaction. Each (post-processing, ranker) is scored
+on validation (history = train, train excluded) and on test (history = train, train and
+validation excluded); the selection uses validation only. Popularity and random are on the
+same test protocol.
 
     python scripts/semantic_rankers_table.py --encoders wordllama e5 [--imdb]
 

@@ -229,6 +229,131 @@ def test_no_test_access_during_selection():
     np.testing.assert_array_equal(out[0][4], out[1][4])
 
 
+# ----------------------------------------------------------------------------- semantic variants
+def _recall_np(top, sets, k=20):
+    """NumPy Recall@k: mean over users with a test item of |top_k ∩ T_u| / |T_u|."""
+    vals = []
+    for t, s in zip(np.asarray(top), np.asarray(sets)):
+        s = set(s[s >= 0].tolist())
+        if s:
+            vals.append(len(s & set(t[:k][t[:k] >= 0].tolist())) / len(s))
+    return float(np.mean(vals))
+
+
+def test_semantic_variant_table_matches_selection_and_direct_ranking(tmp_path):
+    """The variant table's selected row is select_semantic_ranker's pick (with its
+    validation score), its validation column is the selection's own record, and every row's
+    test recall equals a direct semantic_topk ranking scored by NumPy; the headline row is
+    the semantic ranker of the accuracy table."""
+    import jax
+
+    from complemjax import recommenders, semantic
+    from complemjax.studies import _models as mm
+    from complemjax.studies import _movielens as ml
+    from complemjax.studies import movielens_complementarity as mc
+
+    prep = _toy_prep(n_users=40, n_items=120, dim=6)
+    rng = np.random.default_rng(3)
+    prep = prep._replace(train_ratings=rng.choice([1.0, 3.0, 5.0], prep.train_user.size))
+    sel = mm.tune_semantic(prep, ml.ModelCache(tmp_path), view="toy/base")
+    rankers, pps = mm.semantic_grid(False)
+    direct = recommenders.select_semantic_ranker(
+        prep.x, prep.train_user, prep.train_item, n_users=prep.n_users,
+        valid_sets=prep.valid_select, ratings=prep.train_ratings, timestamps=prep.train_times,
+        rankers=rankers, postprocesses=pps, fit_mask=prep.has_text, k=20,
+    )  # fmt: skip
+    refs = {"popularity": mm.popularity(prep), "random": mm.random_ranker(prep, jax.random.key(0))}
+    tops = {name: r.topk(prep.exclude_test) for name, r in refs.items()}
+    extra = {"variant": "toy", "seed": 0}
+    df = mc._variant_rows(prep, {"semantic": sel}, tops, ml.PipelineConfig(), extra)
+    sem = df[df["encoder"] != "-"]
+    assert len(sem) == len(rankers) * len(pps) and sem["selected"].sum() == 1
+    chosen = sem[sem["selected"]].iloc[0]
+    assert (chosen["ranker"], chosen["postprocess"]) == (
+        direct.ranker.describe(), direct.postprocess.describe())  # fmt: skip
+    assert chosen["valid_recall"] == pytest.approx(direct.valid_score)
+    assert chosen["valid_recall"] == sem["valid_recall"].max() and chosen["headline"]
+    trials = {(t["postprocess"], t["ranker"]): t["valid_recall"] for t in direct.trials}
+    for _, row in sem.iterrows():
+        assert row["valid_recall"] == pytest.approx(trials[row["postprocess"], row["ranker"]])
+        r = rankers[[x.describe() for x in rankers].index(row["ranker"])]
+        pp = pps[[x.describe() for x in pps].index(row["postprocess"])]
+        x = semantic.postprocess(prep.x, pp, mask=prep.has_text)
+        top = recommenders.semantic_topk(
+            r, x, prep.train_user, prep.train_item, n_users=prep.n_users, k=20,
+            exclude=prep.exclude_test, ratings=prep.train_ratings, timestamps=prep.train_times,
+        )  # fmt: skip
+        assert row["test_recall"] == pytest.approx(_recall_np(top.items, prep.test_sets), abs=1e-6)
+    head = mm.semantic_ranker(prep, sel).topk(prep.exclude_test)
+    assert chosen["test_recall"] == pytest.approx(_recall_np(head, prep.test_sets), abs=1e-6)
+    refs = df[df["encoder"] == "-"].set_index("ranker")["test_recall"]
+    for name in ("popularity", "random"):
+        assert refs[name] == pytest.approx(_recall_np(tops[name], prep.test_sets), abs=1e-6)
+
+
+def test_knn_scores_equal_the_jitted_score_fn():
+    """The sparse-product item-kNN scores of the study equal recommenders.item_knn_score_fn,
+    including duplicated history pairs and quantised vectors with tied similarities."""
+    import jax.numpy as jnp
+
+    from complemjax import recommenders
+    from complemjax.studies import _models as mm
+
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.integers(-1, 2, size=(25, 3)).astype(np.float32))  # many ties
+    nb = recommenders.item_neighbors(x, n_neighbors=6)
+    u = rng.integers(0, 9, 60)
+    i = rng.integers(0, 25, 60)
+    u, i = np.r_[u, u[:5]], np.r_[i, i[:5]]  # duplicates count once, as in a set
+    got = np.asarray(mm.knn_scores(nb, u, i, 9))
+    hist = _pad_sets(u, i, 9)
+    ref = np.asarray(recommenders.item_knn_score_fn(nb, hist)(jnp.arange(9)))
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
+    assert (ref != 0).mean() > 0.2  # not a vacuous comparison
+
+
+def _pad_sets(u, i, n_users):
+    from complemjax import data as cdata
+
+    return cdata.pad_item_sets(np.asarray(u), np.asarray(i), n_users)
+
+
+def test_semantic_views_config():
+    from complemjax.studies import _movielens as ml
+    from complemjax.studies import movielens_complementarity as mc
+
+    assert mc.StudyConfig().views() == [("wordllama", "base")]
+    full = mc.StudyConfig.full()
+    assert full.views()[0] == ("wordllama", "base") and len(full.views()) == 6
+    assert {e for e, _ in full.views()} == {"wordllama", "e5"}
+    e5 = ml.PipelineConfig(encoder="e5")
+    v = mc.StudyConfig(pipeline=e5, semantic_encoders=("wordllama", "e5")).views()
+    assert v == [("e5", "base"), ("wordllama", "base")]
+    for bad in ({"semantic_encoders": ("e5",)}, {"semantic_templates": ("imdb",)},
+                {"semantic_encoders": ("wordllama", "bert")},
+                {"semantic_templates": ("base", "base")}):  # fmt: skip
+        with pytest.raises(ValueError, match="semantic_"):
+            mc.StudyConfig(**bad)
+
+
+def test_with_view_swaps_only_the_text_vectors():
+    """The headline view reproduces the prepared vectors; another template keeps items,
+    splits and shapes and changes the rows of IMDB-matched films only."""
+    from complemjax.studies import _movielens as ml
+
+    cfg = ml.PipelineConfig()
+    for prep in (ml.prepare("sparse", 0, cfg), ml.prepare_cold("sparse", 0, cfg)):
+        same = ml.with_view(prep, "wordllama", "base")
+        np.testing.assert_array_equal(np.asarray(same.x), np.asarray(prep.x))
+        np.testing.assert_array_equal(same.has_text, prep.has_text)
+        imdb = ml.with_view(prep, "wordllama", "imdb")
+        assert imdb.x.shape == prep.x.shape and imdb.test_sets is prep.test_sets
+        changed = np.any(np.asarray(imdb.x) != np.asarray(prep.x), axis=1)
+        assert 0.3 < changed.mean() < 0.95  # IMDB stops at 2005: part of the films match
+    with pytest.raises(ValueError, match="template"):
+        ml.item_embeddings("wordllama", "plot")
+
+
 # ----------------------------------------------------------------------------- report
 def test_list_metrics_match_numpy():
     from complemjax.studies import _report as rp
@@ -326,6 +451,16 @@ def test_movielens_studies_end_to_end(tmp_path):
     assert set(tables["c5"]["model"]) >= {"w=0", "w=0.1", "w=0, other seed (null)"}
     c5 = tables["c5"].set_index("model")
     assert (c5.loc["w=0", "mutual_knn10_to_w0"] == 1.0).all()  # weight 0 is the backbone
+    sv = tables["semantic_variants"]
+    r20 = acc[(acc["metric"] == "recall") & (acc["K"] == 20)].set_index(["seed", "method"])
+    head = sv[sv["headline"]].set_index("seed")["test_recall"]
+    assert len(head) == p.n_seeds and sv[sv["selected"]].groupby("seed").size().eq(1).all()
+    for s, v in head.items():  # the table's headline row is the accuracy table's semantic
+        assert v == pytest.approx(r20.loc[(s, "semantic"), "value"])
+        for name in ("popularity", "random"):
+            ref = sv[(sv["ranker"] == name) & (sv["seed"] == s)]["test_recall"].item()
+            assert ref == pytest.approx(r20.loc[(s, name), "value"])
+    assert {"semantic", "alpharec", "popularity", "random"} <= set(tables["cold"]["method"])
     ft = fusion.run(tmp_path, config=fusion.StudyConfig(pipeline=p, gate_steps=20, sp_steps=20),
                     progress=False)  # fmt: skip
     assert len(ft["choices"]) == p.n_seeds
@@ -338,6 +473,8 @@ def test_movielens_studies_end_to_end(tmp_path):
         assert f"| {claim} |" in text
     assert (tmp_path / "figures" / "fusion_vs_best_single.png").is_file()
     assert (tmp_path / "figures" / "movielens_oracle_gain.png").is_file()
+    assert "### Semantic ranker variants" in text and "✓ headline" in text
+    assert "validation-selected semantic ranker" in text and "on cold items" in text
 
 
 @pytest.mark.slow

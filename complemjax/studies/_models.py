@@ -29,8 +29,9 @@ from complemjax import models, recommenders
 from complemjax.studies import _movielens as ml
 from complemjax.studies._movielens import K, PipelineConfig, Prepared, Ranker
 
-__all__ = ["FamilySpec", "degraded", "ease", "family_specs", "fit_learned", "popularity",
-           "random_ranker", "semantic_ranker", "train_data", "tune"]  # fmt: skip
+__all__ = ["FamilySpec", "degraded", "ease", "family_specs", "fit_learned", "knn_scores",
+           "popularity", "random_ranker", "semantic_grid", "semantic_ranker", "semantic_variant",
+           "train_data", "tune", "tune_semantic"]  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +201,11 @@ def random_ranker(prep, key) -> Ranker:
     return Ranker("random", scores, None, {"method": "random"})
 
 
-def _semantic_grid(full: bool):
+def semantic_grid(full: bool) -> tuple[tuple, tuple]:
+    """``(rankers, postprocesses)`` the semantic ranker is selected from: every default of
+    :mod:`complemjax.recommenders` × :mod:`complemjax.semantic` with ``full``, else five
+    rankers (mean, rating, recency(h=50), item-kNN N = 20, 100) × raw, centred and
+    all-but-the-top-1 vectors."""
     from complemjax import semantic
 
     if full:
@@ -210,14 +215,32 @@ def _semantic_grid(full: bool):
     return tuple(kinds), tuple(semantic.DEFAULT_POSTPROCESSES[:3])
 
 
-def tune_semantic(prep: Prepared, cache: ml.ModelCache, *, full: bool = False) -> dict:
+def tune_semantic(
+    prep: Prepared,
+    cache: ml.ModelCache,
+    *,
+    full: bool = False,
+    view: str = "wordllama/base",
+    method: str = "semantic",
+) -> dict:
     """The semantic ranker × embedding post-processing, chosen once per variant on the
     tuning split's ``valid_select`` (:func:`complemjax.recommenders.select_semantic_ranker`).
 
     The semantic view uses only item text and the user's own training history (ratings
     and times of it for the weighted profiles): no popularity, no other user.
+
+    Args:
+        prep: the tuning split, carrying the item vectors of ``view``.
+        cache: the model cache (the selection is stored like a model).
+        full: the full grid of :func:`semantic_grid`.
+        view: ``encoder/template`` of ``prep.x`` (part of the cache key).
+        method: the ``method`` label of the returned selection row.
+
+    Returns:
+        The selection row; ``trials`` holds every (post-processing, ranker) tried with its
+        validation Recall@20, ``ranker_index`` / ``pp_index`` the choice.
     """
-    rankers, pps = _semantic_grid(full)
+    rankers, pps = semantic_grid(full)
 
     def fit() -> Ranker:
         t = time.perf_counter()
@@ -227,7 +250,7 @@ def tune_semantic(prep: Prepared, cache: ml.ModelCache, *, full: bool = False) -
             timestamps=prep.train_times, rankers=rankers, postprocesses=pps,
             fit_mask=prep.has_text, k=K,
         )  # fmt: skip
-        info = {"method": "semantic", "configs": len(sel.trials),
+        info = {"method": method, "configs": len(sel.trials), "view": view,
                 "chosen": f"{sel.ranker.describe()}, {sel.postprocess.describe()}",
                 "ranker_index": rankers.index(sel.ranker),
                 "pp_index": pps.index(sel.postprocess), "epochs": 0,
@@ -235,35 +258,78 @@ def tune_semantic(prep: Prepared, cache: ml.ModelCache, *, full: bool = False) -
                 "edge": "", "trials": sel.trials}  # fmt: skip
         return Ranker("semantic", jnp.zeros((1, 1)), None, info)
 
-    key = {"rankers": [r.describe() for r in rankers], "pps": [p.describe() for p in pps]}
-    return cache.get_or_fit(prep, "tune-semantic", key, fit).info
+    key = {"rankers": [r.describe() for r in rankers], "pps": [p.describe() for p in pps],
+           "view": view}  # fmt: skip
+    return {**cache.get_or_fit(prep, "tune-semantic", key, fit).info, "method": method}
 
 
-def semantic_ranker(prep, tuned: dict, *, full: bool = False) -> Ranker:
-    """The tuned semantic ranker on ``prep``'s seed (post-processing refitted on the
-    catalogue text vectors; profiles or item-kNN from the seed's training history)."""
-    from complemjax import semantic
+def semantic_variant(
+    prep, ranker: recommenders.SemanticRanker, x, *, neighbors=None, info: dict | None = None
+) -> Ranker:
+    """One semantic ranker variant on ``prep``'s seed, from post-processed item vectors ``x``.
 
-    rankers, pps = _semantic_grid(full)
-    r, pp = rankers[tuned["ranker_index"]], pps[tuned["pp_index"]]
-    x = semantic.postprocess(prep.x, pp, mask=prep.has_text)
-    info = {"method": "semantic", "chosen": tuned["chosen"]}
+    Profile kinds: ``user_emb`` = the unit profile (:func:`recommenders.user_profiles` of
+    the seed's training history, weighted by rating or recency), ``item_emb`` = unit rows
+    of ``x``, so the dot product is the cosine. Item-kNN: dense ``[U, I]`` score rows
+    (:func:`knn_scores`). ``neighbors``: precomputed :func:`recommenders.item_neighbors` of
+    ``x`` with at least ``ranker.n_neighbors`` columns (default: computed here).
+    """
+    info = {"method": "semantic", **(info or {})}
     u, i = prep.train_user, prep.train_item
-    if r.kind == "item_knn":
-        nb = recommenders.item_neighbors(x, n_neighbors=r.n_neighbors)
-        fn = recommenders.item_knn_score_fn(nb, prep.train_sets)
-        rows = [fn(jnp.arange(a, min(a + 128, prep.n_users))) for a in range(0, prep.n_users, 128)]
-        return Ranker("semantic", jnp.concatenate(rows), None, info)
+    if ranker.kind == "item_knn":
+        n = ranker.n_neighbors
+        nb = recommenders.item_neighbors(x, n_neighbors=n) if neighbors is None else neighbors
+        nb = recommenders.ItemNeighbors(nb.items[:, :n], nb.sims[:, :n])
+        return Ranker("semantic", knn_scores(nb, u, i, prep.n_users), None, info)
     w = None
-    if r.kind in ("rating", "liked"):
-        w = recommenders.rating_weights(prep.train_ratings, min_rating=r.min_rating)
-    elif r.kind == "recency":
+    if ranker.kind in ("rating", "liked"):
+        w = recommenders.rating_weights(prep.train_ratings, min_rating=ranker.min_rating)
+    elif ranker.kind == "recency":
         w = recommenders.recency_weights(
-            u, prep.train_times, n_users=prep.n_users, half_life=r.half_life
+            u, prep.train_times, n_users=prep.n_users, half_life=ranker.half_life
         )
     xu = ml.unit_rows(x)
     prof = recommenders.user_profiles(xu, u, i, n_users=prep.n_users, weights=w)
     return Ranker("semantic", ml.unit_rows(prof), xu, info)
+
+
+def knn_scores(neighbors, user_idx, item_idx, n_users: int) -> jax.Array:
+    """Dense ``[n_users, n_items]`` item-kNN scores of :func:`recommenders.item_knn_score_fn`
+    as one sparse product: ``s(u, i) = Σ_j H[u, j] S[j, i]`` with ``H`` the binary history
+    (``user_idx``, ``item_idx``) and ``S[j, i] = cos(x_i, x_j)`` for ``j ∈ N_N(i)``, else 0.
+
+    The same scores as the jitted ``score_fn`` (the tests pin them) with no compilation,
+    which matters here: every seed of a data variant has its own catalogue size, so a
+    jitted path recompiles per seed. Memory ``O(users × items)`` (the result).
+    """
+    import scipy.sparse as sp
+
+    nbr = np.asarray(neighbors.items)
+    n_items = nbr.shape[0]
+    ok = nbr >= 0
+    rows = nbr[ok]
+    cols = np.broadcast_to(np.arange(n_items)[:, None], nbr.shape)[ok]
+    sims = np.asarray(neighbors.sims, np.float32)[ok]
+    s = sp.csr_matrix((sims, (rows, cols)), shape=(n_items, n_items))
+    h = sp.csr_matrix(
+        (np.ones(len(user_idx), np.float32), (np.asarray(user_idx), np.asarray(item_idx))),
+        shape=(n_users, n_items),
+    )
+    h.sum_duplicates()
+    h.data[:] = 1.0
+    return jnp.asarray((h @ s).toarray(), jnp.float32)
+
+
+def semantic_ranker(prep, tuned: dict, *, full: bool = False) -> Ranker:
+    """The tuned semantic ranker on ``prep``'s seed (post-processing refitted on the
+    catalogue text vectors of ``prep.x``; profiles or item-kNN from the seed's training
+    history), by :func:`semantic_variant`."""
+    from complemjax import semantic
+
+    rankers, pps = semantic_grid(full)
+    r, pp = rankers[tuned["ranker_index"]], pps[tuned["pp_index"]]
+    x = semantic.postprocess(prep.x, pp, mask=prep.has_text)
+    return semantic_variant(prep, r, x, info={"chosen": tuned["chosen"]})
 
 
 def ease(prep: Prepared, l2: float) -> Ranker:
@@ -345,17 +411,30 @@ def degraded(base: Ranker, prep: Prepared, target: float, key, *, steps: int = 1
 
 
 # ----------------------------------------------------------------------------- orchestration
-def tune_variant(variant: str, cfg: PipelineConfig, cache: ml.ModelCache, timer) -> dict:
+def tune_variant(
+    variant: str, cfg: PipelineConfig, cache: ml.ModelCache, timer, semantic_views=()
+) -> dict:
     """Tune every model once for ``variant`` on the tuning split (validation only).
 
     Returns ``{model: selection row}`` for semantic, bpr, lightgcn, ease, alpharec and
-    rlmrec (RLMRec's backbone settings are LightGCN's chosen ones).
+    rlmrec (RLMRec's backbone settings are LightGCN's chosen ones), plus
+    ``semantic [encoder/template]`` for each further ``(encoder, template)`` in
+    ``semantic_views`` (the same semantic selection on another text view).
     """
     prep = ml.prepare(variant, ml.TUNE_SEED, cfg)
     full = cfg.n_configs > PipelineConfig().n_configs
     out = {}
     with timer("tune: semantic"):
-        out["semantic"] = tune_semantic(prep, cache, full=full)
+        out["semantic"] = tune_semantic(
+            prep, cache, full=full, view=ml.view_label(cfg.encoder, "base")
+        )
+        for enc, tmpl in semantic_views:
+            label = ml.view_label(enc, tmpl)
+            if label != out["semantic"]["view"]:
+                out[f"semantic [{label}]"] = tune_semantic(
+                    ml.with_view(prep, enc, tmpl), cache, full=full, view=label,
+                    method=f"semantic [{label}]",
+                )  # fmt: skip
     specs = family_specs(cfg)
     for name, spec in specs.items():
         with timer(f"tune: {name}"):
@@ -442,19 +521,22 @@ def run_units(
     ckpt: Path,
     progress,
     resume: bool,
+    semantic_views=(),
 ) -> tuple[list, dict]:
     """Tune each variant once, then run ``one_seed(variant, s, tuned)`` per evaluation seed.
 
     Each finished (variant, seed) unit is pickled under ``ckpt``; with ``resume`` a saved
     unit is read back instead of recomputed. ``progress`` is a
     :class:`~complemjax.studies.base.Progress` over ``len(variants) * (n_seeds + 1)`` steps.
+    ``semantic_views``: further ``(encoder, template)`` views to tune the semantic ranker on
+    (:func:`tune_variant`).
 
     Returns:
         ``(parts, tuned_all)``: the units' results in order, and each variant's tuning.
     """
     parts, tuned_all = [], {}
     for variant in pipeline.variants:
-        tuned_all[variant] = tune_variant(variant, pipeline, cache, timer)
+        tuned_all[variant] = tune_variant(variant, pipeline, cache, timer, semantic_views)
         progress.step(f"{variant} tuning")
         for s in range(seed, seed + pipeline.n_seeds):
             path = ckpt / f"{variant}-s{s}.pkl"

@@ -45,16 +45,28 @@ POSITIVE_THRESHOLD = 4.0
 VARIANT_FRACTIONS = {"full": 1.0, "sparse": 0.25, "very_sparse": 0.1}
 TUNE_SEED = 10_000  # the tuning split: a seed never used for evaluation
 K = 20
+#: Item text templates of the semantic views (:mod:`complemjax.semantic`): ``base`` is
+#: :func:`~complemjax.semantic.item_text` (title, year, genres; the headline template);
+#: ``imdb`` adds the matched IMDB metadata (runtime, MPAA rating, budget); ``imdb+ratings``
+#: also the IMDB rating and vote count, popularity signals that leak collaborative
+#: information into the text (there only to measure that leak).
+TEMPLATES = ("base", "imdb", "imdb+ratings")
+ENCODERS = ("wordllama", "e5")
 
 __all__ = [
+    "ENCODERS",
     "POSITIVE_THRESHOLD",
+    "TEMPLATES",
     "ModelCache",
     "PipelineConfig",
     "Prepared",
     "Ranker",
     "dataset",
+    "item_embeddings",
     "prepare",
     "prepare_cold",
+    "view_label",
+    "with_view",
 ]
 
 
@@ -71,7 +83,9 @@ class PipelineConfig:
         n_seeds: evaluation seeds (split and initialisation) per variant.
         split: ``"random"`` (per-user) or ``"temporal"`` (global time cut).
         test_frac, valid_frac: split fractions.
-        encoder: semantic encoder, ``"wordllama"`` (or ``"e5"`` when installed).
+        encoder: the semantic encoder (a name in :data:`ENCODERS`) of the headline semantic
+            ranker and of every model that uses item text (AlphaRec, RLMRec-Con), with the
+            ``base`` template; a study may rank with other views besides (:func:`with_view`).
         n_configs: hyperparameter configurations every learned model may try (the same
             number for each, proposed methods included).
         max_epochs, eval_every, patience: the one training budget of every learned model.
@@ -131,14 +145,46 @@ def dataset() -> cdata.Interactions:
     return cdata.implicit(cdata.load_movielens(), threshold=POSITIVE_THRESHOLD)
 
 
-@functools.lru_cache(maxsize=2)
-def item_embeddings(encoder: str = "wordllama") -> semantic.SemanticEmbeddings:
+@functools.lru_cache(maxsize=8)
+def item_embeddings(encoder: str = "wordllama", template: str = "base"):
     """Raw (un-normalised) semantic vectors of every movie of :func:`dataset` (zero rows
-    for the movies without a title), cached per user outside the results folder."""
+    for the movies without a title), cached per user outside the results folder.
+
+    Args:
+        encoder: a name in :data:`ENCODERS` (:func:`complemjax.semantic.get_encoder`).
+        template: a name in :data:`TEMPLATES`; the IMDB ones join ``ggplot2movies`` on
+            title + year (:func:`complemjax.data.join_imdb`; unmatched movies keep the
+            base text).
+    """
+    if encoder not in ENCODERS:
+        raise ValueError(f"`encoder` must be one of {ENCODERS}, got {encoder!r}")
+    if template not in TEMPLATES:
+        raise ValueError(f"`template` must be one of {TEMPLATES}, got {template!r}")
+    info, fn = dataset().item_info, None
+    if template != "base":
+        info = cdata.imdb_item_info(info, cdata.join_imdb(info))
+        fn = functools.partial(semantic.item_text_imdb, include_ratings=template == "imdb+ratings")
     return semantic.embed_items(
-        dataset(), encoder=semantic.get_encoder(encoder), on_missing="skip", cache_dir=True,
-        normalize=False,
+        info, encoder=semantic.get_encoder(encoder), on_missing="skip", cache_dir=True,
+        normalize=False, template=fn,
     )  # fmt: skip
+
+
+def view_label(encoder: str, template: str) -> str:
+    """``"encoder/template"``: the name of a semantic view in tables and cache keys."""
+    return f"{encoder}/{template}"
+
+
+def with_view(prep, encoder: str, template: str):
+    """``prep`` (a :class:`Prepared` or :class:`PreparedCold`) with the item vectors and
+    text mask of another semantic view (same items, same splits)."""
+    emb = item_embeddings(encoder, template)
+    keep = np.isin(dataset().item_ids, _item_ids(prep))
+    return prep._replace(x=jnp.asarray(emb.embeddings[keep]), has_text=emb.has_text[keep])
+
+
+def _item_ids(prep) -> np.ndarray:
+    return np.asarray(prep.item_ids if hasattr(prep, "item_ids") else prep.inter.item_ids)
 
 
 def _subsample(inter: cdata.Interactions, frac: float, seed: int, name: str):
@@ -268,7 +314,8 @@ class PreparedCold(NamedTuple):
 
     Rankers rank the candidate items only (``test_items`` at test time), so a model
     without item features (ID-based CF) cannot rank them. Fields as in :class:`Prepared`;
-    ``valid_select`` holds the validation interactions (all on cold validation items).
+    ``valid_select`` holds the validation interactions (all on cold validation items);
+    ``user_ids`` / ``item_ids`` are the dataset ids of the variant's users and items.
     """
 
     variant: str
@@ -277,6 +324,7 @@ class PreparedCold(NamedTuple):
     n_users: int
     n_items: int
     user_ids: np.ndarray
+    item_ids: np.ndarray
     train_user: np.ndarray
     train_item: np.ndarray
     train_ratings: np.ndarray
@@ -309,6 +357,7 @@ def prepare_cold(variant: str, seed: int, config: PipelineConfig) -> PreparedCol
         n_users=U,
         n_items=inter.n_items,
         user_ids=np.asarray(inter.user_ids),
+        item_ids=np.asarray(inter.item_ids),
         train_user=tr.user_idx,
         train_item=tr.item_idx,
         train_ratings=np.asarray(tr.ratings),

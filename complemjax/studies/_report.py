@@ -228,8 +228,12 @@ C5_LEGEND = {
 }
 COLD_NOTE = """Test items never occur in training (a cold-item split: 20% of the items are test,
 10% validation); every ranker ranks the cold test items only. ID-based CF models have no
-trained vector for these items and cannot rank them; the semantic ranker (text) and AlphaRec
-(an MLP of the text vectors) can. AlphaRec's epochs are chosen on the cold validation items.
+trained vector for these items and cannot rank them; the semantic ranker (text; one row per
+encoder, each selected on the warm tuning split) and AlphaRec (an MLP of the text vectors) can.
+Popularity cannot order them either (no cold item has a training interaction, so all tie and
+it lists them in catalogue order, by MovieLens movie id: not a random order, since ids follow
+when films entered the catalogue); random is the chance reference. AlphaRec's epochs are
+chosen on the cold validation items.
 
 """
 COLD_LEGEND = {

@@ -9,6 +9,10 @@ What is measured, per variant and seed, on the test split (K = 20 unless stated)
 
 - **Accuracy** of every single-view ranker: semantic (the validation-selected text ranker),
   popularity, random, BPR-MF, LightGCN, EASE, AlphaRec, RLMRec-Con.
+- **Semantic ranker variants**: every semantic ranker variant (mean, rating- and
+  recency-weighted profiles, item-kNN) × embedding post-processing × text view (encoder ×
+  template) on test, next to the validation Recall@20 that selected among them (the
+  tuning split's, reused) and popularity / random, so the selection can be checked.
 - **Agreement and complementarity** of pairs (A, B) with B = BPR-MF: top-K overlap, unique
   hit shares, oracle-merge Recall (the best K-list drawn from the two lists). The pair
   (semantic, BPR) is read against null references: BPR with another seed (the CF-seed
@@ -22,7 +26,8 @@ What is measured, per variant and seed, on the test split (K = 20 unless stated)
   debiased CKA of the item embeddings to the weight-0 ones, catalogue coverage@20, tail
   share, intra-list diversity, overlap and unique hits with the semantic ranker, Recall.
 - **Cold items**: a cold-item split ranked among the cold test items only, where CF cannot
-  rank and the semantic ranker and AlphaRec can.
+  rank and the semantic ranker (per encoder) and AlphaRec can; popularity and random as
+  references.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from complemjax import complementarity as comp
-from complemjax import probes, ranking, report, similarity
+from complemjax import probes, ranking, recommenders, report, semantic, similarity
 from complemjax import stats as st
 from complemjax.studies import _models as mm
 from complemjax.studies import _movielens as ml
@@ -82,6 +87,13 @@ class StudyConfig:
         warm_min, cold_max: warm items have >= warm_min training interactions; probe
             "cold items" have 1..cold_max.
         n_boot: cluster-bootstrap resamples.
+        semantic_encoders, semantic_templates: the text views (encoder × template, names in
+            :data:`~._movielens.ENCODERS` / :data:`~._movielens.TEMPLATES`) whose semantic
+            rankers are selected on validation and evaluated on test in the variant table
+            (and, per encoder with the ``base`` template, on the cold split). They must
+            include ``pipeline.encoder`` and ``base``: the headline view, the one every
+            other table (and AlphaRec / RLMRec-Con) uses. The default keeps WordLlama only
+            (the ``make reproduce`` budget); :meth:`full` adds e5 and the IMDB templates.
     """
 
     pipeline: ml.PipelineConfig = dataclasses.field(default_factory=ml.PipelineConfig)
@@ -94,6 +106,31 @@ class StudyConfig:
     warm_min: int = 5
     cold_max: int = 3
     n_boot: int = 1000
+    semantic_encoders: tuple[str, ...] = ("wordllama",)
+    semantic_templates: tuple[str, ...] = ("base",)
+
+    def __post_init__(self):
+        for name, vals, known in (
+            ("semantic_encoders", self.semantic_encoders, ml.ENCODERS),
+            ("semantic_templates", self.semantic_templates, ml.TEMPLATES),
+        ):
+            bad = [v for v in vals if v not in known]
+            if bad or len(set(vals)) != len(vals):
+                raise ValueError(f"`{name}` must be distinct names in {known}, got {vals!r}")
+        if self.pipeline.encoder not in self.semantic_encoders:
+            raise ValueError(
+                f"`semantic_encoders` must include pipeline.encoder "
+                f"{self.pipeline.encoder!r}, got {self.semantic_encoders!r}"
+            )
+        if "base" not in self.semantic_templates:
+            raise ValueError(f"`semantic_templates` must include 'base', got "
+                             f"{self.semantic_templates!r}")  # fmt: skip
+
+    def views(self) -> list[tuple[str, str]]:
+        """``(encoder, template)`` of every semantic view, the headline one first."""
+        head = (self.pipeline.encoder, "base")
+        rest = [(e, t) for e in self.semantic_encoders for t in self.semantic_templates]
+        return [head] + [v for v in rest if v != head]
 
     @classmethod
     def full(cls) -> StudyConfig:
@@ -105,6 +142,8 @@ class StudyConfig:
             cold_variants=p.variants,
             n_boot=2000,
             mlp_steps=1000,
+            semantic_encoders=ml.ENCODERS,
+            semantic_templates=ml.TEMPLATES,
         )
 
 
@@ -120,6 +159,8 @@ def plan(config: StudyConfig) -> list[str]:
         f"per unit: retrain 5 learned models (BPR twice), EASE, semantic ranker, probes; C5 "
         f"(LightGCN seed null{', all weights' if config.c5_sweep else ''}) on "
         f"{list(config.c5_variants)}; cold-item split on {list(config.cold_variants)}",
+        f"semantic views (encoder/template) selected on validation and every variant "
+        f"evaluated on test: {[ml.view_label(*v) for v in config.views()]}",
     ]
 
 
@@ -151,10 +192,13 @@ def run(
     ckpt = out_dir / "checkpoints" / NAME
     p = cfg.pipeline
     prog = Progress(NAME, len(p.variants) * (p.n_seeds + 1), enabled=progress)
+    with timer("embed item text"):  # all text first: e5's OpenMP threads compete with XLA
+        for view in cfg.views():
+            ml.item_embeddings(*view)
     parts, tuned_all = mm.run_units(
         NAME, p, seed, cache, timer,
         lambda variant, s, tuned: _one_seed(variant, s, cfg, tuned, cache, timer),
-        ckpt=ckpt, progress=prog, resume=resume,
+        ckpt=ckpt, progress=prog, resume=resume, semantic_views=cfg.views()[1:],
     )  # fmt: skip
     tables = _tables(parts, tuned_all, timer)
     meta = _meta(cfg, tuned_all, cache, time.perf_counter() - t0)
@@ -179,6 +223,8 @@ def _one_seed(variant, s, cfg: StudyConfig, tuned, cache, timer) -> dict[str, pd
             "pairs": _pair_rows(tops, prep, extra, ids),
             "selection": _selection_rows(rankers, extra),
         }
+    with timer("semantic variants (test)"):
+        out["semantic_variants"] = _variant_rows(prep, tuned, tops, p, extra)
     with timer("probes"):
         out["probes"] = _probe_rows(prep, rankers, cfg, jax.random.fold_in(key, 3), extra)
     if variant in cfg.c5_variants:
@@ -237,6 +283,51 @@ def _selection_rows(rankers, extra) -> pd.DataFrame:
                      "seconds": i.get("seconds", np.nan), "cached": i.get("cached", False),
                      "edge": i.get("edge", "")})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- semantic variants
+def _semantic_selections(tuned: dict) -> dict[str, dict]:
+    """The semantic selection rows of ``tuned`` (headline first), keyed by view label."""
+    out = {tuned["semantic"]["view"]: tuned["semantic"]}
+    out.update({t["view"]: t for k, t in tuned.items() if k.startswith("semantic [")})
+    return out
+
+
+def _variant_rows(prep, tuned, tops, p, extra) -> pd.DataFrame:
+    """Test Recall@20 of every semantic variant × post-processing × view; popularity and
+    random (from ``tops``) as reference rows. The validation Recall@20 of each variant is
+    the one its selection recorded on the tuning split (``tuned[...]["trials"]``)."""
+    rows = [{**extra, "encoder": "-", "template": "-", "ranker": name, "postprocess": "-",
+             "valid_recall": np.nan, "test_recall": ml.recall_at_k(tops[name], prep.test_sets),
+             "selected": False, "headline": False}
+            for name in ("popularity", "random")]  # fmt: skip
+    full = p.n_configs > ml.PipelineConfig().n_configs
+    for j, (label, sel) in enumerate(_semantic_selections(tuned).items()):
+        enc, tmpl = label.split("/")
+        view = prep if j == 0 else ml.with_view(prep, enc, tmpl)
+        for row in _view_rows(view, sel, full):
+            rows.append({**extra, "encoder": enc, "template": tmpl, **row, "headline": j == 0
+                         and row["selected"]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _view_rows(prep, sel: dict, full: bool) -> list[dict]:
+    """Every ranker × post-processing of :func:`~._models.semantic_grid` on ``prep.x``: one
+    chunked ranking pass each on test (train and validation excluded)."""
+    rankers, pps = mm.semantic_grid(full)
+    valid = {(t["postprocess"], t["ranker"]): t["valid_recall"] for t in sel["trials"]}
+    n_max = max((r.n_neighbors for r in rankers if r.kind == "item_knn"), default=0)
+    rows = []
+    for j, pp in enumerate(pps):
+        x = semantic.postprocess(prep.x, pp, mask=prep.has_text)
+        nb = recommenders.item_neighbors(x, n_neighbors=n_max) if n_max else None
+        for i, r in enumerate(rankers):
+            top = mm.semantic_variant(prep, r, x, neighbors=nb).topk(prep.exclude_test)
+            rows.append({"ranker": r.describe(), "postprocess": pp.describe(),
+                         "valid_recall": valid.get((pp.describe(), r.describe()), np.nan),
+                         "test_recall": ml.recall_at_k(top, prep.test_sets),
+                         "selected": (i, j) == (sel["ranker_index"], sel["pp_index"])})  # fmt: skip
+    return rows
 
 
 # ----------------------------------------------------------------------------- probes
@@ -331,17 +422,26 @@ def _chosen_weight(tuned, p) -> float:
 
 # ----------------------------------------------------------------------------- cold items
 def _cold(variant, s, cfg: StudyConfig, tuned, cache, extra) -> pd.DataFrame:
-    """Rank among cold test items only: semantic, AlphaRec, random (per-user recall)."""
+    """Rank among cold test items only: the semantic ranker of each encoder (its ``base``
+    view, selected on the warm tuning split), AlphaRec, popularity and random (per-user
+    recall). Cold items have no training interaction, so popularity ties them all."""
     p = cfg.pipeline
     prep = ml.prepare_cold(variant, s, p)
     full = p.n_configs > ml.PipelineConfig().n_configs
-    sem = mm.semantic_ranker(prep, tuned["semantic"], full=full)
+    methods = {"semantic": mm.semantic_ranker(prep, tuned["semantic"], full=full)}
+    for label, sel in list(_semantic_selections(tuned).items())[1:]:
+        enc, tmpl = label.split("/")
+        if tmpl == "base":
+            methods[f"semantic [{enc}]"] = mm.semantic_ranker(
+                ml.with_view(prep, enc, tmpl), sel, full=full
+            )
     spec = mm.family_specs(p)["alpharec"]
-    alpha = mm.fit_learned(spec, prep, tuned["alpharec"], p, cache, name="alpharec")
-    rnd = mm.random_ranker(prep, jax.random.fold_in(jax.random.key(s), 11))
+    methods["alpharec"] = mm.fit_learned(spec, prep, tuned["alpharec"], p, cache, name="alpharec")
+    methods["popularity"] = mm.popularity(prep)
+    methods["random"] = mm.random_ranker(prep, jax.random.fold_in(jax.random.key(s), 11))
     ids = prep.user_ids
     frames = []
-    for name, r in (("semantic", sem), ("alpharec", alpha), ("random", rnd)):
+    for name, r in methods.items():
         top = r.topk(None, candidates=prep.test_items)
         rec = ml.per_user_recall(top, prep.test_sets)
         frames.append(pd.DataFrame({**extra, "user": ids, "method": name, "recall": rec}))
@@ -370,6 +470,7 @@ def _meta(cfg: StudyConfig, tuned_all, cache, seconds) -> dict:
         "positive_threshold": ml.POSITIVE_THRESHOLD,
         "dataset": {"users": ds.n_users, "items": ds.n_items, "positives": ds.n_interactions},
         "encoder": emb.encoder,
+        "semantic_views": [ml.view_label(*v) for v in cfg.views()],
         "n_missing_text": int(emb.n_missing),
         "semantic_trials": {v: t["semantic"].get("trials", []) for v, t in tuned_all.items()},
         "cache": {"hits": cache.hits, "misses": cache.misses},
@@ -395,6 +496,11 @@ def render(out_dir: str | Path) -> str:
         _findings(tables, agree),
         "### Accuracy of each recommender (test)\n",
         _accuracy_table(tables),
+    ]
+    if "semantic_variants" in tables:
+        parts += ["### Semantic ranker variants: what validation chose, and how each does on "
+                  "test\n", _variant_table(tables, meta)]  # fmt: skip
+    parts += [
         "### Agreement and complementarity with BPR-MF, against null references\n",
         rp.AGREEMENT_NOTE,
         report.markdown_table(agree.drop(columns=["_gain"]), rp.AGREEMENT_LEGEND),
@@ -432,7 +538,9 @@ configurations, at most {c["max_epochs"]} epochs, patience {c["patience"]} (eval
 {c["eval_every"]} epochs), then retrained per seed with its epochs chosen on that seed's
 validation half; nothing is chosen on test. Semantic encoder `{meta["encoder"]}` (WordLlama
 averages static token vectors: it encodes words of the title and genres, not knowledge about
-films); {meta["n_missing_text"]} movies have no title. RLMRec-Con's LLM-generated profiles are
+films; e5 is a small transformer sentence encoder, so it says somewhat more about LLM views)
+with the base template, for every model that uses text; {meta["n_missing_text"]} movies have
+no title. {_views_note(meta)} RLMRec-Con's LLM-generated profiles are
 replaced by item text embeddings and mean-history user profiles. Runtime
 {meta["seconds"]:.0f} s (model cache: {meta["cache"]["hits"]} reused, {meta["cache"]["misses"]}
 trained).
@@ -508,11 +616,99 @@ def _cold_table(tables, key) -> str:
             a, mask = rp.matrix(gm, "recall")
             est = rp.cluster_ci(jax.random.fold_in(key, len(rows)), a, None, mask, 1000)
             rows.append({"variant": v, "method": m, "recall@20 [cluster CI]": rp.fmt(*est)})
-        for a_name, b_name in (("semantic", "random"), ("alpharec", "semantic")):
+        sems = [m for m in dict.fromkeys(g["method"]) if m.startswith("semantic")]
+        for a_name, b_name in [(m, "random") for m in sems] + [("alpharec", "semantic")]:
             cell = rp.paired_cell(jax.random.fold_in(key, 50 + len(rows)), g, a_name, b_name)
             rows.append({"variant": v, "method": f"{a_name} − {b_name}",
                          "recall@20 [cluster CI]": cell})  # fmt: skip
     return rp.COLD_NOTE + report.markdown_table(pd.DataFrame(rows), rp.COLD_LEGEND)
+
+
+def _views_note(meta) -> str:
+    views = meta.get("semantic_views", [])
+    note = f"Semantic views of this run (encoder/template): {', '.join(views) or '—'}."
+    if not any(v.startswith("e5/") for v in views):
+        note += (
+            " The default run keeps one encoder (WordLlama) and the base template to stay "
+            "within the `make reproduce` budget: each further view adds its selection and "
+            "a test pass of every variant per seed, and e5 embeds the catalogue in "
+            "minutes on first use; `--full` runs WordLlama and e5 with every template."
+        )
+    return note
+
+
+VARIANT_NOTE = """Each row is one semantic ranker (a profile of the user's training items —
+mean, rating-weighted or recency-weighted — or item-kNN over the text vectors) on one
+post-processing of the text vectors of one encoder and text template. `valid_recall@20` is
+what chose among them: the validation Recall@20 that the selection recorded on the tuning split
+(its `valid_select` half, once per data variant; one split, so no interval). `test_recall@20`
+evaluates every row on each evaluation seed's test split (train and validation items
+excluded), which nothing was chosen on, as a mean with a Student-t interval over seeds.
+`selected` marks validation's choice per encoder/template; `headline` is the semantic ranker
+of every other table. Popularity and random are reference rows on the same test splits.
+
+"""
+VARIANT_LEGEND = {
+    "template": "item text: `base` = title (year), genres; `imdb` adds runtime, MPAA rating "
+    "and budget from the IMDB join; `imdb+ratings` also the IMDB rating and votes (popularity "
+    "signals: collaborative information leaking into the text)",
+    "postprocess": "raw vectors, centred (mean removed), all-but-the-top-D (`abttD`) or "
+    "whitened, fitted on the catalogue's text vectors",
+    "valid_recall@20": "validation Recall@20 on the tuning split: the selection criterion",
+    "test_recall@20": "test Recall@20, mean over seeds [seed t]",
+}
+
+
+def _variant_table(tables, meta) -> str:
+    sv = tables["semantic_variants"]
+    rows = []
+    keys = ["variant", "encoder", "template", "ranker", "postprocess"]
+    for (v, enc, tmpl, r, pp), g in sv.groupby(keys, sort=False):
+        val = g["valid_recall"].iloc[0]
+        rows.append({"variant": v, "encoder": enc, "template": tmpl, "ranker": r,
+                     "postprocess": pp,
+                     "valid_recall@20": "—" if not np.isfinite(val) else f"{val:.4f}",
+                     "test_recall@20": rp.fmt(*st.seed_interval(g["test_recall"]), digits=4),
+                     "selected": ("✓ headline" if g["headline"].any() else
+                                  "✓" if g["selected"].any() else "")})  # fmt: skip
+    return VARIANT_NOTE + report.markdown_table(pd.DataFrame(rows), VARIANT_LEGEND)
+
+
+def _semantic_vs_references(tables) -> list[str]:
+    """Per variant and encoder: the validation-selected semantic ranker's test Recall@20,
+    warm (the variant table) and cold (the cold split), against popularity and random."""
+    sv = tables.get("semantic_variants")
+    if sv is None or not len(sv):
+        return []
+    cold = tables.get("cold")
+    lines = []
+    for v, g in sv.groupby("variant", sort=False):
+        ref = g[g["encoder"] == "-"].groupby("ranker")["test_recall"].mean()
+        sel = g[g["selected"].astype(bool) & (g["template"] == "base")]
+        for enc, ge in sel.groupby("encoder", sort=False):
+            est = rp.fmt(*st.seed_interval(ge["test_recall"]), digits=4)
+            line = (f"- `{v}`, {enc}: the validation-selected semantic ranker "
+                    f"({ge['ranker'].iloc[0]}, {ge['postprocess'].iloc[0]}) has test Recall@20 "
+                    f"{est} on warm items, against popularity {ref.get('popularity', np.nan):.4f} "
+                    f"and random {ref.get('random', np.nan):.4f}")  # fmt: skip
+            head = ge["headline"].astype(bool).any()
+            line += _cold_clause(cold, v, "semantic" if head else f"semantic [{enc}]")
+            lines.append(line + ".")
+    return lines
+
+
+def _cold_clause(cold, variant, method) -> str:
+    if cold is None or not len(cold) or not (cold["variant"] == variant).any():
+        return ""
+    g = cold[cold["variant"] == variant]
+    per_seed = g.groupby(["method", "seed"])["recall"].mean()
+    if method not in per_seed.index.get_level_values(0):
+        return ""
+    m = {k: per_seed[k] for k in ("popularity", "random", method) if k in per_seed}
+    return (f"; on cold items {rp.fmt(*st.seed_interval(m[method]), digits=4)}, against "
+            f"popularity {m['popularity'].mean():.4f} (every cold item has no training "
+            f"interaction, so popularity ties them all and lists them in movie-id order) and "
+            f"random {m['random'].mean():.4f}")  # fmt: skip
 
 
 def _findings(tables, agree) -> str:
@@ -529,6 +725,7 @@ def _findings(tables, agree) -> str:
             f"{m.get('lightgcn', np.nan):.4f}, EASE {m.get('ease', np.nan):.4f}, AlphaRec "
             f"{m.get('alpharec', np.nan):.4f}; highest {best} ({m[best]:.4f})."
         )
+        lines += [ln for ln in _semantic_vs_references(tables) if ln.startswith(f"- `{v}`,")]
         g = agree[(agree["variant"] == v) & (agree["B"] == REF)].set_index("A")
         if {"semantic", "bpr-seed2", "bpr-degraded"} <= set(g.index):
             lines.append(
