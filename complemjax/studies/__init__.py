@@ -8,6 +8,7 @@ claims C1–C5 of the real-data studies into the table that opens the report."""
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
 
 # Order of the report's sections; title shown in report.md.
@@ -31,12 +32,10 @@ def load(name: str) -> ModuleType:
     return importlib.import_module(f"complemjax.studies.{name}")
 
 
-def verdict_section(out_dir) -> str | None:
+def verdict_section(out_dir: str | Path) -> str | None:
     """The verdict table (C1–C5, Holm-adjusted over every claim × variant) from the saved
     results of the real-data studies, with a first line naming refuted claims; None when
     no such study has results in ``out_dir``."""
-    from pathlib import Path
-
     from complemjax.studies import _report
 
     out_dir = Path(out_dir)

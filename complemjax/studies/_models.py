@@ -17,9 +17,9 @@ import dataclasses
 import pickle
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +27,10 @@ import numpy as np
 
 from complemjax import models, recommenders
 from complemjax.studies import _movielens as ml
-from complemjax.studies._movielens import K, PipelineConfig, Prepared, Ranker
+from complemjax.studies._movielens import K, PipelineConfig, Prepared, PreparedCold, Ranker
+
+if TYPE_CHECKING:
+    from complemjax.studies.base import Progress, StageTimer
 
 __all__ = ["FamilySpec", "degraded", "ease", "family_specs", "fit_learned", "knn_scores",
            "popularity", "random_ranker", "semantic_grid", "semantic_ranker", "semantic_variant",
@@ -95,7 +98,7 @@ def _alignment_specs(cfg: PipelineConfig) -> dict[str, FamilySpec]:
     return {"alpharec": FamilySpec("alpharec", fam, _fill(grid, cfg.n_configs), True)}
 
 
-def rlmrec_spec(cfg: PipelineConfig, backbone_hp) -> FamilySpec:
+def rlmrec_spec(cfg: PipelineConfig, backbone_hp: models.LightGCNHParams) -> FamilySpec:
     """RLMRec-Con on the LightGCN backbone at ``backbone_hp`` (LightGCN's tuned settings);
     the grid is the first ``n_configs`` alignment weights of ``cfg`` (0 = the backbone) at
     τ = 0.2, so weight 0 is exactly the tuned LightGCN."""
@@ -117,7 +120,7 @@ def _fill(grid: tuple, n: int) -> tuple:
     return tuple(grid[j % len(grid)] for j in range(n)) if len(grid) < n else grid[:n]
 
 
-def train_data(prep: Prepared, *, features: bool = False) -> models.TrainData:
+def train_data(prep: Prepared | PreparedCold, *, features: bool = False) -> models.TrainData:
     """:class:`~complemjax.models.TrainData` of the training split (semantic features
     attached for the models that use them)."""
     return models.make_train_data(
@@ -158,7 +161,7 @@ def _grid_key(spec: FamilySpec, cfg: PipelineConfig) -> dict:
 
 def fit_learned(
     spec: FamilySpec,
-    prep: Prepared,
+    prep: Prepared | PreparedCold,
     tuned: dict,
     cfg: PipelineConfig,
     cache: ml.ModelCache,
@@ -188,14 +191,14 @@ def fit_learned(
 
 
 # ----------------------------------------------------------------------------- non-learned
-def popularity(prep) -> Ranker:
+def popularity(prep: Prepared | PreparedCold) -> Ranker:
     """Training interaction counts (the same list for every user)."""
     u = jnp.ones((prep.n_users, 1))
     i = jnp.asarray(prep.counts, jnp.float32)[:, None]
     return Ranker("popularity", u, i, {"method": "popularity"})
 
 
-def random_ranker(prep, key) -> Ranker:
+def random_ranker(prep: Prepared | PreparedCold, key: jax.Array) -> Ranker:
     """Uniformly random scores per (user, item): the chance-level reference."""
     scores = jax.random.uniform(key, (prep.n_users, prep.n_items))
     return Ranker("random", scores, None, {"method": "random"})
@@ -264,7 +267,12 @@ def tune_semantic(
 
 
 def semantic_variant(
-    prep, ranker: recommenders.SemanticRanker, x, *, neighbors=None, info: dict | None = None
+    prep: Prepared | PreparedCold,
+    ranker: recommenders.SemanticRanker,
+    x: jax.typing.ArrayLike,
+    *,
+    neighbors: recommenders.ItemNeighbors | None = None,
+    info: dict | None = None,
 ) -> Ranker:
     """One semantic ranker variant on ``prep``'s seed, from post-processed item vectors ``x``.
 
@@ -293,7 +301,12 @@ def semantic_variant(
     return Ranker("semantic", ml.unit_rows(prof), xu, info)
 
 
-def knn_scores(neighbors, user_idx, item_idx, n_users: int) -> jax.Array:
+def knn_scores(
+    neighbors: recommenders.ItemNeighbors,
+    user_idx: jax.typing.ArrayLike,
+    item_idx: jax.typing.ArrayLike,
+    n_users: int,
+) -> jax.Array:
     """Dense ``[n_users, n_items]`` item-kNN scores of :func:`recommenders.item_knn_score_fn`
     as one sparse product: ``s(u, i) = Σ_j H[u, j] S[j, i]`` with ``H`` the binary history
     (``user_idx``, ``item_idx``) and ``S[j, i] = cos(x_i, x_j)`` for ``j ∈ N_N(i)``, else 0.
@@ -320,7 +333,7 @@ def knn_scores(neighbors, user_idx, item_idx, n_users: int) -> jax.Array:
     return jnp.asarray((h @ s).toarray(), jnp.float32)
 
 
-def semantic_ranker(prep, tuned: dict, *, full: bool = False) -> Ranker:
+def semantic_ranker(prep: Prepared | PreparedCold, tuned: dict, *, full: bool = False) -> Ranker:
     """The tuned semantic ranker on ``prep``'s seed (post-processing refitted on the
     catalogue text vectors of ``prep.x``; profiles or item-kNN from the seed's training
     history), by :func:`semantic_variant`."""
@@ -386,7 +399,9 @@ def fit_ease(prep: Prepared, tuned: dict, cache: ml.ModelCache) -> Ranker:
     return cache.get_or_fit(prep, "ease", {"l2": tuned["l2"]}, lambda: ease(prep, tuned["l2"]))
 
 
-def degraded(base: Ranker, prep: Prepared, target: float, key, *, steps: int = 14) -> Ranker:
+def degraded(
+    base: Ranker, prep: Prepared, target: float, key: jax.Array, *, steps: int = 14
+) -> Ranker:
     """``base`` with Gaussian noise on its user vectors, scaled so that its
     ``valid_select`` Recall@20 matches ``target`` (bisection on the log noise scale).
 
@@ -412,7 +427,11 @@ def degraded(base: Ranker, prep: Prepared, target: float, key, *, steps: int = 1
 
 # ----------------------------------------------------------------------------- orchestration
 def tune_variant(
-    variant: str, cfg: PipelineConfig, cache: ml.ModelCache, timer, semantic_views=()
+    variant: str,
+    cfg: PipelineConfig,
+    cache: ml.ModelCache,
+    timer: StageTimer,
+    semantic_views: Sequence[tuple[str, str]] = (),
 ) -> dict:
     """Tune every model once for ``variant`` on the tuning split (validation only).
 
@@ -450,7 +469,16 @@ def _chosen(spec: FamilySpec, tuned: dict):
     return spec.grid[tuned[spec.name]["chosen_index"]]
 
 
-def learned_ranker(name: str, prep, cfg, tuned, cache, *, init_seed: int = 0, weight=None):
+def learned_ranker(
+    name: str,
+    prep: Prepared,
+    cfg: PipelineConfig,
+    tuned: dict,
+    cache: ml.ModelCache,
+    *,
+    init_seed: int = 0,
+    weight: float | None = None,
+) -> Ranker:
     """A learned model on ``prep``'s seed at its tuned configuration.
 
     ``name`` in bpr, lightgcn, alpharec, rlmrec. For rlmrec, ``weight`` overrides the
@@ -476,7 +504,14 @@ def learned_ranker(name: str, prep, cfg, tuned, cache, *, init_seed: int = 0, we
                        hparams=hp, name=label)  # fmt: skip
 
 
-def base_rankers(prep, cfg: PipelineConfig, tuned: dict, cache, timer, key) -> dict:
+def base_rankers(
+    prep: Prepared,
+    cfg: PipelineConfig,
+    tuned: dict,
+    cache: ml.ModelCache,
+    timer: StageTimer,
+    key: jax.Array,
+) -> dict[str, Ranker]:
     """Every single-view ranker of one seed (the studies share this, and the cache).
 
     Keys: semantic, popularity, random, bpr, bpr-seed2 (the CF-seed null), lightgcn,
@@ -515,13 +550,13 @@ def run_units(
     pipeline: PipelineConfig,
     seed: int,
     cache: ml.ModelCache,
-    timer,
+    timer: StageTimer,
     one_seed: Callable[[str, int, dict], Any],
     *,
     ckpt: Path,
-    progress,
+    progress: Progress,
     resume: bool,
-    semantic_views=(),
+    semantic_views: Sequence[tuple[str, str]] = (),
 ) -> tuple[list, dict]:
     """Tune each variant once, then run ``one_seed(variant, s, tuned)`` per evaluation seed.
 

@@ -31,6 +31,7 @@ import functools
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -146,7 +147,9 @@ def dataset() -> cdata.Interactions:
 
 
 @functools.lru_cache(maxsize=8)
-def item_embeddings(encoder: str = "wordllama", template: str = "base"):
+def item_embeddings(
+    encoder: str = "wordllama", template: str = "base"
+) -> semantic.SemanticEmbeddings:
     """Raw (un-normalised) semantic vectors of every movie of :func:`dataset` (zero rows
     for the movies without a title), cached per user outside the results folder.
 
@@ -175,7 +178,9 @@ def view_label(encoder: str, template: str) -> str:
     return f"{encoder}/{template}"
 
 
-def with_view(prep, encoder: str, template: str):
+def with_view(
+    prep: Prepared | PreparedCold, encoder: str, template: str
+) -> Prepared | PreparedCold:
     """``prep`` (a :class:`Prepared` or :class:`PreparedCold`) with the item vectors and
     text mask of another semantic view (same items, same splits)."""
     emb = item_embeddings(encoder, template)
@@ -396,7 +401,13 @@ class Ranker(NamedTuple):
             _dot_rows, (jnp.asarray(self.user_emb), jnp.asarray(self.item_emb))
         )
 
-    def topk(self, exclude, *, k: int = K, candidates: np.ndarray | None = None) -> jax.Array:
+    def topk(
+        self,
+        exclude: jax.typing.ArrayLike | None,
+        *,
+        k: int = K,
+        candidates: np.ndarray | None = None,
+    ) -> jax.Array:
         """``[U, k]`` top-k items (``-1`` padding), ``exclude`` masked; optionally ranked
         among ``candidates`` only (indices into the catalogue)."""
         if candidates is not None:
@@ -499,7 +510,13 @@ class ModelCache:
         split = getattr(prep, "split", "cold")
         return self.root / f"{prep.variant}-{split}-s{prep.seed}" / f"{model}-{h}.npz"
 
-    def get_or_fit(self, prep, model: str, hparams: dict, fit) -> Ranker:
+    def get_or_fit(
+        self,
+        prep: Prepared | PreparedCold,
+        model: str,
+        hparams: dict,
+        fit: Callable[[], Ranker],
+    ) -> Ranker:
         """The cached ranker, or ``fit()`` (a :class:`Ranker`) stored and returned."""
         path = self._path(prep, model, hparams)
         if path.is_file():

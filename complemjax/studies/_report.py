@@ -15,10 +15,13 @@ every claim × variant.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from complemjax import report
@@ -27,7 +30,7 @@ from complemjax import stats as st
 # ----------------------------------------------------------------------------- small metrics
 
 
-def tail_share(top, head_mask) -> float:
+def tail_share(top: npt.ArrayLike, head_mask: npt.ArrayLike) -> float:
     """Share of recommended slots (``-1`` ignored) holding tail items (not in ``head_mask``)."""
     t = np.asarray(top)
     valid = t >= 0
@@ -35,7 +38,7 @@ def tail_share(top, head_mask) -> float:
     return float((tail & valid).sum() / max(valid.sum(), 1))
 
 
-def intra_list_diversity(top, x_unit) -> float:
+def intra_list_diversity(top: jax.typing.ArrayLike, x_unit: jax.typing.ArrayLike) -> float:
     """Mean over users of ``1 − mean_{i≠j∈L_u} cos(x_i, x_j)`` (``x_unit``: unit rows)."""
     t = jnp.asarray(top)
     v = jnp.where((t >= 0)[..., None], jnp.asarray(x_unit)[jnp.maximum(t, 0)], 0.0)
@@ -46,7 +49,7 @@ def intra_list_diversity(top, x_unit) -> float:
     return float(jnp.mean(1.0 - off / pairs))
 
 
-def ratio(num, den) -> float:
+def ratio(num: npt.ArrayLike, den: npt.ArrayLike) -> float:
     """``Σ num / Σ den`` (NaN when the denominator sums to 0)."""
     d = float(np.nansum(np.asarray(den)))
     return float(np.nansum(np.asarray(num)) / d) if d > 0 else math.nan
@@ -66,7 +69,9 @@ def _pair(pairs: pd.DataFrame, variant: str, a: str, b: str) -> pd.DataFrame:
     return g[g["n_test"] > 0]
 
 
-def aligned(frames: list[pd.DataFrame], values: list[str], unit: str = "user"):
+def aligned(
+    frames: list[pd.DataFrame], values: list[str], unit: str = "user"
+) -> tuple[list[np.ndarray], np.ndarray]:
     """``[S, U]`` matrices of ``values`` from frames that share seeds and units."""
     keys = None
     for f in frames:
@@ -80,7 +85,13 @@ def aligned(frames: list[pd.DataFrame], values: list[str], unit: str = "user"):
     return [a for a, _ in out], mask
 
 
-def cluster_ci(key, num, den, mask, n_boot: int) -> tuple[float, float, float]:
+def cluster_ci(
+    key: jax.Array,
+    num: jax.typing.ArrayLike,
+    den: jax.typing.ArrayLike | None,
+    mask: np.ndarray,
+    n_boot: int,
+) -> tuple[float, float, float]:
     """Estimate and 95% cluster-bootstrap interval of ``Σ num / Σ den`` (users = clusters)."""
     if not mask.any():
         return (math.nan, math.nan, math.nan)
@@ -88,7 +99,7 @@ def cluster_ci(key, num, den, mask, n_boot: int) -> tuple[float, float, float]:
     return float(r.estimate), float(r.low), float(r.high)
 
 
-def fmt(est, lo, hi, digits: int = 3) -> str:
+def fmt(est: float, lo: float, hi: float, digits: int = 3) -> str:
     return report.format_ci(est, lo, hi, digits)
 
 
@@ -136,7 +147,9 @@ def _c5(key, items, variant, n_boot):
     return res, float(pc.sign_flip.p_value)
 
 
-def claims_complementarity(tables, key) -> list[tuple[st.ClaimResult, float]]:
+def claims_complementarity(
+    tables: dict[str, pd.DataFrame], key: jax.Array
+) -> list[tuple[st.ClaimResult, float]]:
     """C1, C2, C3 (and C5 where the sweep ran) per variant: ``(result, raw p)``."""
     out = []
     n_boot = 1000
@@ -242,7 +255,9 @@ COLD_LEGEND = {
 }
 
 
-def agreement_row(key, pairs, variant, a, b, n_boot: int = 1000) -> dict:
+def agreement_row(
+    key: jax.Array, pairs: pd.DataFrame, variant: str, a: str, b: str, n_boot: int = 1000
+) -> dict:
     """Overlap, overlap vs the CF-seed reference, unique share, oracle gain of (a, b)."""
     g = _pair(pairs, variant, a, b)
     k = jax.random.split(key, 5)
@@ -268,13 +283,13 @@ def _shift(ci, d) -> str:
     return fmt(*(x + d for x in ci))
 
 
-def paired_cell(key, df, a: str, b: str, n_boot: int = 1000) -> str:
+def paired_cell(key: jax.Array, df: pd.DataFrame, a: str, b: str, n_boot: int = 1000) -> str:
     """``mean [cluster CI]`` of the per-user paired difference ``a − b`` in ``df``."""
     (x, y), m = aligned([df[df["method"] == a], df[df["method"] == b]], ["recall", "recall"])
     return fmt(*cluster_ci(key, x - y, None, m, n_boot), digits=4)
 
 
-def selection_table(tables) -> str:
+def selection_table(tables: dict[str, pd.DataFrame]) -> str:
     tun = tables["tuning"].copy()
     tun["edge"] = tun["edge"].fillna("")
     tun["valid_recall@20"] = tun["valid_recall@20"].map(lambda v: f"{v:.4f}")
@@ -301,7 +316,7 @@ def selection_table(tables) -> str:
     return out
 
 
-def timing_table(tables, meta) -> str:
+def timing_table(tables: dict[str, pd.DataFrame], meta: dict) -> str:
     t = tables["timing"].copy()
     total = float(meta["seconds"])
     t["share"] = (t["seconds"] / total).map(lambda v: f"{100 * v:.0f}%")
@@ -314,7 +329,7 @@ def timing_table(tables, meta) -> str:
 
 
 # ----------------------------------------------------------------------------- figures
-def gain_plot(agree: pd.DataFrame, path) -> None:
+def gain_plot(agree: pd.DataFrame, path: str | Path) -> None:
     """Dot-and-interval: oracle-merge Recall@20 gain over BPR of each partner."""
     from complemjax.studies.base import interval_plot
 
@@ -329,7 +344,14 @@ def gain_plot(agree: pd.DataFrame, path) -> None:
     )  # fmt: skip
 
 
-def accuracy_diff_plot(users: pd.DataFrame, path, key, *, title: str, reference: dict) -> str:
+def accuracy_diff_plot(
+    users: pd.DataFrame,
+    path: str | Path,
+    key: jax.Array,
+    *,
+    title: str,
+    reference: dict[str, str],
+) -> str | Path:
     """Dot-and-interval: per-user Recall@20 of each method minus the reference method's
     (``reference``: variant -> method, chosen on validation, see :func:`validation_best`)."""
     from complemjax.studies.base import interval_plot
@@ -357,7 +379,7 @@ TUNING_NAMES = {"BPR-MF": "bpr", "LightGCN": "lightgcn", "EASE": "ease", "semant
                 "alpharec": "alpharec", "RLMRec-Con": "rlmrec"}  # fmt: skip
 
 
-def validation_best(tuning: pd.DataFrame, candidates) -> dict[str, str]:
+def validation_best(tuning: pd.DataFrame, candidates: Iterable[str]) -> dict[str, str]:
     """Per variant, the candidate with the highest validation Recall@20 on the tuning split
     (never a test quantity)."""
     t = tuning.assign(key=tuning["method"].map(TUNING_NAMES))
@@ -365,7 +387,7 @@ def validation_best(tuning: pd.DataFrame, candidates) -> dict[str, str]:
     return {v: str(g.loc[g["valid_recall@20"].idxmax(), "key"]) for v, g in t.groupby("variant")}
 
 
-def interval_figure(d: pd.DataFrame, path, *, title: str) -> None:
+def interval_figure(d: pd.DataFrame, path: str | Path, *, title: str) -> None:
     """Dot-and-interval figure of paired differences (columns method, effect, ci_low,
     ci_high, variant), one panel per variant."""
     from complemjax.studies.base import interval_plot

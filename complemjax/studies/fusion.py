@@ -326,7 +326,7 @@ def _tables(parts, tuned_all, timer) -> dict[str, pd.DataFrame]:
 
 
 # ----------------------------------------------------------------------------- render
-def claims(out_dir: str | Path, key=None) -> list[tuple[st.ClaimResult, float]]:
+def claims(out_dir: str | Path, key: jax.Array | None = None) -> list[tuple[st.ClaimResult, float]]:
     """C4 per variant: ``(result, raw p)``."""
     tables, _ = load_tables(out_dir, NAME)
     key = key if key is not None else jax.random.key(4)

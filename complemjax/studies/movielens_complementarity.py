@@ -478,7 +478,7 @@ def _meta(cfg: StudyConfig, tuned_all, cache, seconds) -> dict:
 
 
 # ----------------------------------------------------------------------------- render
-def claims(out_dir: str | Path, key=None) -> list[tuple[st.ClaimResult, float]]:
+def claims(out_dir: str | Path, key: jax.Array | None = None) -> list[tuple[st.ClaimResult, float]]:
     """C1, C2, C3 and C5 per variant from the saved tables: ``(result, raw p)`` pairs
     (the caller Holm-adjusts over every claim × variant)."""
     tables, _ = load_tables(out_dir, NAME)
