@@ -1,9 +1,11 @@
-"""Studies run by ``complemjax reproduce``, each following the protocol of
-:mod:`complemjax.studies.base`: ``NAME``, a frozen ``StudyConfig`` with ``.full()``,
-``run(out_dir, *, config, seed, progress, resume)`` (compute, write CSVs) and
-``render(out_dir) -> str`` (figures and a markdown section from the saved CSVs, so a report
-can be rebuilt without recomputing). :func:`verdict_section` gathers the pre-registered
-claims C1–C5 of the real-data studies into the table that opens the report."""
+"""Studies run by ``complemjax reproduce``.
+
+Each follows the protocol of :mod:`complemjax.studies.base`: ``NAME``, a frozen ``StudyConfig`` with
+``.full()``, ``run(out_dir, *, config, seed, progress, resume)`` (compute, write CSVs) and
+``render(out_dir) -> str`` (figures and a markdown section from the saved CSVs, so a report can be
+rebuilt without recomputing). :func:`verdict_section` gathers the pre-registered claims C1–C5 of the
+real-data studies into the table that opens the report.
+"""
 
 from __future__ import annotations
 
@@ -33,9 +35,11 @@ def load(name: str) -> ModuleType:
 
 
 def verdict_section(out_dir: str | Path) -> str | None:
-    """The verdict table (C1–C5, Holm-adjusted over every claim × variant) from the saved
-    results of the real-data studies, with a first line naming refuted claims; None when
-    no such study has results in ``out_dir``."""
+    """The verdict table (C1–C5) from the saved results of the real-data studies.
+
+    Holm-adjusted over every claim × variant, with a first line naming refuted claims; None when
+    no such study has results in ``out_dir``.
+    """
     from complemjax.studies import _report
 
     out_dir = Path(out_dir)

@@ -58,16 +58,21 @@ def _lightgcn_grid(n: int, n_layers: int) -> tuple:
 
 
 def _bpr_grid(n: int) -> tuple:
-    """BPR-MF configurations around ``learning_rate = 5e-3, l2 = 1e-4`` (the benchmark
-    setting, which trains on MovieLens within the epoch budget; measured on the tuning split)."""
+    """BPR-MF configurations around ``learning_rate = 5e-3, l2 = 1e-4``.
+
+    That is the benchmark setting, which trains on MovieLens within the epoch budget
+    (measured on the tuning split).
+    """
     combos = ((5e-3, 1e-4), (1e-2, 1e-4), (2e-3, 1e-4), (5e-3, 1e-3), (5e-3, 1e-5),
               (2e-2, 1e-4), (1e-3, 1e-4), (1e-2, 1e-3))  # fmt: skip
     return tuple(models.BPRHParams(learning_rate=lr, l2=l2) for lr, l2 in combos[:n])
 
 
 def family_specs(cfg: PipelineConfig) -> dict[str, FamilySpec]:
-    """BPR-MF, LightGCN and AlphaRec, each with ``cfg.n_configs`` configurations
-    (RLMRec-Con: :func:`rlmrec_spec`, on LightGCN's tuned backbone)."""
+    """BPR-MF, LightGCN and AlphaRec, each with ``cfg.n_configs`` configurations.
+
+    RLMRec-Con is built by :func:`rlmrec_spec`, on LightGCN's tuned backbone.
+    """
     n = cfg.n_configs
     specs = {
         "bpr": FamilySpec(
@@ -86,8 +91,11 @@ def family_specs(cfg: PipelineConfig) -> dict[str, FamilySpec]:
 
 
 def _alignment_specs(cfg: PipelineConfig) -> dict[str, FamilySpec]:
-    """AlphaRec with ``n_configs`` configurations: τ ∈ {0.1, 0.2} × learning rate ∈
-    {5e-4, 1e-3}, 2 layers (the official τ 0.15, lr 5e-4 and 2 layers lie inside)."""
+    """AlphaRec with ``n_configs`` configurations.
+
+    τ ∈ {0.1, 0.2} × learning rate ∈ {5e-4, 1e-3}, 2 layers (the official τ 0.15, lr 5e-4 and 2
+    layers lie inside).
+    """
     from complemjax.models.alpharec import AlphaRec, AlphaRecHParams
 
     grid = tuple(
@@ -99,9 +107,11 @@ def _alignment_specs(cfg: PipelineConfig) -> dict[str, FamilySpec]:
 
 
 def rlmrec_spec(cfg: PipelineConfig, backbone_hp: models.LightGCNHParams) -> FamilySpec:
-    """RLMRec-Con on the LightGCN backbone at ``backbone_hp`` (LightGCN's tuned settings);
-    the grid is the first ``n_configs`` alignment weights of ``cfg`` (0 = the backbone) at
-    τ = 0.2, so weight 0 is exactly the tuned LightGCN."""
+    """RLMRec-Con on the LightGCN backbone at ``backbone_hp`` (LightGCN's tuned settings).
+
+    The grid is the first ``n_configs`` alignment weights of ``cfg`` (0 = the backbone) at
+    τ = 0.2, so weight 0 is exactly the tuned LightGCN.
+    """
     from complemjax.models.rlmrec import RLMRec, RLMRecHParams
 
     grid = tuple(
@@ -121,8 +131,10 @@ def _fill(grid: tuple, n: int) -> tuple:
 
 
 def train_data(prep: Prepared | PreparedCold, *, features: bool = False) -> models.TrainData:
-    """:class:`~complemjax.models.TrainData` of the training split (semantic features
-    attached for the models that use them)."""
+    """:class:`~complemjax.models.TrainData` of the training split.
+
+    Semantic features are attached for the models that use them.
+    """
     return models.make_train_data(
         prep.train_user, prep.train_item, n_users=prep.n_users, n_items=prep.n_items,
         item_features=np.asarray(prep.x) if features else None,
@@ -170,8 +182,11 @@ def fit_learned(
     hparams: Any = None,
     name: str | None = None,
 ) -> Ranker:
-    """Retrain the tuned configuration (or ``hparams``) on ``prep``'s seed; epochs chosen
-    on its ``valid_select``. ``init_seed`` > 0 gives the CF-seed null (another init)."""
+    """Retrain the tuned configuration (or ``hparams``) on ``prep``'s seed.
+
+    Epochs are chosen on its ``valid_select``. ``init_seed`` > 0 gives the CF-seed null (another
+    init).
+    """
     hp = spec.grid[tuned["chosen_index"]] if hparams is None else hparams
     key_info = {**_grid_key(spec, cfg), "hparams": repr(hp), "init_seed": init_seed}
     label = name or spec.name
@@ -205,10 +220,13 @@ def random_ranker(prep: Prepared | PreparedCold, key: jax.Array) -> Ranker:
 
 
 def semantic_grid(full: bool) -> tuple[tuple, tuple]:
-    """``(rankers, postprocesses)`` the semantic ranker is selected from: every default of
+    """``(rankers, postprocesses)`` the semantic ranker is selected from.
+
+    Every default of
     :mod:`complemjax.recommenders` × :mod:`complemjax.semantic` with ``full``, else five
     rankers (mean, rating, recency(h=50), item-kNN N = 20, 100) × raw, centred and
-    all-but-the-top-1 vectors."""
+    all-but-the-top-1 vectors.
+    """
     from complemjax import semantic
 
     if full:
@@ -226,8 +244,10 @@ def tune_semantic(
     view: str = "wordllama/base",
     method: str = "semantic",
 ) -> dict:
-    """The semantic ranker × embedding post-processing, chosen once per variant on the
-    tuning split's ``valid_select`` (:func:`complemjax.recommenders.select_semantic_ranker`).
+    """The semantic ranker × embedding post-processing, chosen once per variant.
+
+    Chosen on the tuning split's ``valid_select``
+    (:func:`complemjax.recommenders.select_semantic_ranker`).
 
     The semantic view uses only item text and the user's own training history (ratings
     and times of it for the weighted profiles): no popularity, no other user.
@@ -307,9 +327,11 @@ def knn_scores(
     item_idx: jax.typing.ArrayLike,
     n_users: int,
 ) -> jax.Array:
-    """Dense ``[n_users, n_items]`` item-kNN scores of :func:`recommenders.item_knn_score_fn`
-    as one sparse product: ``s(u, i) = Σ_j H[u, j] S[j, i]`` with ``H`` the binary history
-    (``user_idx``, ``item_idx``) and ``S[j, i] = cos(x_i, x_j)`` for ``j ∈ N_N(i)``, else 0.
+    """Dense ``[n_users, n_items]`` item-kNN scores as one sparse product.
+
+    The scores of :func:`recommenders.item_knn_score_fn`: ``s(u, i) = Σ_j H[u, j] S[j, i]`` with
+    ``H`` the binary history (``user_idx``, ``item_idx``) and ``S[j, i] = cos(x_i, x_j)`` for ``j ∈
+    N_N(i)``, else 0.
 
     The same scores as the jitted ``score_fn`` (the tests pin them) with no compilation,
     which matters here: every seed of a data variant has its own catalogue size, so a
@@ -334,9 +356,12 @@ def knn_scores(
 
 
 def semantic_ranker(prep: Prepared | PreparedCold, tuned: dict, *, full: bool = False) -> Ranker:
-    """The tuned semantic ranker on ``prep``'s seed (post-processing refitted on the
+    """The tuned semantic ranker on ``prep``'s seed.
+
+    (Post-processing refitted on the
     catalogue text vectors of ``prep.x``; profiles or item-kNN from the seed's training
-    history), by :func:`semantic_variant`."""
+    history), by :func:`semantic_variant`.
+    """
     from complemjax import semantic
 
     rankers, pps = semantic_grid(full)
@@ -402,8 +427,10 @@ def fit_ease(prep: Prepared, tuned: dict, cache: ml.ModelCache) -> Ranker:
 def degraded(
     base: Ranker, prep: Prepared, target: float, key: jax.Array, *, steps: int = 14
 ) -> Ranker:
-    """``base`` with Gaussian noise on its user vectors, scaled so that its
-    ``valid_select`` Recall@20 matches ``target`` (bisection on the log noise scale).
+    """``base`` with Gaussian noise on its user vectors, accuracy-matched to ``target``.
+
+    The noise is scaled so that its ``valid_select`` Recall@20 matches ``target`` (bisection on the
+    log noise scale).
 
     The accuracy-matched CF null: a CF ranker as accurate on validation as the semantic
     ranker, so that "adds unique hits" can be judged against a ranker that is merely weak.

@@ -150,8 +150,9 @@ def dataset() -> cdata.Interactions:
 def item_embeddings(
     encoder: str = "wordllama", template: str = "base"
 ) -> semantic.SemanticEmbeddings:
-    """Raw (un-normalised) semantic vectors of every movie of :func:`dataset` (zero rows
-    for the movies without a title), cached per user outside the results folder.
+    """Raw (un-normalised) semantic vectors of every movie of :func:`dataset`.
+
+    Zero rows for the movies without a title), cached per user outside the results folder.
 
     Args:
         encoder: a name in :data:`ENCODERS` (:func:`complemjax.semantic.get_encoder`).
@@ -181,8 +182,10 @@ def view_label(encoder: str, template: str) -> str:
 def with_view(
     prep: Prepared | PreparedCold, encoder: str, template: str
 ) -> Prepared | PreparedCold:
-    """``prep`` (a :class:`Prepared` or :class:`PreparedCold`) with the item vectors and
-    text mask of another semantic view (same items, same splits)."""
+    """``prep`` with the item vectors and text mask of another semantic view.
+
+    ``prep`` is a :class:`Prepared` or :class:`PreparedCold`; items and splits stay the same.
+    """
     emb = item_embeddings(encoder, template)
     keep = np.isin(dataset().item_ids, _item_ids(prep))
     return prep._replace(x=jnp.asarray(emb.embeddings[keep]), has_text=emb.has_text[keep])
@@ -408,8 +411,10 @@ class Ranker(NamedTuple):
         k: int = K,
         candidates: np.ndarray | None = None,
     ) -> jax.Array:
-        """``[U, k]`` top-k items (``-1`` padding), ``exclude`` masked; optionally ranked
-        among ``candidates`` only (indices into the catalogue)."""
+        """``[U, k]`` top-k items (``-1`` padding), ``exclude`` masked.
+
+        Optionally ranked among ``candidates`` only (indices into the catalogue).
+        """
         if candidates is not None:
             return _topk_candidates(self, exclude, k, np.asarray(candidates))
         return ranking.topk_from_score_fn(
@@ -465,9 +470,11 @@ def per_user_recall(top: jax.Array, sets: jax.Array, k: int = K) -> np.ndarray:
 # ----------------------------------------------------------------------------- cache
 @functools.lru_cache(maxsize=1)
 def _fingerprint() -> str:
-    """Hash of the package source that decides what a trained model is (everything but
-    the study reports, the command line and the sweep runner), read once per process: any
-    change to it gives a fresh cache."""
+    """Hash of the package source that decides what a trained model is.
+
+    Everything but the study reports, the command line and the sweep runner), read once per process:
+    any change to it gives a fresh cache.
+    """
     import complemjax
 
     root = Path(complemjax.__file__).parent

@@ -352,8 +352,10 @@ def accuracy_diff_plot(
     title: str,
     reference: dict[str, str],
 ) -> str | Path:
-    """Dot-and-interval: per-user Recall@20 of each method minus the reference method's
-    (``reference``: variant -> method, chosen on validation, see :func:`validation_best`)."""
+    """Dot-and-interval: per-user Recall@20 of each method minus the reference method's.
+
+    (``reference``: variant -> method, chosen on validation, see :func:`validation_best`).
+    """
     from complemjax.studies.base import interval_plot
 
     rows = []
@@ -380,16 +382,20 @@ TUNING_NAMES = {"BPR-MF": "bpr", "LightGCN": "lightgcn", "EASE": "ease", "semant
 
 
 def validation_best(tuning: pd.DataFrame, candidates: Iterable[str]) -> dict[str, str]:
-    """Per variant, the candidate with the highest validation Recall@20 on the tuning split
-    (never a test quantity)."""
+    """Per variant, the candidate with the highest validation Recall@20 on the tuning split.
+
+    Never a test quantity.
+    """
     t = tuning.assign(key=tuning["method"].map(TUNING_NAMES))
     t = t[t["key"].isin(list(candidates))]
     return {v: str(g.loc[g["valid_recall@20"].idxmax(), "key"]) for v, g in t.groupby("variant")}
 
 
 def interval_figure(d: pd.DataFrame, path: str | Path, *, title: str) -> None:
-    """Dot-and-interval figure of paired differences (columns method, effect, ci_low,
-    ci_high, variant), one panel per variant."""
+    """Dot-and-interval figure of paired differences, one panel per variant.
+
+    Columns: method, effect, ci_low, ci_high, variant.
+    """
     from complemjax.studies.base import interval_plot
 
     if not len(d):

@@ -62,9 +62,13 @@ class Study(Protocol):
         seed: int = 0,
         progress: bool = True,
         resume: bool = False,
-    ) -> dict[str, pd.DataFrame]: ...
+    ) -> dict[str, pd.DataFrame]:
+        """Compute the study's tables, write them (CSV) under ``out_dir``, return them."""
+        ...
 
-    def render(self, out_dir: str | Path) -> str: ...
+    def render(self, out_dir: str | Path) -> str:
+        """Figures and a markdown section from the CSVs saved in ``out_dir``."""
+        ...
 
 
 def resolve_config(cls: type, config: Any = None, *, full: bool = False) -> Any:
@@ -147,13 +151,16 @@ class StageTimer:
         self.calls: dict[str, int] = {}
 
     def __call__(self, stage: str):
+        """A context manager that adds its wall time to ``stage``."""
         return _Stage(self, stage)
 
     def add(self, stage: str, seconds: float) -> None:
+        """Add ``seconds`` (one call) to ``stage``."""
         self.seconds[stage] = self.seconds.get(stage, 0.0) + float(seconds)
         self.calls[stage] = self.calls.get(stage, 0) + 1
 
     def table(self) -> pd.DataFrame:
+        """Columns stage, seconds, calls: one row per stage, in first-seen order."""
         rows = [(s, round(v, 2), self.calls[s]) for s, v in self.seconds.items()]
         return pd.DataFrame(rows, columns=["stage", "seconds", "calls"])
 
@@ -179,8 +186,11 @@ def _table_path(out_dir: Path, name: str, table: str) -> Path:
 def save_tables(
     out_dir: str | Path, name: str, tables: Mapping[str, pd.DataFrame], meta: Mapping[str, Any]
 ) -> None:
-    """Write ``tables`` (``"main"`` → ``<name>.csv``, others ``<name>_<table>.csv``) and
-    ``meta`` (→ ``<name>.meta.json``, with the list of tables) under ``out_dir``."""
+    """Write ``tables`` and ``meta`` under ``out_dir``.
+
+    ``"main"`` → ``<name>.csv``, other tables ``<name>_<table>.csv``; ``meta`` →
+    ``<name>.meta.json``, with the list of tables.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if "main" not in tables:
@@ -267,6 +277,10 @@ def interval_plot(
         title: figure title (the question the figure answers).
         xlabel: what the x axis is, with its unit and what the interval is over.
         facet: optional column; one panel per value.
+        method: column naming the method of each row (the y axis).
+        estimate: column of the point estimate.
+        low: column of the interval's lower end.
+        high: column of the interval's upper end.
         zero_label: legend text of the reference line at 0.
     """
     from matplotlib.figure import Figure

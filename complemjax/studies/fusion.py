@@ -71,6 +71,7 @@ class StudyConfig:
 
     @classmethod
     def full(cls) -> StudyConfig:
+        """The configuration of ``--full``: the larger grids, more seeds and variants."""
         return cls(pipeline=ml.PipelineConfig.full(), gate_steps=1000, sp_steps=3000, n_boot=2000)
 
 
@@ -166,7 +167,7 @@ def _best_on(rankers, names, sets, exclude) -> str:
 
 
 def _rules(sem, cf, prep, p: ml.PipelineConfig) -> dict:
-    """wsum and rrf (full catalogue and @20) and CombMNZ@20, tuned on ``valid_fuse``."""
+    """Wsum and rrf (full catalogue and @20) and CombMNZ@20, tuned on ``valid_fuse``."""
     fa, fb = sem.score_fn(), cf.score_fn()
     n = p.n_configs
     weights = tuple(float(w) for w in np.geomspace(0.01, 0.5, n))
@@ -241,8 +242,10 @@ def _pairs_of(sets) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _shared_private(prep, cf, cfg: StudyConfig, key) -> ml.Ranker:
-    """Shared-plus-private model on (text vectors, CF item embeddings); ``n_configs``
-    learning rates trained in one vmap, the best on ``valid_fuse`` kept."""
+    """Shared-plus-private model on (text vectors, CF item embeddings).
+
+    ``n_configs`` learning rates trained in one vmap, the best on ``valid_fuse`` kept.
+    """
     x = jnp.asarray(prep.x)
     x = jnp.where(jnp.asarray(prep.has_text)[:, None], x, 1e-3)  # no zero rows in InfoNCE
     y = jnp.asarray(cf.item_emb)
@@ -369,9 +372,11 @@ def render(out_dir: str | Path) -> str:
 
 
 def _differences(users: pd.DataFrame, key) -> pd.DataFrame:
-    """Per variant and method: paired per-user Recall@20 difference against the
-    validation-best single view (chosen per seed), cluster CI, sign-flip p, Holm-adjusted
-    over methods × variants."""
+    """Per variant and method: paired Recall@20 difference against the best single view.
+
+    Per-user differences against the validation-best single view (chosen per seed), cluster CI,
+    sign-flip p, Holm-adjusted over methods × variants.
+    """
     rows = []
     for j, (v, g) in enumerate(users.groupby("variant", sort=False)):
         ref = g[g["method"] == "best-single"]

@@ -134,6 +134,7 @@ class StudyConfig:
 
     @classmethod
     def full(cls) -> StudyConfig:
+        """The configuration of ``--full``: the larger grids, more seeds and variants."""
         p = ml.PipelineConfig.full()
         return cls(
             pipeline=p,
@@ -294,9 +295,11 @@ def _semantic_selections(tuned: dict) -> dict[str, dict]:
 
 
 def _variant_rows(prep, tuned, tops, p, extra) -> pd.DataFrame:
-    """Test Recall@20 of every semantic variant × post-processing × view; popularity and
-    random (from ``tops``) as reference rows. The validation Recall@20 of each variant is
-    the one its selection recorded on the tuning split (``tuned[...]["trials"]``)."""
+    """Test Recall@20 of every semantic variant × post-processing × view.
+
+    Popularity and random (from ``tops``) are reference rows. The validation Recall@20 of each
+    variant is the one its selection recorded on the tuning split (``tuned[...]["trials"]``).
+    """
     rows = [{**extra, "encoder": "-", "template": "-", "ranker": name, "postprocess": "-",
              "valid_recall": np.nan, "test_recall": ml.recall_at_k(tops[name], prep.test_sets),
              "selected": False, "headline": False}
@@ -312,8 +315,10 @@ def _variant_rows(prep, tuned, tops, p, extra) -> pd.DataFrame:
 
 
 def _view_rows(prep, sel: dict, full: bool) -> list[dict]:
-    """Every ranker × post-processing of :func:`~._models.semantic_grid` on ``prep.x``: one
-    chunked ranking pass each on test (train and validation excluded)."""
+    """Every ranker × post-processing of :func:`~._models.semantic_grid` on ``prep.x``.
+
+    One chunked ranking pass each on test (train and validation excluded).
+    """
     rankers, pps = mm.semantic_grid(full)
     valid = {(t["postprocess"], t["ranker"]): t["valid_recall"] for t in sel["trials"]}
     n_max = max((r.n_neighbors for r in rankers if r.kind == "item_knn"), default=0)
@@ -366,8 +371,11 @@ def _probe_rows(prep, rankers, cfg: StudyConfig, key, extra) -> pd.DataFrame:
 
 
 def _geometry(pred, target) -> dict:
-    """Debiased CKA and mutual kNN@10; NaN (counted in the table) when the prediction has
-    collapsed to one direction, where nearest neighbours are undefined."""
+    """Debiased CKA and mutual kNN@10.
+
+    NaN (counted in the table) when the prediction has collapsed to one direction, where
+    nearest neighbours are undefined.
+    """
     try:
         g = similarity.geometry_recovery(pred, target, k=10)
     except ValueError:
@@ -422,9 +430,12 @@ def _chosen_weight(tuned, p) -> float:
 
 # ----------------------------------------------------------------------------- cold items
 def _cold(variant, s, cfg: StudyConfig, tuned, cache, extra) -> pd.DataFrame:
-    """Rank among cold test items only: the semantic ranker of each encoder (its ``base``
+    """Rank among cold test items only.
+
+    Rankers: the semantic ranker of each encoder (its ``base``
     view, selected on the warm tuning split), AlphaRec, popularity and random (per-user
-    recall). Cold items have no training interaction, so popularity ties them all."""
+    recall). Cold items have no training interaction, so popularity ties them all.
+    """
     p = cfg.pipeline
     prep = ml.prepare_cold(variant, s, p)
     full = p.n_configs > ml.PipelineConfig().n_configs
@@ -479,8 +490,10 @@ def _meta(cfg: StudyConfig, tuned_all, cache, seconds) -> dict:
 
 # ----------------------------------------------------------------------------- render
 def claims(out_dir: str | Path, key: jax.Array | None = None) -> list[tuple[st.ClaimResult, float]]:
-    """C1, C2, C3 and C5 per variant from the saved tables: ``(result, raw p)`` pairs
-    (the caller Holm-adjusts over every claim × variant)."""
+    """C1, C2, C3 and C5 per variant from the saved tables.
+
+    ``(result, raw p)`` pairs; the caller Holm-adjusts over every claim × variant.
+    """
     tables, _ = load_tables(out_dir, NAME)
     return rp.claims_complementarity(tables, key if key is not None else jax.random.key(0))
 
@@ -675,8 +688,10 @@ def _variant_table(tables, meta) -> str:
 
 
 def _semantic_vs_references(tables) -> list[str]:
-    """Per variant and encoder: the validation-selected semantic ranker's test Recall@20,
-    warm (the variant table) and cold (the cold split), against popularity and random."""
+    """Per variant and encoder: the validation-selected semantic ranker's test Recall@20.
+
+    Warm (the variant table) and cold (the cold split), against popularity and random.
+    """
     sv = tables.get("semantic_variants")
     if sv is None or not len(sv):
         return []
