@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from complemjax import cf
+from complemjax.studies import synthetic_alignment as sa
 from complemjax.studies import synthetic_c5 as c5
 from complemjax.studies import synthetic_complementarity as sc
 
@@ -121,3 +122,15 @@ def test_bpr_embeddings_with_dynamic_epochs_equal_fit_bpr():
         np.testing.assert_allclose(ie, ref.item_emb, rtol=1e-5, atol=1e-6)
     assert not np.allclose(fn(2)[1], fn(4)[1])
 
+
+def test_downstream_users_prefer_items_through_the_cf_view():
+    cfg = dataclasses.replace(sa.StudyConfig(), shift_users=300, shift_density=0.05,
+                              shift_max_interactions=16)  # fmt: skip
+    rng = np.random.default_rng(6)
+    y = jnp.asarray(rng.normal(size=(300, 8)) @ rng.normal(size=(8, 8)))
+    users = sa.downstream_users(jax.random.key(0), y, cfg)
+    r_view = float(sa.profile_recall(y, users))
+    r_rand = float(sa.profile_recall(jnp.asarray(rng.normal(size=(300, 8))), users))
+    # chance Recall@20 over ~300 candidate items is about 20/300
+    assert r_view > 2 * r_rand
+    assert r_rand < 0.15
