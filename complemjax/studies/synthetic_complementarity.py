@@ -40,6 +40,7 @@ the learned item embeddings keep.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
 from pathlib import Path
@@ -218,6 +219,11 @@ def _world(key, cfg: StudyConfig, private_reliance, density):
     return views, gen.sample_interactions(k_users, lat, ucfg, knobs), k_bpr
 
 
+@functools.partial(jax.jit, static_argnums=1)
+def _tuning_world(key, cfg: StudyConfig, private_reliance, density):
+    return _world(key, cfg, private_reliance, density)[1]
+
+
 def _padded_pairs(cfg: StudyConfig, sets):
     """Padded ``[n_users, m]`` item sets as flat (users, items, mask) of length n_users·m."""
     users = jnp.broadcast_to(jnp.arange(cfg.n_users)[:, None], sets.shape).ravel()
@@ -244,15 +250,14 @@ def tune_bpr(cfg: StudyConfig, seed: int = 0) -> pd.DataFrame:
         (configurations tried, validation recall, seconds, edge flags).
     """
     fam = models.BPR(config=_bpr_config(cfg))
-    grid = models.stack_hparams(
-        [cf.BPRHParams(lr=lr, l2=l2) for lr in cfg.bpr_lrs for l2 in cfg.bpr_l2s]
-    )
+    combos = [(lr, l2) for lr in cfg.bpr_lrs for l2 in cfg.bpr_l2s]
+    grid = models.stack_hparams([cf.BPRHParams(lr=lr, l2=l2) for lr, l2 in combos])
     reliance = float(np.median(cfg.private_reliances))
     rows = []
     for j, density in enumerate(cfg.densities):
         key = jax.random.fold_in(jax.random.key(seed), 10_000 + j)
         k_world, k_split, k_fit = jax.random.split(key, 3)
-        _, inter, _ = _world(k_world, cfg, reliance, density)
+        inter = _tuning_world(k_world, cfg, reliance, density)
         fit, valid = c5.split_validation(k_split, inter.train, cfg.valid_fraction)
         users, items, mask = (np.asarray(a) for a in _padded_pairs(cfg, fit))
         data = models.make_train_data(
@@ -264,7 +269,7 @@ def tune_bpr(cfg: StudyConfig, seed: int = 0) -> pd.DataFrame:
             max_epochs=cfg.bpr_epochs, eval_every=cfg.bpr_eval_every,
             patience=cfg.bpr_patience, k=20,
         )  # fmt: skip
-        hp = {"lr": float(sel.hparams.lr), "l2": float(sel.hparams.l2)}
+        hp = dict(zip(("lr", "l2"), combos[sel.best_index]))  # the exact grid values
         rows.append({"density": density, **hp, "epochs": sel.best_epoch, **sel.row()})
     return pd.DataFrame(rows)
 
