@@ -490,47 +490,7 @@ def render(out_dir: str | Path) -> str:
     n_max = int(df["n_train"].max())
     probes_ = list(dict.fromkeys(df["probe"]))
 
-    # Table 1: per regime at the largest n: ceilings and every probe.
-    tab = []
-    for (eta, c), g in df[df["n_train"] == n_max].groupby(["nonlinearity", "private_correlation"]):
-        per_seed = g.groupby("seed").first()
-        row = {"nonlinearity": eta, "private_correlation": c}
-        for m in ("shared_fraction_cf", "r2_star", "bayes_r2", "bayes_r2_shared"):
-            row[m] = _ci(per_seed[m])
-        for p in probes_:
-            row[f"r2 {p}"] = _ci(g[g["probe"] == p]["r2"])
-        for p in probes_:
-            row[f"r2_shared {p}"] = _ci(g[g["probe"] == p]["r2_shared"])
-        tab.append(row)
-    t1 = pd.DataFrame(tab)
-
-    # Table 2: private recovery against its closed-form truth.
-    tab = []
-    for (eta, c), g in df[df["n_train"] == n_max].groupby(["nonlinearity", "private_correlation"]):
-        per_seed = g.groupby("seed").first()
-        row = {
-            "nonlinearity": eta,
-            "private_correlation": c,
-            "private_recoverable": _ci(per_seed["private_recoverable"]),
-            "bayes_recovered_private": _ci(per_seed["bayes_recovered_private"]),
-        }
-        for p in probes_:
-            row[f"recovered_private {p}"] = _ci(g[g["probe"] == p]["recovered_private"])
-        tab.append(row)
-    t2 = pd.DataFrame(tab)
-
-    # Table 3: shifts at n_shift.
-    tab = []
-    for (eta, c, test), g in sh.groupby(["nonlinearity", "private_correlation", "test_set"]):
-        metric = "r2" if test == "cold_items" else "r2_shared"
-        row = {"nonlinearity": eta, "private_correlation": c, "test_set": test, "metric": metric}
-        for p in probes_:
-            row[p] = _ci(g[g["probe"] == p][metric])
-        row["own CF estimate"] = (
-            _ci(g.groupby("seed")["cold_own_r2"].first()) if test == "cold_items" else ""
-        )
-        tab.append(row)
-    t3 = pd.DataFrame(tab)
+    t1, t2, t3 = _tables(df, sh, probes_)
     t4 = _recall_table(sh, probes_)
 
     legend = {
@@ -676,6 +636,20 @@ def _findings(df: pd.DataFrame, sh: pd.DataFrame, probes_: list[str]) -> str:
             + ", ".join(f"{p} {drop[p]:.3f}" for p in probes_)
             + " relative to in distribution (mean over regimes)."
         )
+    lines += _recall_findings(sh, probes_)
+    cold = sh[sh["test_set"] == "cold_items"]
+    own = cold.groupby(["nonlinearity", "private_correlation", "seed"])["cold_own_r2"].first()
+    lines.append(
+        "- Cold items (clean target): probes reach R² "
+        + ", ".join(f"{p} {cold[cold['probe'] == p]['r2'].mean():.3f}" for p in probes_)
+        + f"; the item's own noisy CF estimate reaches {own.mean():.3f}."
+    )
+    return "\n".join(lines)
+
+
+def _recall_findings(sh: pd.DataFrame, probes_: list[str]) -> list[str]:
+    """Findings of the downstream-Recall table (computed, never hard-coded)."""
+    lines = []
     rec = sh.set_index(["nonlinearity", "private_correlation", "seed", "probe", "test_set"])
     for test in ("concept", "selection_q"):
         drop = (
@@ -699,10 +673,51 @@ def _findings(df: pd.DataFrame, sh: pd.DataFrame, probes_: list[str]) -> str:
         f"the clean CF view {cold_seed['recall_cf_view'].mean():.3f}; the semantic view "
         f"{cold_seed['recall_semantic'].mean():.3f}."
     )
-    own = cold.groupby(["nonlinearity", "private_correlation", "seed"])["cold_own_r2"].first()
-    lines.append(
-        "- Cold items (clean target): probes reach R² "
-        + ", ".join(f"{p} {cold[cold['probe'] == p]['r2'].mean():.3f}" for p in probes_)
-        + f"; the item's own noisy CF estimate reaches {own.mean():.3f}."
-    )
-    return "\n".join(lines)
+    return lines
+
+
+def _tables(df: pd.DataFrame, sh: pd.DataFrame, probes_: list[str]):
+    """Tables 1-3 of the report: ceilings and probes, private recovery, shifts (R²)."""
+    n_max = int(df["n_train"].max())
+    # Table 1: per regime at the largest n: ceilings and every probe.
+    tab = []
+    for (eta, c), g in df[df["n_train"] == n_max].groupby(["nonlinearity", "private_correlation"]):
+        per_seed = g.groupby("seed").first()
+        row = {"nonlinearity": eta, "private_correlation": c}
+        for m in ("shared_fraction_cf", "r2_star", "bayes_r2", "bayes_r2_shared"):
+            row[m] = _ci(per_seed[m])
+        for p in probes_:
+            row[f"r2 {p}"] = _ci(g[g["probe"] == p]["r2"])
+        for p in probes_:
+            row[f"r2_shared {p}"] = _ci(g[g["probe"] == p]["r2_shared"])
+        tab.append(row)
+    t1 = pd.DataFrame(tab)
+
+    # Table 2: private recovery against its closed-form truth.
+    tab = []
+    for (eta, c), g in df[df["n_train"] == n_max].groupby(["nonlinearity", "private_correlation"]):
+        per_seed = g.groupby("seed").first()
+        row = {
+            "nonlinearity": eta,
+            "private_correlation": c,
+            "private_recoverable": _ci(per_seed["private_recoverable"]),
+            "bayes_recovered_private": _ci(per_seed["bayes_recovered_private"]),
+        }
+        for p in probes_:
+            row[f"recovered_private {p}"] = _ci(g[g["probe"] == p]["recovered_private"])
+        tab.append(row)
+    t2 = pd.DataFrame(tab)
+
+    # Table 3: shifts at n_shift.
+    tab = []
+    for (eta, c, test), g in sh.groupby(["nonlinearity", "private_correlation", "test_set"]):
+        metric = "r2" if test == "cold_items" else "r2_shared"
+        row = {"nonlinearity": eta, "private_correlation": c, "test_set": test, "metric": metric}
+        for p in probes_:
+            row[p] = _ci(g[g["probe"] == p][metric])
+        row["own CF estimate"] = (
+            _ci(g.groupby("seed")["cold_own_r2"].first()) if test == "cold_items" else ""
+        )
+        tab.append(row)
+    t3 = pd.DataFrame(tab)
+    return t1, t2, t3
