@@ -523,9 +523,7 @@ for agreement. Cells: mean over seeds [95% t-interval]. Runtime {meta["seconds"]
 {report.markdown_table(table, COLUMNS)}
 ![recall and overlap](figures/complementarity_recall_overlap.png)
 
-BPR-MF chosen on the tuning worlds' validation Recall@20:
-
-{report.markdown_table(_tuning_table(out_dir), TUNING_COLUMNS)}
+{_tuning_section(out_dir)}
 {_c5_section(out_dir, meta, fig_dir)}"""
 
 
@@ -540,9 +538,15 @@ TUNING_COLUMNS = {
 }
 
 
-def _tuning_table(out_dir: Path) -> pd.DataFrame:
-    t = pd.read_csv(out_dir / f"{NAME}_bpr_tuning.csv")
-    return t[[c for c in TUNING_COLUMNS if c in t.columns]].fillna("")
+def _tuning_section(out_dir: Path) -> str:
+    path = out_dir / f"{NAME}_bpr_tuning.csv"
+    if not path.is_file():  # results written before BPR was tuned
+        return "(No BPR tuning table in these results: BPR hyper-parameters were fixed.)\n"
+    t = pd.read_csv(path)
+    t = t[[c for c in TUNING_COLUMNS if c in t.columns]].fillna("")
+    return "BPR-MF chosen on the tuning worlds' validation Recall@20:\n\n" + (
+        report.markdown_table(t, TUNING_COLUMNS)
+    )
 
 
 def _c5_section(out_dir: Path, meta, fig_dir: Path) -> str:
