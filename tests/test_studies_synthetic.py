@@ -8,6 +8,7 @@ import pytest
 
 from complemjax import cli
 from complemjax.studies import synthetic_alignment as sa
+from complemjax.studies import synthetic_c5 as c5
 from complemjax.studies import synthetic_complementarity as sc
 
 TINY_SA = dataclasses.replace(
@@ -24,6 +25,21 @@ TINY_SA = dataclasses.replace(
     l2_grid=(1.0, 10.0),
     mlp_steps=10,
     n_mc=4,
+    shift_users=100,
+    shift_density=0.05,
+    shift_max_interactions=12,
+)
+TINY_C5 = c5.AlignmentConfig(
+    align_weights=(0.0, 0.1),
+    n_items=120,
+    n_users=100,
+    max_interactions=16,
+    density=0.1,
+    n_seeds=2,
+    dim=8,
+    batch_size=64,
+    max_epochs=2,
+    eval_every=1,
 )
 TINY_SC = dataclasses.replace(
     sc.StudyConfig(),
@@ -33,8 +49,12 @@ TINY_SC = dataclasses.replace(
     n_users=200,
     max_interactions=24,
     n_seeds=2,
-    bpr_epochs=2,
+    bpr_epochs=4,
+    bpr_eval_every=2,
     bpr_batch=256,
+    bpr_learning_rates=(1e-2, 3e-2),
+    bpr_l2s=(1e-4,),
+    alignment=TINY_C5,
 )
 
 
@@ -71,6 +91,18 @@ def test_alignment_tables_are_complete_and_ceilings_consistent(results):
     )["r2"]
     cur = df[df["n_train"] == TINY_SA.n_shift].set_index(["private_correlation", "seed", "probe"])
     np.testing.assert_allclose(ind.sort_index(), cur["r2"].sort_index(), atol=1e-6)
+    # Downstream Recall: cold items use the in-distribution items and users, so the probe
+    # rankers agree exactly; only cold items have the own-estimate reference.
+    rec = sh.set_index(["private_correlation", "seed", "probe", "test_set"])["recall"]
+    np.testing.assert_allclose(
+        rec.xs("cold_items", level="test_set").sort_index(),
+        rec.xs("in_distribution", level="test_set").sort_index(),
+        atol=1e-6,
+    )
+    assert sh["recall"].between(0, 1).all()
+    own = sh.set_index("test_set")["recall_own_estimate"]
+    assert own.loc["cold_items"].notna().all() and own.drop("cold_items").isna().all()
+    assert sh["recall_cf_view"].notna().all()
 
 
 def test_alignment_config_rejects_sine_family_and_bad_shift_size():
@@ -97,12 +129,46 @@ def test_complementarity_invariants(results):
 
 
 @pytest.mark.slow
+def test_bpr_tuning_table_is_a_validation_choice(results):
+    t = pd.read_csv(results / "synthetic_complementarity_bpr_tuning.csv")
+    assert list(t["density"]) == list(TINY_SC.densities)
+    assert set(t["learning_rate"]) <= set(TINY_SC.bpr_learning_rates) and set(t["l2"]) <= set(
+        TINY_SC.bpr_l2s
+    )
+    assert (t["epochs"] % TINY_SC.bpr_eval_every == 0).all()
+    assert t["epochs"].between(TINY_SC.bpr_eval_every, TINY_SC.bpr_epochs).all()
+    assert (t["configs"] == len(TINY_SC.bpr_learning_rates) * len(TINY_SC.bpr_l2s)).all()
+
+
+@pytest.mark.slow
+def test_c5_table_structure(results):
+    df = pd.read_csv(results / "synthetic_complementarity_c5.csv", dtype={"align_weight": str})
+    labels = [f"{w:g}" for w in TINY_C5.align_weights] + [c5.NULL]
+    assert len(df) == TINY_C5.n_seeds * len(labels)
+    assert set(df["align_weight"]) == set(labels)
+    # exactly one weight (never the null) is validation's choice in each world
+    chosen = df[df["chosen_on_valid"]]
+    assert (chosen.groupby("seed").size() == 1).all() and c5.NULL not in set(chosen["align_weight"])
+    # world-level references are shared by every model of a seed
+    per = df.groupby("seed")[["q_r2_x", "s_r2_x", "q_r2_floor"]].nunique()
+    assert (per == 1).all().all()
+    assert df["recall"].between(0, 1).all() and (df[["q_r2", "s_r2", "p_r2"]] <= 1).all().all()
+    # the semantic vectors carry the shared latent, not the CF-private one (c = 0)
+    assert (df["s_r2_x"] > 0.5).all() and (df["q_r2_x"] < 0.1).all()
+
+
+@pytest.mark.slow
 def test_report_rebuilds_from_saved_results(results):
     assert cli.main(["report", str(results)]) == 0
     text = (results / "report.md").read_text()
     assert "## Synthetic alignment probes" in text
     assert "What the code finds" in text
-    for fig in ("alignment_learning_curves.png", "complementarity_recall_overlap.png"):
+    assert "Alignment on ground truth" in text and "Shifts downstream" in text
+    for fig in (
+        "alignment_learning_curves.png",
+        "complementarity_recall_overlap.png",
+        "complementarity_c5_alignment.png",
+    ):
         assert (results / "figures" / fig).stat().st_size > 5_000
 
 
@@ -120,7 +186,12 @@ def test_sweep_command_runs_and_resumes(tmp_path):
         "max_interactions = 16\n"
         "n_seeds = 2\n"
         "bpr_epochs = 2\n"
+        "bpr_eval_every = 1\n"
+        "bpr_learning_rates = [0.01]\n"
+        "bpr_l2s = [0.0001]\n"
         "bpr_batch = 128\n"
+        "[config.alignment]\n"
+        "enabled = false\n"
     )
     out = tmp_path / "out"
     assert cli.main(["sweep", str(cfg), "--out", str(out), "--quiet"]) == 0

@@ -26,6 +26,19 @@ For each (eta, c) and seed the study draws one world and
    *cold items* (test items whose own collaborative embedding is an estimate with noise
    variance ``cold_noise`` per dimension; the probe's prediction and that estimate are
    both scored against the clean target ``y_shared + y_private``).
+4. **Shifts downstream on Recall.** For each shift test set, ``shift_users`` synthetic users
+   whose preferences are linear in the test items' *clean collaborative view*
+   (:func:`complemjax.generative.sample_interactions` with the column-standardised
+   ``y_shared + y_private`` as the only preference factors, no popularity term: the CF
+   view is what explains the interactions) interact with those items; each user's
+   interactions are split into train and test. A profile ranker (cosine to the mean of
+   the user's normalised training-item vectors, training items excluded) is built from
+   each probe's predicted CF embeddings ``ŷ``, and Recall@20 is measured. References on
+   the same users: the same ranker on the clean CF view itself, on the semantic view
+   ``x`` and, for cold items, on the item's own noisy CF estimate. The users of
+   ``cold_items`` are those of ``in_distribution`` (same items, same clean view), so its
+   probe rows equal the in-distribution ones by construction; what cold items add is the
+   own-estimate reference.
 
 Run ``complemjax reproduce`` (``--full`` for the larger grid).
 """
@@ -43,11 +56,15 @@ import numpy as np
 import pandas as pd
 
 from complemjax import generative as gen
-from complemjax import probes, report, similarity, sweep
+from complemjax import probes, ranking, report, similarity, sweep
+from complemjax.studies.synthetic_complementarity import profiles_from_sets
 
 NAME = "synthetic_alignment"
 METRICS = ("r2", "r2_shared", "recovered_private")
 SHIFT_TESTS = ("in_distribution", "concept", "selection_q", "cold_items")
+#: reference rankers of the downstream Recall (besides the probes)
+RECALL_REFS = ("cf_view", "semantic", "own_estimate")
+RECALL_K = 20
 CEILINGS = (
     "bayes_r2",
     "bayes_r2_shared",
@@ -100,6 +117,9 @@ class StudyConfig:
     concept: float = 0.5
     cold_noise: float = 0.5
     n_mc: int = 64
+    shift_users: int = 1000
+    shift_density: float = 0.01
+    shift_max_interactions: int = 32
     views: gen.ViewsConfig = dataclasses.field(
         default_factory=lambda: gen.ViewsConfig(
             d_shared=4,
@@ -152,6 +172,41 @@ def _scores(pred, views: gen.Views):
     )
 
 
+def downstream_users(key, cf_view, cfg: StudyConfig) -> gen.SyntheticInteractions:
+    """Users whose preferences are linear in the items' (clean) collaborative view.
+
+    :func:`complemjax.generative.sample_interactions` with the column-standardised
+    ``cf_view`` as the only preference factors (no private factors, no popularity term),
+    ``cfg.shift_users`` users at density ``cfg.shift_density``.
+    """
+    z = (cf_view - jnp.mean(cf_view, axis=0)) / jnp.maximum(jnp.std(cf_view, axis=0), 1e-12)
+    zeros = jnp.zeros((cf_view.shape[0], 1), cf_view.dtype)
+    ucfg = gen.UsersConfig(
+        n_users=cfg.shift_users, max_interactions=cfg.shift_max_interactions, user_chunk=512
+    )
+    knobs = gen.UserKnobs(private_reliance=0.0, density=cfg.shift_density, popularity_skew=0.0)
+    return gen.sample_interactions(key, gen.Latents(z, zeros, zeros), ucfg, knobs)
+
+
+def profile_recall(emb, inter: gen.SyntheticInteractions) -> jax.Array:
+    """Recall@20 of the cosine profile ranker on item vectors ``emb`` (jittable).
+
+    Each user's profile is the mean of the L2-normalised ``emb`` rows of the user's
+    ``inter.train`` items; items are ranked by cosine to it (training items excluded) and
+    ``Recall@20 = |top-20 ∩ T_u| / |T_u|`` is averaged over users with test items.
+    """
+    return _profile_recall_impl(jnp.asarray(emb), inter.train, inter.test)
+
+
+@jax.jit
+def _profile_recall_impl(emb, train, test):
+    prof = profiles_from_sets(emb, train)
+    top = ranking.topk_from_embeddings(
+        prof, emb, k=RECALL_K, exclude=train, similarity="cosine"
+    ).items
+    return jnp.nanmean(ranking.per_user_metrics(top, test, ks=(RECALL_K,))["recall"][0])
+
+
 def _take(views: gen.Views, n: int) -> gen.Views:
     return jax.tree.map(lambda a: a[:n], views)
 
@@ -196,6 +251,7 @@ def make_study_fn(cfg: StudyConfig):
             private_correlation=private_correlation,
         )
         k_data, k_sel, k_fit, k_mc, k_cold = jax.random.split(key, 5)
+        k_users = jax.random.fold_in(key, 7)
         n_max = max(cfg.n_trains)
         base = gen.sample_split(k_data, cfg.views, knobs, n_train=n_max, n_test=cfg.n_test)
         concept = gen.sample_split(
@@ -213,23 +269,11 @@ def make_study_fn(cfg: StudyConfig):
             preds = predict_all(tuned, test.x)
             curves.append(jnp.stack([_scores(p, test) for p in preds]))
             if n == cfg.n_shift:
-                clean = test.y_shared + test.y_private
-                cold_views = test._replace(y=clean)
-                p_con = predict_all(tuned, concept.test.x)
-                p_sel = predict_all(fit_all(jax.random.fold_in(k_fit, 0), sel.train), sel.test.x)
-                shift_rows = jnp.stack(
-                    [
-                        jnp.stack(
-                            [
-                                _scores(pi, test),
-                                _scores(pc, concept.test),
-                                _scores(ps, sel.test),
-                                _scores(pi, cold_views),
-                            ]
-                        )
-                        for pi, pc, ps in zip(preds, p_con, p_sel)
-                    ]
-                )  # [n_probes, n_shift_tests, n_metrics]
+                shift_rows, shift_recall, ref_recall = _shifts(
+                    cfg, k_users, k_cold, test, concept.test, sel, preds,
+                    predict_all(tuned, concept.test.x),
+                    predict_all(fit_all(jax.random.fold_in(k_fit, 0), sel.train), sel.test.x),
+                )  # fmt: skip
         ceil = gen.bayes_ceiling(k_mc, base.mixing, knobs, test, n_mc=cfg.n_mc)
         bayes = gen.bayes_predict(k_mc, base.mixing, knobs, test.x, n_mc=cfg.n_mc)
         pop = gen.population_stats(base.mixing, knobs)
@@ -238,6 +282,8 @@ def make_study_fn(cfg: StudyConfig):
         return {
             "curves": jnp.stack(curves),  # [n_N, n_probes, n_metrics]
             "shifts": shift_rows,
+            "shift_recall": shift_recall,  # [n_probes, n_shift_tests]
+            "ref_recall": ref_recall,  # [n_refs, n_shift_tests]
             "bayes_r2": ceil.r2,
             "bayes_r2_shared": ceil.r2_shared,
             "bayes_recovered_private": similarity.variance_share(test.y_private, bayes.y),
@@ -248,6 +294,41 @@ def make_study_fn(cfg: StudyConfig):
         }
 
     return fn
+
+
+def _shifts(cfg, k_users, k_cold, test, concept_test, sel, preds, p_con, p_sel):
+    """R² rows and downstream Recall@20 of every probe on the four shift test sets."""
+    clean = test.y_shared + test.y_private
+    cold_views = test._replace(y=clean)
+    rows = jnp.stack(
+        [
+            jnp.stack(
+                [
+                    _scores(pi, test),
+                    _scores(pc, concept_test),
+                    _scores(ps, sel.test),
+                    _scores(pi, cold_views),
+                ]
+            )
+            for pi, pc, ps in zip(preds, p_con, p_sel)
+        ]
+    )  # [n_probes, n_shift_tests, n_metrics]
+    own = clean + jnp.sqrt(cfg.cold_noise) * jax.random.normal(k_cold, clean.shape)
+    sets = (  # (test views, probe predictions, clean CF view) per shift test
+        (test, preds, clean),
+        (concept_test, p_con, concept_test.y_shared + concept_test.y_private),
+        (sel.test, p_sel, sel.test.y_shared + sel.test.y_private),
+        (test, preds, clean),
+    )
+    recall, refs = [], []
+    for j, (views, pr, cf_view) in enumerate(sets):
+        users = downstream_users(k_users, cf_view, cfg)
+        recall.append(jnp.stack([profile_recall(p, users) for p in pr]))
+        own_r = profile_recall(own, users) if SHIFT_TESTS[j] == "cold_items" else jnp.nan
+        refs.append(
+            jnp.stack([profile_recall(cf_view, users), profile_recall(views.x, users), own_r])
+        )
+    return rows, jnp.stack(recall, axis=1), jnp.stack(refs, axis=1)
 
 
 def _to_long(wide: pd.DataFrame, cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -269,6 +350,11 @@ def _to_long(wide: pd.DataFrame, cfg: StudyConfig) -> tuple[pd.DataFrame, pd.Dat
             for j, test in enumerate(SHIFT_TESTS):
                 row = {**base, "n_train": cfg.n_shift, "probe": probe, "test_set": test}
                 row.update({m: float(rec[f"shifts_{i}_{j}_{k}"]) for k, m in enumerate(METRICS)})
+                row["recall"] = float(rec[f"shift_recall_{i}_{j}"])
+                row.update(
+                    {f"recall_{r}": float(rec[f"ref_recall_{a}_{j}"])
+                     for a, r in enumerate(RECALL_REFS)}
+                )  # fmt: skip
                 shifts.append(row)
     return pd.DataFrame(curves), pd.DataFrame(shifts)
 
@@ -404,47 +490,8 @@ def render(out_dir: str | Path) -> str:
     n_max = int(df["n_train"].max())
     probes_ = list(dict.fromkeys(df["probe"]))
 
-    # Table 1: per regime at the largest n: ceilings and every probe.
-    tab = []
-    for (eta, c), g in df[df["n_train"] == n_max].groupby(["nonlinearity", "private_correlation"]):
-        per_seed = g.groupby("seed").first()
-        row = {"nonlinearity": eta, "private_correlation": c}
-        for m in ("shared_fraction_cf", "r2_star", "bayes_r2", "bayes_r2_shared"):
-            row[m] = _ci(per_seed[m])
-        for p in probes_:
-            row[f"r2 {p}"] = _ci(g[g["probe"] == p]["r2"])
-        for p in probes_:
-            row[f"r2_shared {p}"] = _ci(g[g["probe"] == p]["r2_shared"])
-        tab.append(row)
-    t1 = pd.DataFrame(tab)
-
-    # Table 2: private recovery against its closed-form truth.
-    tab = []
-    for (eta, c), g in df[df["n_train"] == n_max].groupby(["nonlinearity", "private_correlation"]):
-        per_seed = g.groupby("seed").first()
-        row = {
-            "nonlinearity": eta,
-            "private_correlation": c,
-            "private_recoverable": _ci(per_seed["private_recoverable"]),
-            "bayes_recovered_private": _ci(per_seed["bayes_recovered_private"]),
-        }
-        for p in probes_:
-            row[f"recovered_private {p}"] = _ci(g[g["probe"] == p]["recovered_private"])
-        tab.append(row)
-    t2 = pd.DataFrame(tab)
-
-    # Table 3: shifts at n_shift.
-    tab = []
-    for (eta, c, test), g in sh.groupby(["nonlinearity", "private_correlation", "test_set"]):
-        metric = "r2" if test == "cold_items" else "r2_shared"
-        row = {"nonlinearity": eta, "private_correlation": c, "test_set": test, "metric": metric}
-        for p in probes_:
-            row[p] = _ci(g[g["probe"] == p][metric])
-        row["own CF estimate"] = (
-            _ci(g.groupby("seed")["cold_own_r2"].first()) if test == "cold_items" else ""
-        )
-        tab.append(row)
-    t3 = pd.DataFrame(tab)
+    t1, t2, t3 = _tables(df, sh, probes_)
+    t4 = _recall_table(sh, probes_)
 
     legend = {
         **COLUMNS,
@@ -454,6 +501,10 @@ def render(out_dir: str | Path) -> str:
         "metric": "r2_shared (R² for y_shared) or, for cold items, R² for the clean target",
         "own CF estimate": f"R² of a cold item's own CF embedding (clean target + noise of "
         f"variance {meta['cold_noise']} per dim) for the clean target",
+        "recall_cf_view": "Recall@20 of the profile ranker on the test items' clean CF view "
+        "(the view the users' preferences are made of)",
+        "recall_semantic": "Recall@20 of the same ranker on the semantic view x",
+        "recall_own_estimate": "cold items: Recall@20 on each item's own noisy CF estimate",
     }
     return f"""
 World: network family (linear-Gaussian semantic view; collaborative shared part a random
@@ -486,7 +537,34 @@ means with 95% Student-t intervals over seeds. Runtime {meta["seconds"]:.0f} s.
 ### Shifts (probes trained on {int(meta["n_shift"])} items)
 
 {report.markdown_table(t3, legend)}
+### Shifts downstream: Recall@20 of rankers built from the predicted CF embeddings
+
+Users whose preferences are linear in the test items' clean collaborative view interact
+with those items; a profile ranker (cosine to the mean of the user's training items) is
+built from each probe's predicted CF embeddings and scored by Recall@20 on the users'
+held-out items, beside the same ranker on the clean CF view, on the semantic view and,
+for cold items, on each item's own noisy CF estimate. This could have come out otherwise:
+a probe with high R² can still rank poorly (R² weighs every dimension, ranking only the
+directions users' preferences load on), and the shifted sets change both the items and
+the users' preferences. Cold-item probe cells equal the in-distribution ones by
+construction (same items and users); only their own-estimate reference is new.
+
+{report.markdown_table(t4, legend)}
 """
+
+
+def _recall_table(sh: pd.DataFrame, probes_: list[str]) -> pd.DataFrame:
+    tab = []
+    for (eta, c, test), g in sh.groupby(["nonlinearity", "private_correlation", "test_set"]):
+        row = {"nonlinearity": eta, "private_correlation": c, "test_set": test}
+        for p in probes_:
+            row[p] = _ci(g[g["probe"] == p]["recall"])
+        per_seed = g.groupby("seed").first()
+        for r in RECALL_REFS:
+            vals = per_seed[f"recall_{r}"].dropna()
+            row[f"recall_{r}"] = _ci(vals) if len(vals) else ""
+        tab.append(row)
+    return pd.DataFrame(tab)
 
 
 def _findings(df: pd.DataFrame, sh: pd.DataFrame, probes_: list[str]) -> str:
@@ -558,6 +636,7 @@ def _findings(df: pd.DataFrame, sh: pd.DataFrame, probes_: list[str]) -> str:
             + ", ".join(f"{p} {drop[p]:.3f}" for p in probes_)
             + " relative to in distribution (mean over regimes)."
         )
+    lines += _recall_findings(sh, probes_)
     cold = sh[sh["test_set"] == "cold_items"]
     own = cold.groupby(["nonlinearity", "private_correlation", "seed"])["cold_own_r2"].first()
     lines.append(
@@ -566,3 +645,79 @@ def _findings(df: pd.DataFrame, sh: pd.DataFrame, probes_: list[str]) -> str:
         + f"; the item's own noisy CF estimate reaches {own.mean():.3f}."
     )
     return "\n".join(lines)
+
+
+def _recall_findings(sh: pd.DataFrame, probes_: list[str]) -> list[str]:
+    """Findings of the downstream-Recall table (computed, never hard-coded)."""
+    lines = []
+    rec = sh.set_index(["nonlinearity", "private_correlation", "seed", "probe", "test_set"])
+    for test in ("concept", "selection_q"):
+        drop = (
+            rec.xs("in_distribution", level="test_set")["recall"]
+            - rec.xs(test, level="test_set")["recall"]
+        )
+        lines.append(
+            f"- `{test}` downstream: Recall@20 falls by "
+            + ", ".join(
+                f"{p} {_ci(drop.xs(p, level='probe').groupby(level='seed').mean())}"
+                for p in probes_
+            )
+            + " relative to in distribution (mean over regimes; interval over seeds)."
+        )
+    cold = sh[sh["test_set"] == "cold_items"]
+    cold_seed = cold.groupby(["nonlinearity", "private_correlation", "seed"]).first()
+    lines.append(
+        "- Cold items downstream: Recall@20 of probes "
+        + ", ".join(f"{p} {cold[cold['probe'] == p]['recall'].mean():.3f}" for p in probes_)
+        + f"; the item's own noisy CF estimate {cold_seed['recall_own_estimate'].mean():.3f}; "
+        f"the clean CF view {cold_seed['recall_cf_view'].mean():.3f}; the semantic view "
+        f"{cold_seed['recall_semantic'].mean():.3f}."
+    )
+    return lines
+
+
+def _tables(df: pd.DataFrame, sh: pd.DataFrame, probes_: list[str]):
+    """Tables 1-3 of the report: ceilings and probes, private recovery, shifts (R²)."""
+    n_max = int(df["n_train"].max())
+    # Table 1: per regime at the largest n: ceilings and every probe.
+    tab = []
+    for (eta, c), g in df[df["n_train"] == n_max].groupby(["nonlinearity", "private_correlation"]):
+        per_seed = g.groupby("seed").first()
+        row = {"nonlinearity": eta, "private_correlation": c}
+        for m in ("shared_fraction_cf", "r2_star", "bayes_r2", "bayes_r2_shared"):
+            row[m] = _ci(per_seed[m])
+        for p in probes_:
+            row[f"r2 {p}"] = _ci(g[g["probe"] == p]["r2"])
+        for p in probes_:
+            row[f"r2_shared {p}"] = _ci(g[g["probe"] == p]["r2_shared"])
+        tab.append(row)
+    t1 = pd.DataFrame(tab)
+
+    # Table 2: private recovery against its closed-form truth.
+    tab = []
+    for (eta, c), g in df[df["n_train"] == n_max].groupby(["nonlinearity", "private_correlation"]):
+        per_seed = g.groupby("seed").first()
+        row = {
+            "nonlinearity": eta,
+            "private_correlation": c,
+            "private_recoverable": _ci(per_seed["private_recoverable"]),
+            "bayes_recovered_private": _ci(per_seed["bayes_recovered_private"]),
+        }
+        for p in probes_:
+            row[f"recovered_private {p}"] = _ci(g[g["probe"] == p]["recovered_private"])
+        tab.append(row)
+    t2 = pd.DataFrame(tab)
+
+    # Table 3: shifts at n_shift.
+    tab = []
+    for (eta, c, test), g in sh.groupby(["nonlinearity", "private_correlation", "test_set"]):
+        metric = "r2" if test == "cold_items" else "r2_shared"
+        row = {"nonlinearity": eta, "private_correlation": c, "test_set": test, "metric": metric}
+        for p in probes_:
+            row[p] = _ci(g[g["probe"] == p][metric])
+        row["own CF estimate"] = (
+            _ci(g.groupby("seed")["cold_own_r2"].first()) if test == "cold_items" else ""
+        )
+        tab.append(row)
+    t3 = pd.DataFrame(tab)
+    return t1, t2, t3
