@@ -152,7 +152,7 @@ def test_values_out_of_range_are_refused_naming_the_field(tmp_path):
             config.load_config(path)
     # learning rates are > 0 under one name, scalar or list (``learning_rates`` was unchecked)
     for study, body, name in [
-        ("synthetic_complementarity", "bpr_learning_rate = 0.0", "config.bpr_learning_rate"),
+        ("synthetic_complementarity", "bpr_learning_rates = [0.0]", "config.bpr_learning_rates"),
         ("synthetic_alignment", "learning_rates = [0.01, -0.1]", "config.learning_rates"),
     ]:
         path = _write(tmp_path, f'study = "{study}"\n[config]\n{body}\n')
