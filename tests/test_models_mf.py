@@ -93,8 +93,8 @@ def test_bpr_deterministic_and_vmaps(synth):
 
 
 @pytest.mark.parametrize("optimizer", ["lazy_adam", "sgd"])
-def test_row_updates_flattened_under_vmap_equal_single_fits(optimizer, rng):
-    # the custom vmap rule of the row gather/scatter (one flat table, offset indices) must
+def test_row_updates_under_vmap_equal_single_fits(optimizer, rng):
+    # the unclamped row gathers/scatters (promise_in_bounds) under vmap must
     # give the single fits exactly, for one and for two nested vmaps
     nu, ni = 40, 60
     u = jnp.asarray(rng.integers(0, nu, 600))

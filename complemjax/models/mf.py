@@ -26,7 +26,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
-from jax.custom_batching import custom_vmap
 from jax.typing import ArrayLike
 
 from complemjax._checks import check_positive_int
@@ -223,54 +222,20 @@ def _bpr_rows_loss(rows, l2, w=None):
     return bpr.bpr_loss(x, w, l2 * reg)
 
 
-@custom_vmap
 def _take(table, idx):
     """``table[idx]`` without bounds handling: every index here was validated or drawn in range.
 
     ``promise_in_bounds`` drops XLA's clamping of each index (about 25% of a row gather or
-    scatter on CPU, experiments/bench_cf.py). Under ``jax.vmap`` (seeds, hyperparameter
-    grids) the batched tables are flattened to one ``[batch * rows, d]`` table with offset
-    indices (:func:`_flat_rows`): one plain gather, where XLA's batched gather is slower.
+    scatter on CPU). Under ``jax.vmap`` XLA's batched gather is used as is: flattening the
+    batch into one table with offset indices (a custom vmap rule) was measured slower on
+    CPU (experiments/bench_cf.py, 2 seeds on MovieLens: 0.90 s vs 0.78 s).
     """
     return table.at[idx].get(mode="promise_in_bounds")
 
 
-@_take.def_vmap
-def _take_vmap(axis_size, in_batched, table, idx):
-    table_b, idx_b = in_batched
-    if not table_b:  # one table, batched indices: already a plain gather
-        return _take(table, idx), idx_b
-    flat, flat_idx = _flat_rows(axis_size, table, idx, idx_b)
-    return _take(flat, flat_idx), True
-
-
-@custom_vmap
 def _add_rows(table, idx, rows):
     """``table.at[idx].add(rows)`` for in-range ``idx`` (see :func:`_take`)."""
     return table.at[idx].add(rows, mode="promise_in_bounds")
-
-
-@_add_rows.def_vmap
-def _add_rows_vmap(axis_size, in_batched, table, idx, rows):
-    table_b, idx_b, _ = in_batched  # rows: broadcast below whether batched or not
-    if not table_b:
-        table = jnp.broadcast_to(table, (axis_size, *table.shape))
-    flat, flat_idx = _flat_rows(axis_size, table, idx, idx_b)
-    row_shape = flat.shape[1:]
-    # unbatched rows (a scalar or [B, ...]) broadcast along the batch; batched rows are full
-    rows = jnp.broadcast_to(rows, flat_idx.shape + row_shape).reshape(-1, *row_shape)
-    out = _add_rows(flat, flat_idx.reshape(-1), rows)
-    return out.reshape(table.shape), True
-
-
-def _flat_rows(axis_size, table, idx, idx_batched):
-    """``[S, N, ...]`` tables as one ``[S * N, ...]`` table; ``idx`` offset by ``s * N``."""
-    if not idx_batched:
-        idx = jnp.broadcast_to(idx, (axis_size, *idx.shape))
-    n = table.shape[1]
-    offset = jnp.arange(axis_size, dtype=idx.dtype) * n
-    idx = idx + offset.reshape((axis_size,) + (1,) * (idx.ndim - 1))
-    return table.reshape(axis_size * n, *table.shape[2:]), idx
 
 
 def _row_counts(idx, n_rows, dtype):
