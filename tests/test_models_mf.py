@@ -95,7 +95,7 @@ def test_bpr_deterministic_and_vmaps(synth):
 @pytest.mark.parametrize("optimizer", ["lazy_adam", "sgd"])
 def test_row_updates_under_vmap_equal_single_fits(optimizer, rng):
     # the unclamped row gathers/scatters (promise_in_bounds) under vmap must
-    # give the single fits exactly, for one and for two nested vmaps
+    # give the single fits (up to float summation order), for one and two nested vmaps
     nu, ni = 40, 60
     u = jnp.asarray(rng.integers(0, nu, 600))
     i = jnp.asarray(rng.integers(0, ni, 600))
@@ -114,11 +114,11 @@ def test_row_updates_under_vmap_equal_single_fits(optimizer, rng):
     for s in range(2):
         hp = jax.tree.map(lambda x, s=s: x[s], grid)
         ref = one(keys[s], hp, u, i)
-        np.testing.assert_array_equal(both.item_emb[s], ref.item_emb)
-        np.testing.assert_array_equal(both.user_emb[s], ref.user_emb)
+        np.testing.assert_allclose(both.item_emb[s], ref.item_emb, rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(both.user_emb[s], ref.user_emb, rtol=2e-5, atol=2e-6)
         for h in range(2):
             ref = one(keys[s], jax.tree.map(lambda x, h=h: x[h], grid), u, i)
-            np.testing.assert_array_equal(nested.item_emb[s, h], ref.item_emb)
+            np.testing.assert_allclose(nested.item_emb[s, h], ref.item_emb, rtol=2e-5, atol=2e-6)
     assert not np.allclose(both.item_emb[0], both.item_emb[1])
 
 
