@@ -26,11 +26,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _harness import time_call
 
 from complemjax import cf, ranking
 from complemjax.data import implicit, load_movielens, random_split
@@ -160,15 +164,12 @@ def main(argv=None):
 
 
 def _best_of(repeats, fn, warm=False):
-    """Best wall time of ``repeats`` calls of ``fn`` (after one untimed call if ``warm``)."""
-    if warm:
-        jax.block_until_ready(fn())
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+    """Best wall time of ``repeats`` calls of ``fn`` (after one untimed call if ``warm``).
+
+    The shared harness's :func:`_harness.time_call`, so every benchmark times one way.
+    """
+    timing, out = time_call(fn, repeats=repeats, warmup=1 if warm else 0)
+    return timing.min_s, out
 
 
 def _implicit_version():

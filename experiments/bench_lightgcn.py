@@ -23,25 +23,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _harness import time_call
+
 from complemjax.data import load_movielens, random_split
 from complemjax.models import LightGCN, LightGCNHParams, make_train_data, propagate
 
 
 def best_of(fn, reps):
-    fn()  # warm (compile)
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return min(ts)
+    """Minimum wall time of ``reps`` calls after one untimed warm-up (the shared harness)."""
+    return time_call(fn, repeats=reps, warmup=1)[0].min_s
 
 
 def main(argv=None):
