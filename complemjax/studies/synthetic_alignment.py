@@ -48,12 +48,14 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jax.typing import ArrayLike
 
 from complemjax import generative as gen
 from complemjax import probes, ranking, report, similarity, sweep
@@ -172,7 +174,9 @@ def _scores(pred, views: gen.Views):
     )
 
 
-def downstream_users(key, cf_view, cfg: StudyConfig) -> gen.SyntheticInteractions:
+def downstream_users(
+    key: jax.Array, cf_view: ArrayLike, cfg: StudyConfig
+) -> gen.SyntheticInteractions:
     """Users whose preferences are linear in the items' (clean) collaborative view.
 
     :func:`complemjax.generative.sample_interactions` with the column-standardised
@@ -188,7 +192,7 @@ def downstream_users(key, cf_view, cfg: StudyConfig) -> gen.SyntheticInteraction
     return gen.sample_interactions(key, gen.Latents(z, zeros, zeros), ucfg, knobs)
 
 
-def profile_recall(emb, inter: gen.SyntheticInteractions) -> jax.Array:
+def profile_recall(emb: ArrayLike, inter: gen.SyntheticInteractions) -> jax.Array:
     """Recall@20 of the cosine profile ranker on item vectors ``emb`` (jittable).
 
     Each user's profile is the mean of the L2-normalised ``emb`` rows of the user's
@@ -211,7 +215,7 @@ def _take(views: gen.Views, n: int) -> gen.Views:
     return jax.tree.map(lambda a: a[:n], views)
 
 
-def make_study_fn(cfg: StudyConfig):
+def make_study_fn(cfg: StudyConfig) -> Callable:
     """The per-(seed, configuration) function evaluated by :func:`sweep.run_grid`."""
     lr, wd = np.meshgrid(cfg.learning_rates, cfg.weight_decays, indexing="ij")
     mlp_grid = probes.ProbeHParams(
@@ -367,7 +371,7 @@ def run(
     seed: int = 0,
     progress: bool = True,
     resume: bool = True,
-):
+) -> pd.DataFrame:
     """Run the grid; write ``synthetic_alignment.csv`` (learning curves) and
     ``synthetic_alignment_shifts.csv``; returns the learning-curve table.
 

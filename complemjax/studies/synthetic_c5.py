@@ -45,11 +45,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jax.typing import ArrayLike
 
 from complemjax import generative as gen
 from complemjax import models, probes, ranking, report, similarity
@@ -153,7 +155,9 @@ class AlignmentConfig:
 
 
 # ----------------------------------------------------------------------------- splits
-def split_validation(key, sets, fraction: float):
+def split_validation(
+    key: jax.Array, sets: ArrayLike, fraction: float
+) -> tuple[jax.Array, jax.Array]:
     """Hold out a random ``fraction`` of each user's items as validation.
 
     User ``u`` with ``n_u`` items keeps ``n_u − v_u`` for fitting and holds out
@@ -192,7 +196,9 @@ def _split_validation_impl(key, sets, fraction):
     return jnp.where(fit == big, -1, fit), jnp.where(val == big, -1, val)
 
 
-def probe_split(key, n: int, probe_fraction: float, val_fraction: float = 0.2):
+def probe_split(
+    key: jax.Array, n: int, probe_fraction: float, val_fraction: float = 0.2
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Random item split for :func:`latent_r2`: ``(fit_idx, val_idx, test_idx)``.
 
     ``round(probe_fraction · n)`` items fit the probe (``val_fraction`` of them choose its
@@ -207,7 +213,14 @@ def probe_split(key, n: int, probe_fraction: float, val_fraction: float = 0.2):
     return perm[:n_probe][fi], perm[:n_probe][vi], perm[n_probe:]
 
 
-def latent_r2(emb, latent, fit_idx, val_idx, test_idx, l2_grid) -> jax.Array:
+def latent_r2(
+    emb: ArrayLike,
+    latent: ArrayLike,
+    fit_idx: ArrayLike,
+    val_idx: ArrayLike,
+    test_idx: ArrayLike,
+    l2_grid: ArrayLike,
+) -> jax.Array:
     """Held-out share of a known latent's variance that is linearly recoverable from ``emb``.
 
     A ridge probe ``Z ≈ E W + b`` is fitted on the rows ``fit_idx`` of standardised ``E`` and
@@ -518,7 +531,7 @@ def _findings(df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def render_alignment(df: pd.DataFrame, meta, fig_dir) -> str:
+def render_alignment(df: pd.DataFrame, meta: dict, fig_dir: Path) -> str:
     """The C5 subsection (table, figure, findings) from :func:`run_alignment`'s table."""
     df = df.assign(align_weight=df["align_weight"].astype(str))
     df = df.assign(align_weight=df["align_weight"].str.replace(r"\.0$", "", regex=True))

@@ -43,12 +43,14 @@ import dataclasses
 import functools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jax.typing import ArrayLike
 
 from complemjax import cf, models, ranking, recommenders, report, sweep
 from complemjax import complementarity as comp
@@ -146,7 +148,7 @@ class StudyConfig:
         )
 
 
-def profiles_from_sets(item_emb, sets):
+def profiles_from_sets(item_emb: ArrayLike, sets: ArrayLike) -> jax.Array:
     """Mean L2-normalised vector of each user's padded item set (segment sum).
 
     Args:
@@ -274,7 +276,15 @@ def tune_bpr(cfg: StudyConfig, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def bpr_embeddings(key, cfg: StudyConfig, users, items, mask, hparams, n_epochs):
+def bpr_embeddings(
+    key: jax.Array,
+    cfg: StudyConfig,
+    users: ArrayLike,
+    items: ArrayLike,
+    mask: ArrayLike,
+    hparams: cf.BPRHParams,
+    n_epochs: ArrayLike,
+) -> tuple[jax.Array, jax.Array]:
     """BPR-MF factors after a *dynamic* number of epochs ``n_epochs`` (jittable).
 
     Trains in chunks of ``cfg.bpr_eval_every`` epochs up to ``cfg.bpr_epochs``; chunks that
@@ -299,7 +309,7 @@ def bpr_embeddings(key, cfg: StudyConfig, users, items, mask, hparams, n_epochs)
     return state.params.user_emb, state.params.item_emb
 
 
-def make_study_fn(cfg: StudyConfig, tuned: pd.DataFrame):
+def make_study_fn(cfg: StudyConfig, tuned: pd.DataFrame) -> Callable:
     """The per-(seed, configuration) function of :func:`sweep.run_grid`.
 
     ``tuned`` is :func:`tune_bpr`'s table: BPR at density ``d`` uses that density's row.
@@ -382,7 +392,7 @@ def run(
     seed: int = 0,
     progress: bool = True,
     resume: bool = True,
-):
+) -> pd.DataFrame:
     """Run the study and write its CSVs into ``out_dir``.
 
     ``synthetic_complementarity.csv`` (the grid, long table),
