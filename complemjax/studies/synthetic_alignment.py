@@ -97,7 +97,41 @@ COLUMNS = {
 
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
-    """Grid and sizes of the study (static)."""
+    """Grid and sizes of the alignment study (static).
+
+    Attributes:
+        nonlinearities: grid of ``eta`` (:class:`complemjax.generative.ViewsKnobs`
+            ``nonlinearity``), the weight of the random tanh network in the shared map ``g``.
+        private_correlations: grid of ``c``, the correlation of the semantic-private and
+            collaborative-private factors.
+        shared_fraction: ``rho``, the shared share of the signal in both views.
+        frequency: gain of every hidden layer of the random network (its roughness).
+        noise: noise variance per dimension in both views (signal variance 1).
+        n_seeds: worlds per (eta, c).
+        n_trains: training sizes of the learning curves (nested prefixes of one pool of
+            ``max(n_trains)`` items).
+        n_test: fresh test items per world (also the size of each shift test set).
+        n_shift: training size of the probes evaluated under shift (one of ``n_trains``).
+        widths: hidden units of the one-hidden-layer ReLU MLP probes (one probe per width).
+        learning_rates, weight_decays: AdamW grid (full product) each MLP is tuned over.
+        mlp_steps: full-batch AdamW steps per MLP fit (early-stopped on validation).
+        l2_grid: ridge penalties, also crossed with ``rff_bandwidths`` for the RFF probe.
+        rff_features: random Fourier features of the kernel-ridge probe (0: no such probe).
+        rff_bandwidths: multipliers of the median pairwise distance tried as RBF bandwidth.
+        val_fraction: share of each training set that chooses the hyper-parameters.
+        concept: ``kappa`` of the concept shift ``g <- sqrt(1 - kappa) g + sqrt(kappa) g'``.
+        cold_noise: noise variance per dimension of a cold item's own CF estimate.
+        n_mc: Monte Carlo posterior draws per item of the Bayes predictor.
+        shift_users: synthetic users per downstream-Recall test set.
+        shift_density: their target interactions per user / number of test items.
+        shift_max_interactions: cap on interactions per downstream user.
+        views: static shapes of the world; ``cf_map`` must be ``"network"`` (the family
+            whose Bayes ceiling is exact).
+        chunk_size: (configuration, seed) rows per compiled call of the sweep.
+
+    Raises:
+        ValueError: ``n_shift`` not in ``n_trains``, or ``views.cf_map != "network"``.
+    """
 
     nonlinearities: tuple[float, ...] = (0.0, 1.0)
     private_correlations: tuple[float, ...] = (0.0, 0.6)
@@ -145,6 +179,12 @@ class StudyConfig:
 
     @classmethod
     def full(cls) -> StudyConfig:
+        """The configuration of ``--full``: larger grids, more seeds and data, an RFF probe.
+
+        eta ∈ {0, 0.5, 1} × c ∈ {0, 0.3, 0.6, 0.9}, 5 seeds, ``n_train`` up to 64000 with
+        4000 test items, MLP widths up to 256 tuned over a 3 × 3 AdamW grid for 1000
+        steps, kernel ridge on 1024 random Fourier features, 128 Monte Carlo draws.
+        """
         return cls(
             nonlinearities=(0.0, 0.5, 1.0),
             private_correlations=(0.0, 0.3, 0.6, 0.9),
@@ -160,11 +200,23 @@ class StudyConfig:
         )
 
     def probe_names(self) -> tuple[str, ...]:
+        """Probe names in output order: ``ridge``, ``mlp-<width>`` per width, ``rff`` if on.
+
+        Probe axis ``i`` of the ``curves``, ``shifts`` and ``shift_recall`` outputs of
+        :func:`make_study_fn` is ``probe_names()[i]``.
+        """
         names = ["ridge"] + [f"mlp-{w}" for w in self.widths]
         return tuple(names + (["rff"] if self.rff_features else []))
 
 
 def _scores(pred, views: gen.Views):
+    """:data:`METRICS` ``[3]`` of a prediction ``pred`` ``[n, D_y]`` of the items ``views``.
+
+    ``r2``: variance-weighted R² ``1 − Σ_ij (y_ij − ŷ_ij)² / Σ_ij (y_ij − ȳ_j)²`` of ``pred``
+    for ``views.y``; ``r2_shared``: the same for ``views.y_shared``; ``recovered_private``:
+    ``<P_c, ŷ_c> / ||P_c||²`` with ``P = views.y_private`` (column-centred,
+    :func:`complemjax.similarity.variance_share`).
+    """
     return jnp.stack(
         [
             similarity.r2_score(views.y, pred).variance_weighted,
@@ -181,7 +233,20 @@ def downstream_users(
 
     :func:`complemjax.generative.sample_interactions` with the column-standardised
     ``cf_view`` as the only preference factors (no private factors, no popularity term),
-    ``cfg.shift_users`` users at density ``cfg.shift_density``.
+    ``cfg.shift_users`` users at density ``cfg.shift_density``. With ``z_i`` the
+    standardised row of item ``i`` and ``a_u ~ N(0, I)``, user ``u`` has affinity
+    ``<a_u, z_i> / sqrt(D_y)`` and draws items without replacement with probability
+    ``∝ exp(affinity / tau)`` (the sampler's default temperature and activity spread);
+    ``max(1, round(0.2 n_u))`` of its ``n_u`` items are held out as test.
+
+    Args:
+        key: PRNG key of the users and their interactions.
+        cf_view: ``[n_items, D_y]`` clean collaborative view of the items.
+        cfg: the study configuration (``shift_users``, ``shift_density``,
+            ``shift_max_interactions``).
+
+    Returns:
+        :class:`complemjax.generative.SyntheticInteractions` over the rows of ``cf_view``.
     """
     z = (cf_view - jnp.mean(cf_view, axis=0)) / jnp.maximum(jnp.std(cf_view, axis=0), 1e-12)
     zeros = jnp.zeros((cf_view.shape[0], 1), cf_view.dtype)
@@ -198,6 +263,14 @@ def profile_recall(emb: ArrayLike, inter: gen.SyntheticInteractions) -> jax.Arra
     Each user's profile is the mean of the L2-normalised ``emb`` rows of the user's
     ``inter.train`` items; items are ranked by cosine to it (training items excluded) and
     ``Recall@20 = |top-20 ∩ T_u| / |T_u|`` is averaged over users with test items.
+
+    Args:
+        emb: ``[n_items, d]`` item vectors the ranker uses (a probe's ``ŷ``, or a reference
+            view).
+        inter: the users' interactions with the same items (:func:`downstream_users`).
+
+    Returns:
+        ``[]`` the mean Recall@20.
     """
     return _profile_recall_impl(jnp.asarray(emb), inter.train, inter.test)
 
@@ -212,11 +285,27 @@ def _profile_recall_impl(emb, train, test):
 
 
 def _take(views: gen.Views, n: int) -> gen.Views:
+    """The first ``n`` items of ``views`` (the nested training sets of the learning curve)."""
     return jax.tree.map(lambda a: a[:n], views)
 
 
 def make_study_fn(cfg: StudyConfig) -> Callable:
-    """The per-(seed, configuration) function evaluated by :func:`sweep.run_grid`."""
+    """The per-(seed, configuration) function evaluated by :func:`sweep.run_grid`.
+
+    ``fn(key, nonlinearity, private_correlation)`` draws one world and returns, with ``P``
+    probes (:meth:`StudyConfig.probe_names`) and ``T`` = len(:data:`SHIFT_TESTS`):
+    ``curves`` ``[len(n_trains), P, 3]`` (:data:`METRICS` on the test items), ``shifts``
+    ``[P, T, 3]``, ``shift_recall`` ``[P, T]`` (Recall@20 of each probe's ranker),
+    ``ref_recall`` ``[3, T]`` (:data:`RECALL_REFS`; NaN off ``cold_items``), the scalar
+    :data:`CEILINGS` and ``cold_own_r2`` (R² of the own noisy CF estimate for the clean
+    target ``y_shared + y_private``).
+
+    Args:
+        cfg: the study configuration.
+
+    Returns:
+        ``fn``, traceable (the sweep vmaps it over seeds and configurations).
+    """
     lr, wd = np.meshgrid(cfg.learning_rates, cfg.weight_decays, indexing="ij")
     mlp_grid = probes.ProbeHParams(
         learning_rate=jnp.asarray(lr.ravel()), weight_decay=jnp.asarray(wd.ravel())
@@ -301,7 +390,12 @@ def make_study_fn(cfg: StudyConfig) -> Callable:
 
 
 def _shifts(cfg, k_users, k_cold, test, concept_test, sel, preds, p_con, p_sel):
-    """R² rows and downstream Recall@20 of every probe on the four shift test sets."""
+    """R² rows and downstream Recall@20 of every probe on the four shift test sets.
+
+    ``preds``, ``p_con``, ``p_sel``: per probe, predictions on the in-distribution,
+    concept-shifted and selection test items. Returns ``(rows [P, T, 3], recall [P, T],
+    refs [3, T])`` in the order of :data:`SHIFT_TESTS` and :data:`RECALL_REFS`.
+    """
     clean = test.y_shared + test.y_private
     cold_views = test._replace(y=clean)
     rows = jnp.stack(
@@ -336,6 +430,12 @@ def _shifts(cfg, k_users, k_cold, test, concept_test, sel, preds, p_con, p_sel):
 
 
 def _to_long(wide: pd.DataFrame, cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Unpack the sweep's wide rows into ``(curves, shifts)`` long tables.
+
+    ``curves``: one row per (regime, seed, ``n_train``, probe) with :data:`METRICS`;
+    ``shifts``: one row per (regime, seed, probe, test set) at ``n_train = n_shift`` with
+    METRICS, ``recall`` and ``recall_<ref>``. Both carry the seed's ceilings.
+    """
     names = cfg.probe_names()
     curves, shifts = [], []
     for rec in wide.to_dict("records"):
@@ -372,8 +472,11 @@ def run(
     progress: bool = True,
     resume: bool = True,
 ) -> pd.DataFrame:
-    """Run the grid; write ``synthetic_alignment.csv`` (learning curves) and
-    ``synthetic_alignment_shifts.csv``; returns the learning-curve table.
+    """Run the grid and write the learning-curve and shift tables into ``out_dir``.
+
+    Writes ``synthetic_alignment.csv`` (learning curves), ``synthetic_alignment_shifts.csv``
+    (probes at ``n_shift`` on the four shift test sets, with downstream Recall@20) and
+    ``synthetic_alignment.meta.json`` (runtime and settings).
 
     Args:
         out_dir: results folder.
@@ -384,6 +487,9 @@ def run(
         resume: continue from the chunk files of an interrupted run in
             ``out_dir/checkpoints/<study>`` (a folder from another configuration or code
             version is refused, never overwritten).
+
+    Returns:
+        The learning-curve table (as written to ``synthetic_alignment.csv``).
     """
     cfg = config if config is not None else (StudyConfig.full() if full else StudyConfig())
     out_dir = Path(out_dir)
@@ -416,6 +522,7 @@ def run(
 
 
 def _describe(cfg: StudyConfig) -> dict:
+    """Settings written to the meta file and quoted by :func:`render`."""
     v = cfg.views
     return {
         "n_seeds": cfg.n_seeds,
@@ -442,8 +549,12 @@ _STYLES = ("-", "--", "-.", ":")
 
 
 def _curve_plot(df: pd.DataFrame, metric: str, ceiling: str, path: Path, ylabel: str) -> None:
-    """Learning curves: one panel per regime, one colour + marker + line style per probe,
-    the Bayes ceiling in black."""
+    """Plot learning curves of ``metric`` against ``n_train`` into ``path``.
+
+    One panel per regime (eta, c), one colour + marker + line style per probe (mean and 95%
+    interval over seeds), the Bayes ceiling column ``ceiling`` in black and, for
+    ``metric="r2"``, the linear ceiling R²* dotted; log2 x axis.
+    """
     from matplotlib import colormaps
 
     regimes = list(dict.fromkeys(zip(df["nonlinearity"], df["private_correlation"])))
@@ -477,11 +588,23 @@ def _curve_plot(df: pd.DataFrame, metric: str, ceiling: str, path: Path, ylabel:
 
 
 def _ci(values) -> str:
+    """Table cell ``mean [low, high]``: Student-t 95% interval over seeds."""
     return report.format_ci(*report.seed_interval(values))
 
 
 def render(out_dir: str | Path) -> str:
-    """Figures and the markdown section from the saved CSVs."""
+    """Draw the figures and return the markdown section, from the saved CSVs.
+
+    Reads what :func:`run` wrote and draws ``figures/alignment_learning_curves.png``
+    (``r2_shared``) and ``figures/alignment_learning_curves_y.png`` (``r2``) under
+    ``out_dir``.
+
+    Args:
+        out_dir: the results folder of :func:`run`.
+
+    Returns:
+        The markdown section: settings, computed findings and four tables.
+    """
     out_dir = Path(out_dir)
     df = pd.read_csv(out_dir / f"{NAME}.csv")
     sh = pd.read_csv(out_dir / f"{NAME}_shifts.csv")
@@ -558,6 +681,7 @@ construction (same items and users); only their own-estimate reference is new.
 
 
 def _recall_table(sh: pd.DataFrame, probes_: list[str]) -> pd.DataFrame:
+    """Table 4: per (regime, test set), Recall@20 of each probe's ranker and the references."""
     tab = []
     for (eta, c, test), g in sh.groupby(["nonlinearity", "private_correlation", "test_set"]):
         row = {"nonlinearity": eta, "private_correlation": c, "test_set": test}

@@ -1,5 +1,6 @@
-"""Alignment on ground truth: the synthetic counterpart of claim C5 (part of the
-``synthetic_complementarity`` study).
+"""Alignment on ground truth: the synthetic counterpart of claim C5.
+
+Part of the ``synthetic_complementarity`` study.
 
 Claim C5 says that aligning collaborative (CF) embeddings with the semantic view pulls them
 towards that view and erases CF-private information. On real data the private factors are
@@ -101,6 +102,10 @@ class AlignmentConfig:
         valid_fraction: share of each user's training items held out for validation.
         probe_fraction: share of the items that fit the latent probes (the rest score them).
         probe_l2s: ridge penalties the probe chooses from on its validation items.
+
+    Raises:
+        ValueError: no 0 in ``align_weights`` or a negative weight, ``eval_every`` not
+            dividing ``max_epochs``, ``n_seeds < 2``, or a fraction outside (0, 1).
     """
 
     enabled: bool = True
@@ -141,6 +146,11 @@ class AlignmentConfig:
 
     @classmethod
     def full(cls) -> AlignmentConfig:
+        """The configuration of ``--full``: one more weight (1), larger worlds, more epochs.
+
+        Weights {0, 1e-3, 1e-2, 1e-1, 1}, 1000 items and users at density 0.04, 5 seeds,
+        learning rate 1e-2, batch 512, up to 40 epochs with a check every 5.
+        """
         return cls(
             align_weights=(0.0, 1e-3, 1e-2, 1e-1, 1.0),
             learning_rate=1e-2,
@@ -203,6 +213,18 @@ def probe_split(
 
     ``round(probe_fraction · n)`` items fit the probe (``val_fraction`` of them choose its
     penalty); the other items score it.
+
+    Args:
+        key: PRNG key.
+        n: number of items.
+        probe_fraction: share of the items that fit the probe, in (0, 1).
+        val_fraction: share of the probe items that choose its penalty.
+
+    Returns:
+        ``(fit_idx, val_idx, test_idx)``: disjoint int item indices covering ``0..n-1``.
+
+    Raises:
+        ValueError: fewer than 3 probe items or fewer than 2 held-out items.
     """
     n_probe = round(probe_fraction * n)
     if n_probe < 3 or n - n_probe < 2:
@@ -235,7 +257,9 @@ def latent_r2(
     Args:
         emb: ``[n, d]`` item embeddings.
         latent: ``[n, k]`` the known latent of the same items.
-        fit_idx, val_idx, test_idx: disjoint int row indices (:func:`probe_split`).
+        fit_idx: ``[n_fit]`` int rows that fit the probe (:func:`probe_split`).
+        val_idx: ``[n_val]`` int rows that choose its penalty (disjoint from ``fit_idx``).
+        test_idx: ``[n_test]`` int held-out rows that score it (disjoint from both).
         l2_grid: candidate ridge penalties (≥ 0).
 
     Returns:
@@ -272,6 +296,7 @@ def _latent_r2_impl(emb, latent, fit_idx, val_idx, test_idx, l2_grid):
 
 # ----------------------------------------------------------------------------- training
 def _family(cfg: AlignmentConfig) -> RLMRec:
+    """RLMRec-Con on a LightGCN backbone of the configured size (every weight's model)."""
     bb = models.LightGCN(dim=cfg.dim, max_layers=cfg.n_layers, batch_size=cfg.batch_size)
     return RLMRec(backbone=bb)
 
@@ -288,6 +313,12 @@ def _configs(cfg: AlignmentConfig) -> tuple[list[str], RLMRecHParams, jax.Array]
 
 @functools.partial(jax.jit, static_argnames=("cfg", "views_cfg"))
 def _world(key, cfg: AlignmentConfig, views_cfg, knobs, user_knobs):
+    """One world: ``(x, latents, train, test, fit, valid)``.
+
+    ``x`` ``[n_items, D_x]`` semantic vectors, the item :class:`~complemjax.generative.Latents`,
+    the padded train and test sets of the sampled interactions, and the train sets split
+    into fit and validation items (:func:`split_validation`).
+    """
     k_mix, k_lat, k_noise, k_users, k_val = jax.random.split(key, 5)
     mixing = gen.sample_mixing(k_mix, views_cfg)
     lat = gen.sample_latents(k_lat, views_cfg, cfg.n_items)
@@ -321,6 +352,9 @@ def _train_seed(family, key, data, hparams, stream, valid, exclude, n_checks, ev
     validation Recall@K every ``eval_every`` epochs; a configuration stops improving its
     record after ``patience`` evaluations without a new best. Configurations with the same
     ``stream`` share their initialisation and sampling key.
+
+    Returns ``(best_valid_recall, best_epoch, user_emb, item_emb)``, each with a leading
+    configuration axis (the embeddings of each configuration's best check).
     """
 
     def one(k_stream, hp):
@@ -446,16 +480,19 @@ def run_alignment(
 
 # ----------------------------------------------------------------------------- report
 def _paired(df: pd.DataFrame, label: str, ref: str, col: str) -> np.ndarray:
+    """Per-seed differences ``col(label) − col(ref)`` (seeds present in both)."""
     a = df[df["align_weight"] == label].set_index("seed")[col]
     b = df[df["align_weight"] == ref].set_index("seed")[col]
     return (a - b).dropna().to_numpy()
 
 
 def _ci(values) -> str:
+    """Table cell ``mean [low, high]``: Student-t 95% interval over seeds."""
     return report.format_ci(*report.seed_interval(np.asarray(values, float)))
 
 
 def _table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per alignment weight: latent R²s and Recall over seeds, ``d_q_r2`` paired."""
     rows = []
     for label in dict.fromkeys(df["align_weight"]):
         g = df[df["align_weight"] == label]
@@ -469,6 +506,7 @@ def _table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _figure(df: pd.DataFrame, path) -> None:
+    """Plot latent R² (q, s, p) and Recall@20 per weight: null reference hollow, floor dotted."""
     labels = list(dict.fromkeys(df["align_weight"]))
     weights = [lab for lab in labels if lab != NULL]
     fig = report.new_figure(figsize=(5.6, 3.6))
@@ -500,6 +538,7 @@ def _figure(df: pd.DataFrame, path) -> None:
 
 
 def _findings(df: pd.DataFrame) -> list[str]:
+    """Plain-language statements computed from the table (never hard-coded)."""
     labels = [lab for lab in dict.fromkeys(df["align_weight"]) if lab not in ("0", NULL)]
     top = max(labels, key=float)
     per_seed = df.groupby("seed").first()
@@ -532,7 +571,16 @@ def _findings(df: pd.DataFrame) -> list[str]:
 
 
 def render_alignment(df: pd.DataFrame, meta: dict, fig_dir: Path) -> str:
-    """The C5 subsection (table, figure, findings) from :func:`run_alignment`'s table."""
+    """The C5 subsection (table, figure, findings) from :func:`run_alignment`'s table.
+
+    Args:
+        df: :func:`run_alignment`'s table (as read back from CSV; weights as strings).
+        meta: the study's meta record, with the ``c5_*`` entries of :func:`run_alignment`.
+        fig_dir: folder of ``complementarity_c5_alignment.png``.
+
+    Returns:
+        The markdown subsection.
+    """
     df = df.assign(align_weight=df["align_weight"].astype(str))
     df = df.assign(align_weight=df["align_weight"].str.replace(r"\.0$", "", regex=True))
     _figure(df, fig_dir / "complementarity_c5_alignment.png")

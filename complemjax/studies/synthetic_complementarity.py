@@ -1,4 +1,4 @@
-"""Study: how much two recommenders built from the two views agree and complement each other.
+r"""Study: how much two recommenders built from the two views agree and complement each other.
 
 Synthetic users (:func:`complemjax.generative.sample_interactions`) prefer items through
 the shared factors and both private blocks; ``private_reliance`` (the mean of each user's
@@ -26,7 +26,7 @@ number of items) are swept. Two rankers score every item for every user:
 
 All exclude the user's training items. On held-out items the study measures, at K = 10
 and 20, each pair's Recall and NDCG, the top-K overlap and Jaccard between the lists,
-the unique-hit share of each ranker (``Σ_u |H^A \\ H^B| / Σ_u |H^A ∪ H^B|``), the oracle
+the unique-hit share of each ranker (``Σ_u |H^A \ H^B| / Σ_u |H^A ∪ H^B|``), the oracle
 best-of-two and oracle merge bounds and their gains over the better single ranker, for
 the pairs semantic-vs-BPR and BPR-vs-BPR(seed). Each (configuration, seed) is one vmapped
 evaluation; intervals are over seeds.
@@ -99,7 +99,32 @@ COLUMNS = {
 
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
-    """Grid and sizes of the study (static)."""
+    """Grid and sizes of the complementarity study (static; hashable, a jit static argument).
+
+    Attributes:
+        private_reliances: grid of the users' mean reliance on private factors.
+        densities: grid of target interactions per user / number of items.
+        shared_fraction: ``rho``, the shared share of the signal in both views.
+        nonlinearity: ``eta`` of the views (0: linear-Gaussian).
+        noise: noise variance per dimension in both views (signal variance 1).
+        popularity_skew: std of the users' log-popularity item bias.
+        n_items, n_users: sizes of every world.
+        max_interactions: cap on interactions per user (the padded set width).
+        n_seeds: worlds per (private reliance, density).
+        bpr_dim, bpr_batch: BPR-MF embedding dimension and triples per step.
+        bpr_epochs: the most epochs BPR trains (tuning budget and evaluation cap).
+        bpr_learning_rates, bpr_l2s: the BPR grid (full product) chosen from on validation.
+        bpr_eval_every: epochs between validation checks (must divide ``bpr_epochs``).
+        bpr_patience: checks without improvement before a configuration stops.
+        valid_fraction: share of each tuning-world user's training items held out for
+            validation.
+        views: static shapes of the two views.
+        alignment: the synthetic C5 part (:class:`~.synthetic_c5.AlignmentConfig`).
+        chunk_size: (configuration, seed) rows per compiled call of the sweep.
+
+    Raises:
+        ValueError: ``bpr_eval_every`` does not divide ``bpr_epochs``, or an empty BPR grid.
+    """
 
     private_reliances: tuple[float, ...] = (0.1, 0.5, 0.9)
     densities: tuple[float, ...] = (0.005, 0.02)
@@ -133,6 +158,12 @@ class StudyConfig:
 
     @classmethod
     def full(cls) -> StudyConfig:
+        """The configuration of ``--full``: finer grids, larger worlds, more seeds and epochs.
+
+        7 private reliances × 5 densities, 5000 items and users (up to 256 interactions
+        each), 5 seeds, BPR tuned over a 4 × 4 grid for up to 60 epochs (checks every 5),
+        and the full C5 part (:meth:`~.synthetic_c5.AlignmentConfig.full`).
+        """
         return cls(
             private_reliances=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0),
             densities=(0.0025, 0.005, 0.01, 0.02, 0.04),
@@ -158,6 +189,11 @@ def profiles_from_sets(item_emb: ArrayLike, sets: ArrayLike) -> jax.Array:
     Returns:
         ``[n_users, d]`` profiles ``mean_{i ∈ set(u)} v_i / ‖v_i‖`` (zero for empty sets);
         rank by cosine.
+
+    Note:
+        Padding is masked through out-of-range segment ids, which
+        :func:`complemjax.recommenders.user_profiles` drops only under ``jit``/``vmap``
+        (as the studies call it); eagerly, its index check rejects any set with padding.
     """
     n_users, width = sets.shape
     users = jnp.broadcast_to(jnp.arange(n_users)[:, None], (n_users, width))
@@ -170,6 +206,15 @@ def profiles_from_sets(item_emb: ArrayLike, sets: ArrayLike) -> jax.Array:
 
 
 def _pair_stats(top_a, top_b, test, k):
+    r"""The :data:`OUTPUTS` ``[15]`` of top lists A and B at cut-off ``k``, over users.
+
+    From :func:`complemjax.complementarity.pair_user_stats`: Recall and NDCG of A and B and
+    the oracle best-of-two, merge and union@2K recalls are means over users with test items;
+    overlap and Jaccard are means over users; the hit shares are micro,
+    ``Σ_u |H^A \ H^B|``, ``Σ_u |H^B \ H^A|``, ``Σ_u |H^A ∩ H^B|`` over ``Σ_u |H^A ∪ H^B|``.
+    Gains are ``oracle − max(Recall_A, Recall_B)``; the relative merge gain divides by that
+    maximum (not finite when both recalls are 0).
+    """
     s = comp.pair_user_stats(top_a, top_b, test, k=k)
     ra, rb = jnp.nanmean(s.a["recall"]), jnp.nanmean(s.b["recall"])
     best_single = jnp.maximum(ra, rb)
@@ -197,6 +242,7 @@ def _pair_stats(top_a, top_b, test, k):
 
 
 def _views_knobs(cfg: StudyConfig) -> gen.ViewsKnobs:
+    """The views' knobs: ``shared_fraction`` and ``noise`` in both views, ``nonlinearity``."""
     return gen.ViewsKnobs(
         shared_fraction_sem=cfg.shared_fraction,
         shared_fraction_cf=cfg.shared_fraction,
@@ -207,7 +253,10 @@ def _views_knobs(cfg: StudyConfig) -> gen.ViewsKnobs:
 
 
 def _world(key, cfg: StudyConfig, private_reliance, density):
-    """One world: items (latents, both views) and sampled interactions, plus the BPR key."""
+    """One world: items (latents, both views) and sampled interactions, plus the BPR key.
+
+    Returns ``(views, interactions, bpr_key)``.
+    """
     ucfg = gen.UsersConfig(
         n_users=cfg.n_users, max_interactions=cfg.max_interactions, user_chunk=512
     )
@@ -223,6 +272,7 @@ def _world(key, cfg: StudyConfig, private_reliance, density):
 
 @functools.partial(jax.jit, static_argnums=1)
 def _tuning_world(key, cfg: StudyConfig, private_reliance, density):
+    """The interactions of :func:`_world` alone, jitted (``cfg`` static) for BPR tuning."""
     return _world(key, cfg, private_reliance, density)[1]
 
 
@@ -233,6 +283,7 @@ def _padded_pairs(cfg: StudyConfig, sets):
 
 
 def _bpr_config(cfg: StudyConfig) -> cf.BPRConfig:
+    """Static BPR settings shared by tuning and evaluation (dimension, epochs, batch)."""
     return cf.BPRConfig(dim=cfg.bpr_dim, n_epochs=cfg.bpr_epochs, batch_size=cfg.bpr_batch)
 
 
@@ -246,6 +297,10 @@ def tune_bpr(cfg: StudyConfig, seed: int = 0) -> pd.DataFrame:
     :func:`complemjax.models.protocol.select` trains the grid
     ``bpr_learning_rates × bpr_l2s`` on the fit items (padded like the evaluation worlds'
     arrays, so an epoch has the same number of steps) with validation Recall@20.
+
+    Args:
+        cfg: the study configuration.
+        seed: root seed of the tuning worlds.
 
     Returns:
         one row per density: ``density``, ``learning_rate``, ``l2``, ``epochs`` and the
@@ -292,8 +347,17 @@ def bpr_embeddings(
     of ``bpr_eval_every`` the result is :func:`complemjax.cf.fit_bpr` with that many epochs
     (the key stream is the same).
 
+    Args:
+        key: PRNG key of the initialisation and the triple sampling.
+        cfg: the study configuration (sizes, BPR settings).
+        users: ``[n]`` int users of the training interactions (padded).
+        items: ``[n]`` int items of the training interactions (padded).
+        mask: ``[n]`` bool, False on padding entries.
+        hparams: learning rate and L2.
+        n_epochs: int scalar, epochs to keep (may be traced).
+
     Returns:
-        ``(user_emb, item_emb)``.
+        ``(user_emb, item_emb)``, ``[n_users, bpr_dim]`` and ``[n_items, bpr_dim]``.
     """
     config = _bpr_config(cfg)
     every = cfg.bpr_eval_every
@@ -312,7 +376,21 @@ def bpr_embeddings(
 def make_study_fn(cfg: StudyConfig, tuned: pd.DataFrame) -> Callable:
     """The per-(seed, configuration) function of :func:`sweep.run_grid`.
 
-    ``tuned`` is :func:`tune_bpr`'s table: BPR at density ``d`` uses that density's row.
+    ``tuned`` is :func:`tune_bpr`'s table: BPR at density ``d`` uses that density's row
+    (the nearest tuned density).
+
+    ``fn(key, private_reliance, density)`` draws one world, ranks every user's top
+    ``max(KS)`` items with the semantic profile ranker, BPR, BPR with another seed and
+    the profile ranker on the true CF view ``y`` (training items excluded), and returns
+    ``stats`` ``[len(PAIRS), len(KS), len(OUTPUTS)]`` (:func:`_pair_stats`),
+    ``recall_true_cf`` ``[len(KS)]`` and ``mean_interactions`` (sampled per user).
+
+    Args:
+        cfg: the study configuration.
+        tuned: :func:`tune_bpr`'s table.
+
+    Returns:
+        ``fn``, traceable (the sweep vmaps it over seeds and configurations).
     """
     kmax = max(KS)
     dens = jnp.asarray(tuned["density"].to_numpy(), jnp.float32)
@@ -364,6 +442,7 @@ def make_study_fn(cfg: StudyConfig, tuned: pd.DataFrame) -> Callable:
 
 
 def _to_long(wide: pd.DataFrame) -> pd.DataFrame:
+    """Unpack the sweep's wide rows: one row per (configuration, seed, pair, K)."""
     rows = []
     for rec in wide.to_dict("records"):
         for p, pair in enumerate(PAIRS):
@@ -398,7 +477,21 @@ def run(
     ``synthetic_complementarity.csv`` (the grid, long table),
     ``synthetic_complementarity_bpr_tuning.csv`` (:func:`tune_bpr`) and, when
     ``config.alignment.enabled``, ``synthetic_complementarity_c5.csv``
-    (:func:`complemjax.studies.synthetic_c5.run_alignment`). Returns the grid table.
+    (:func:`complemjax.studies.synthetic_c5.run_alignment`), plus
+    ``synthetic_complementarity.meta.json`` (runtimes and settings).
+
+    Args:
+        out_dir: results folder.
+        full: use :meth:`StudyConfig.full` (ignored when ``config`` is given).
+        config: explicit study configuration.
+        seed: root PRNG seed (tuning worlds, evaluation worlds and the C5 part).
+        progress: show a progress bar.
+        resume: continue from the chunk files of an interrupted run in
+            ``out_dir/checkpoints/<study>`` (a folder from another configuration or code
+            version is refused, never overwritten).
+
+    Returns:
+        The grid table (as written to ``synthetic_complementarity.csv``).
     """
     cfg = config if config is not None else (StudyConfig.full() if full else StudyConfig())
     out_dir = Path(out_dir)
@@ -456,7 +549,19 @@ def run(
 
 
 def render(out_dir: str | Path) -> str:
-    """Figures and the markdown section from the saved CSV."""
+    """Draw the figure and return the markdown section, from the saved CSVs.
+
+    Reads what :func:`run` wrote and draws ``figures/complementarity_recall_overlap.png``
+    (Recall@10 and top-10 overlap against private reliance, one panel per density) under
+    ``out_dir``, plus the C5 figure when its table exists.
+
+    Args:
+        out_dir: the results folder of :func:`run`.
+
+    Returns:
+        The markdown section: settings, computed findings, the grid table, the BPR tuning
+        table and the C5 subsection.
+    """
     out_dir = Path(out_dir)
     df = pd.read_csv(out_dir / f"{NAME}.csv")
     meta = pd.read_json(out_dir / f"{NAME}.meta.json", typ="series")
@@ -549,6 +654,7 @@ TUNING_COLUMNS = {
 
 
 def _tuning_section(out_dir: Path) -> str:
+    """Markdown table of the BPR choices per density (a note when none was saved)."""
     path = out_dir / f"{NAME}_bpr_tuning.csv"
     if not path.is_file():  # results written before BPR was tuned
         return "(No BPR tuning table in these results: BPR hyper-parameters were fixed.)\n"
@@ -560,6 +666,7 @@ def _tuning_section(out_dir: Path) -> str:
 
 
 def _c5_section(out_dir: Path, meta, fig_dir: Path) -> str:
+    """The C5 subsection (:func:`~.synthetic_c5.render_alignment`); empty without its CSV."""
     path = out_dir / f"{NAME}_c5.csv"
     if not path.is_file():
         return ""
