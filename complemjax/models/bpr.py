@@ -30,8 +30,10 @@ from complemjax._checks import check_positive_int
 
 __all__ = [
     "bpr_loss",
+    "draw_bpr_candidates",
     "is_positive",
     "positive_keys",
+    "resolve_negatives",
     "sample_bpr_triples",
     "uniform_ints",
 ]
@@ -153,17 +155,74 @@ def sample_bpr_triples(
     Returns:
       ``(u, i, j, w)``, each ``[n_draws]`` (int32, int32, int32, float).
     """
+    u, i, cand, w = draw_bpr_candidates(
+        key, user_idx, item_idx, n_items=n_items, n_draws=n_draws, weights=weights,
+        n_neg_retries=n_neg_retries,
+    )  # fmt: skip
+    if sorted_keys is None:
+        return u, i, cand[0], w
+    return u, i, resolve_negatives(cand, u, sorted_keys, n_items), w
+
+
+def resolve_negatives(
+    candidates: jax.Array, users: jax.Array, sorted_keys: jax.Array, n_items: int
+) -> jax.Array:
+    """The first candidate of each draw that is not a training pair, else the last one.
+
+    ``j_b = candidates[r*, b]`` with ``r*`` the smallest ``r < R`` such that
+    ``(users[b], candidates[r, b])`` is not a training pair, or ``R`` when there is none
+    (``R + 1`` candidates; :func:`draw_bpr_candidates`).
+
+    Args:
+      candidates: ``[R + 1, B]`` int candidate negatives.
+      users: ``[B]`` int users of the draws.
+      sorted_keys: :func:`positive_keys` of the training pairs.
+      n_items: number of items.
+
+    Returns:
+      ``[B]`` int32 negatives.
+    """
+    j = candidates[0]
+    for r in range(candidates.shape[0] - 1):
+        j = jnp.where(is_positive(sorted_keys, users, j, n_items), candidates[r + 1], j)
+    return j
+
+
+def draw_bpr_candidates(
+    key: jax.Array,
+    user_idx: jax.Array,
+    item_idx: jax.Array,
+    *,
+    n_items: int,
+    n_draws: int,
+    weights: jax.Array | None = None,
+    n_neg_retries: int = 4,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """The random draws of :func:`sample_bpr_triples`, before any rejection (jit-able).
+
+    The negative of draw ``b`` is the first of ``candidates[0..R-1, b]`` that is not a
+    training pair of its user, else ``candidates[R, b]`` (``R = n_neg_retries``);
+    :func:`sample_bpr_triples` resolves it with :func:`is_positive`, and the native BPR
+    kernel resolves the same candidates the same way.
+
+    Args:
+      key: PRNG key.
+      user_idx: ``[E]`` int32 users of the training pairs.
+      item_idx: ``[E]`` int32 items of the training pairs.
+      n_items: number of items (static).
+      n_draws: number of triples (static).
+      weights: optional ``[E]`` per-entry weights; default 1.
+      n_neg_retries: redraws of a negative that is a training pair (static).
+
+    Returns:
+      ``(u [n_draws], i [n_draws], candidates [1 + n_neg_retries, n_draws], w [n_draws])``.
+    """
     n = user_idx.shape[0]
     bits = jax.random.bits(key, (2 + n_neg_retries, n_draws), jnp.uint32)
     e = uniform_ints(bits[0], n)
     u, i = user_idx[e], item_idx[e]
     w = jnp.ones(n_draws, jnp.zeros(()).dtype) if weights is None else weights[e]
-    j = uniform_ints(bits[1], n_items)
-    for r in range(n_neg_retries if sorted_keys is not None else 0):
-        j = jnp.where(
-            is_positive(sorted_keys, u, j, n_items), uniform_ints(bits[2 + r], n_items), j
-        )
-    return u, i, j, w
+    return u, i, uniform_ints(bits[1:], n_items), w
 
 
 def bpr_loss(

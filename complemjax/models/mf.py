@@ -28,7 +28,9 @@ import optax
 from jax import lax
 from jax.typing import ArrayLike
 
+from complemjax import _native
 from complemjax._checks import check_positive_int
+from complemjax._native import bpr as native_bpr
 from complemjax.models import bpr
 from complemjax.models._pairs import check_pairs
 
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 _OPTIMIZERS = ("lazy_adam", "adam", "sgd")
+_KERNELS = ("auto", "xla", "native")
 _B1, _B2, _EPS = 0.9, 0.999, 1e-8
 
 
@@ -77,6 +80,12 @@ class BPRConfig:
       reject_positives: resample a negative that is a training positive of the user (up
         to ``n_neg_retries`` times; needs ``n_users * n_items < 2**31``).
       n_neg_retries: resampling rounds for ``reject_positives``.
+      kernel: how the ``"lazy_adam"``/``"sgd"`` steps run. ``"xla"``: the pure-JAX step
+        (any backend; the definition). ``"native"``: the C++ epoch kernel of
+        :mod:`complemjax._native` (CPU, float32; the same update, summed in another
+        order, so results agree with ``"xla"`` to float rounding, not bit for bit; one
+        thread per vmapped seed). ``"auto"`` (default): native when the program runs
+        on a CPU in float32 and the kernel could be built, else xla.
     """
 
     dim: int = 64
@@ -86,6 +95,7 @@ class BPRConfig:
     init_scale: float = 0.1
     reject_positives: bool = True
     n_neg_retries: int = 4
+    kernel: str = "auto"
 
     def __post_init__(self):
         check_positive_int("dim", self.dim)
@@ -94,6 +104,8 @@ class BPRConfig:
         check_positive_int("n_neg_retries", self.n_neg_retries, minimum=0)
         if self.optimizer not in _OPTIMIZERS:
             raise ValueError(f"`optimizer` must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
+        if self.kernel not in _KERNELS:
+            raise ValueError(f"`kernel` must be one of {_KERNELS}, got {self.kernel!r}")
         if not self.init_scale > 0:
             raise ValueError(f"`init_scale` must be > 0, got {self.init_scale}")
 
@@ -323,15 +335,42 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
         opt_state = LazyAdamState(BPRParams(mv_u, mv_i), t)
         return (BPRParams(pu, pi), opt_state), loss
 
+    kernel = _resolve_kernel(config, dtype)
+    positives = None
+    if sorted_keys is not None and kernel != "xla":
+        positives = (sorted_keys, native_bpr.user_key_offsets(sorted_keys, n_users, n_items))
+
     def epoch(carry, _):
         params, opt_state, key = carry
         key, k_epoch = jax.random.split(key)
-        samples = bpr.sample_bpr_triples(
+        u, i, cand, w = bpr.draw_bpr_candidates(
             k_epoch, user_idx, item_idx, n_items=n_items, n_draws=n_batches * bsz,
-            weights=w_all, sorted_keys=sorted_keys, n_neg_retries=config.n_neg_retries,
+            weights=w_all, n_neg_retries=config.n_neg_retries,
         )  # fmt: skip
-        batches = tuple(x.reshape(n_batches, bsz) for x in samples)
-        (params, opt_state), losses = lax.scan(step, (params, opt_state), batches)
+        if sorted_keys is None:
+            cand = cand[:1]
+
+        def xla_epoch(params, opt_state, u, i, cand, w):
+            j = (
+                cand[0]
+                if sorted_keys is None
+                else bpr.resolve_negatives(cand, u, sorted_keys, n_items)
+            )
+            batches = tuple(x.reshape(n_batches, bsz) for x in (u, i, j, w))
+            return lax.scan(step, (params, opt_state), batches)
+
+        def native_epoch(params, opt_state, u, i, cand, w):
+            batches = (u.reshape(n_batches, bsz), i.reshape(n_batches, bsz),
+                       cand.T.reshape(n_batches, bsz, -1), w.reshape(n_batches, bsz))  # fmt: skip
+            return _native_epoch(params, opt_state, batches, positives, lr, l2, config.optimizer)
+
+        if kernel == "auto":  # native where the program is lowered for a CPU, JAX elsewhere
+            (params, opt_state), losses = lax.platform_dependent(
+                params, opt_state, u, i, cand, w, cpu=native_epoch, default=xla_epoch
+            )
+        else:
+            run = native_epoch if kernel == "native" else xla_epoch
+            (params, opt_state), losses = run(params, opt_state, u, i, cand, w)
         return (params, opt_state, key), jnp.mean(losses)
 
     (params, opt_state, key), losses = lax.scan(
@@ -340,9 +379,40 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
     return BPRState(params, opt_state, key, state.epoch + n_epochs), losses
 
 
+def _resolve_kernel(config: BPRConfig, dtype) -> str:
+    """``"xla"``, ``"native"`` or ``"auto"`` (decided per platform) for this trace."""
+    if config.optimizer == "adam" or config.kernel == "xla":
+        return "xla"
+    if config.kernel == "native":
+        return "native"
+    if dtype != jnp.float32 or not _native.available():
+        return "xla"
+    return "auto"
+
+
+def _native_epoch(params: BPRParams, opt_state, batches, positives, lr, l2, optimizer: str):
+    """One epoch of steps in the native kernel; ``((params, opt_state), losses)``."""
+    adam = optimizer == "lazy_adam"
+    moments = (opt_state.moments.user_emb, opt_state.moments.item_emb) if adam else None
+    steps = opt_state.count if adam else jnp.zeros((), jnp.int32)
+    pu, pi, moments, steps, losses = native_bpr.bpr_epoch(
+        params.user_emb, params.item_emb, moments, steps, batches, positives, lr, l2
+    )
+    dtype = params.user_emb.dtype
+    params = BPRParams(pu.astype(dtype), pi.astype(dtype))
+    if adam:
+        opt_state = LazyAdamState(BPRParams(*moments), steps)
+    return (params, opt_state), losses.astype(dtype)
+
+
 def _check_config(config, n_users, n_items):
     if not isinstance(config, BPRConfig):
         raise ValueError(f"`config` must be a BPRConfig, got {type(config).__name__}")
+    if config.kernel == "native" and not _native.available():
+        raise ValueError(
+            "`config.kernel='native'` but the native kernel could not be built (see the "
+            "warning); use kernel='auto' or 'xla'"
+        )
     if config.reject_positives and n_users * n_items >= 2**31:
         raise ValueError(
             f"`config.reject_positives` needs n_users * n_items < 2**31, got {n_users}*{n_items}; "

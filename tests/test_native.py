@@ -1,0 +1,170 @@
+"""The native BPR-MF epoch kernel (complemjax._native) against its pure-JAX definition."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from complemjax import _native, cf
+from complemjax._native import bpr as native_bpr
+from complemjax.models import bpr
+
+pytestmark = pytest.mark.skipif(
+    not _native.available(), reason="no C++ compiler: the native kernel cannot be built"
+)
+
+
+def _pairs(seed, n_users, n_items, n):
+    r = np.random.default_rng(seed)
+    pairs = np.unique(np.stack([r.integers(0, n_users, n), r.integers(0, n_items, n)], 1), axis=0)
+    return pairs[:, 0].astype(np.int32), pairs[:, 1].astype(np.int32)
+
+
+@pytest.mark.parametrize("optimizer", ["lazy_adam", "sgd"])
+@pytest.mark.parametrize("reject", [True, False])
+def test_native_epochs_equal_xla_epochs(optimizer, reject):
+    # dense data (22% of pairs are positives), so the rejection of negatives is exercised
+    u, i = _pairs(0, 40, 60, 700)
+    hp = cf.BPRHParams(learning_rate=1e-2 if optimizer == "lazy_adam" else 0.5, l2=1e-3)
+    out = {}
+    for kernel in ("xla", "native"):
+        cfg = cf.BPRConfig(
+            dim=16, n_epochs=3, batch_size=96, optimizer=optimizer, kernel=kernel,
+            reject_positives=reject,
+        )  # fmt: skip
+        out[kernel] = cf.fit_bpr(
+            jax.random.key(1), u, i, n_users=40, n_items=60, config=cfg, hparams=hp
+        )
+    # the same triples and update; only the summation order differs
+    np.testing.assert_allclose(out["native"].user_emb, out["xla"].user_emb, atol=2e-5)
+    np.testing.assert_allclose(out["native"].item_emb, out["xla"].item_emb, atol=2e-5)
+    np.testing.assert_allclose(out["native"].losses, out["xla"].losses, rtol=1e-5)
+
+
+def test_native_lazy_adam_state_equals_xla_state():
+    u, i = _pairs(1, 30, 50, 400)
+    hp = cf.BPRHParams(learning_rate=3e-2, l2=1e-4)
+    states = []
+    for kernel in ("xla", "native"):
+        cfg = cf.BPRConfig(dim=8, batch_size=64, kernel=kernel)
+        st = cf.bpr_init(jax.random.key(2), n_users=30, n_items=50, config=cfg)
+        st, _ = cf.bpr_train_epochs(st, u, i, hp, n_items=50, config=cfg, n_epochs=2)
+        states.append(st)
+    xla, nat = states
+    assert int(nat.opt_state.count) == int(xla.opt_state.count) == 2 * (len(u) // 64)
+    for a, b in zip(nat.opt_state.moments, xla.opt_state.moments, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_array_equal(jax.random.key_data(nat.key), jax.random.key_data(xla.key))
+
+
+def test_native_vmap_equals_loop_bit_for_bit():
+    u, i = _pairs(2, 30, 50, 400)
+    cfg = cf.BPRConfig(dim=8, n_epochs=2, batch_size=64, kernel="native")
+    hp = cf.BPRHParams(learning_rate=jnp.array([1e-2, 3e-2, 1e-1]), l2=1e-4)
+    keys = jax.random.split(jax.random.key(3), 3)
+
+    def fit(k, lr):
+        h = cf.BPRHParams(learning_rate=lr, l2=hp.l2)
+        return cf.fit_bpr(k, u, i, n_users=30, n_items=50, config=cfg, hparams=h)
+
+    batched = jax.vmap(fit)(keys, hp.learning_rate)
+    for s in range(3):
+        one = fit(keys[s], hp.learning_rate[s])
+        np.testing.assert_array_equal(batched.user_emb[s], one.user_emb)
+        np.testing.assert_array_equal(batched.item_emb[s], one.item_emb)
+
+
+def _epoch_inputs(seed, n_users=25, n_items=40, d=8, n_batches=3, batch=128, n_cand=3):
+    r = np.random.default_rng(seed)
+    u, i = _pairs(seed, n_users, n_items, 300)
+    keys = bpr.positive_keys(u, i, n_users=n_users, n_items=n_items)
+    pos = (keys, native_bpr.user_key_offsets(keys, n_users, n_items))
+    draw = r.integers(0, len(u), (n_batches, batch))
+    triples = (
+        jnp.asarray(u[draw]),
+        jnp.asarray(i[draw]),
+        jnp.asarray(r.integers(0, n_items, (n_batches, batch, n_cand)), jnp.int32),
+        jnp.ones((n_batches, batch), jnp.float32),
+    )
+    tables = (
+        jnp.asarray(r.normal(size=(n_users, d)) * 0.1, jnp.float32),
+        jnp.asarray(r.normal(size=(n_items, d)) * 0.1, jnp.float32),
+    )
+    moments = (jnp.zeros((n_users, 2 * d)), jnp.zeros((n_items, 2 * d)))
+    return tables, moments, triples, pos
+
+
+def test_native_result_does_not_depend_on_the_thread_count(monkeypatch):
+    tables, moments, triples, pos = _epoch_inputs(4)
+    outs = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(_native, "cpu_threads", lambda t=threads: t)
+        fn = jax.jit(  # a fresh function, so the thread count is read at trace time
+            lambda t, m, tr, p: native_bpr.bpr_epoch(*t, m, 0, tr, p, 1e-2, 1e-3)
+        )
+        outs.append(fn(tables, moments, triples, pos))
+    for other in outs[1:]:
+        for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(other), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_native_negatives_follow_the_rejection_rule():
+    # one minibatch of SGD with l2 = 0: item rows move only where they are a positive
+    # or the resolved negative, so the touched item rows reveal the resolution
+    n_users, n_items = 3, 6
+    u = np.array([0, 0, 0, 0, 1], np.int32)
+    i = np.array([0, 1, 2, 3, 5], np.int32)
+    keys = bpr.positive_keys(u, i, n_users=n_users, n_items=n_items)
+    pos = (keys, native_bpr.user_key_offsets(keys, n_users, n_items))
+    cand = np.array([[[1, 2, 4]], [[0, 3, 5]]], np.int32)  # user 0: 1, 2 positive -> 4
+    # second draw: user 0, first candidate 0 is positive, 3 positive -> last (5) anyway
+    triples = (
+        jnp.array([[0], [0]], jnp.int32), jnp.array([[0], [0]], jnp.int32),
+        jnp.asarray(cand), jnp.ones((2, 1), jnp.float32),
+    )  # fmt: skip
+    ref = bpr.resolve_negatives(jnp.asarray(cand[:, 0, :].T), jnp.array([0, 0]), keys, n_items)
+    np.testing.assert_array_equal(ref, [4, 5])
+    user = jnp.ones((n_users, 2), jnp.float32)
+    item = jnp.zeros((n_items, 2), jnp.float32)
+    for b, neg in enumerate([4, 5]):
+        one = tuple(x[b : b + 1] for x in triples)
+        _, new_item, _, _, _ = native_bpr.bpr_epoch(user, item, None, 0, one, pos, 1.0, 0.0)
+        moved = np.flatnonzero(np.abs(np.asarray(new_item)).sum(1) > 0)
+        np.testing.assert_array_equal(moved, sorted({0, neg}))
+
+
+def test_native_kernel_refuses_out_of_range_indices():
+    tables, moments, triples, pos = _epoch_inputs(5)
+    bad = (triples[0].at[0, 0].set(99), *triples[1:])
+    with pytest.raises(Exception, match="out of range"):
+        jax.block_until_ready(native_bpr.bpr_epoch(*tables, moments, 0, bad, pos, 1e-2, 0.0))
+
+
+def test_native_binding_checks_candidate_shapes():
+    tables, moments, triples, pos = _epoch_inputs(6)
+    with pytest.raises(ValueError, match="candidates"):
+        flat = (*triples[:2], triples[2][..., 0], triples[3])
+        native_bpr.bpr_epoch(*tables, moments, 0, flat, pos, 1e-2, 0.0)
+    with pytest.raises(ValueError, match="positives"):
+        native_bpr.bpr_epoch(*tables, moments, 0, triples, None, 1e-2, 0.0)
+
+
+def test_kernel_option_validated():
+    with pytest.raises(ValueError, match="kernel"):
+        cf.BPRConfig(kernel="cuda")
+
+
+def test_resolve_negatives_matches_numpy():
+    r = np.random.default_rng(7)
+    n_users, n_items = 5, 7
+    u, i = _pairs(7, n_users, n_items, 25)
+    keys = bpr.positive_keys(u, i, n_users=n_users, n_items=n_items)
+    users = r.integers(0, n_users, 50).astype(np.int32)
+    cand = r.integers(0, n_items, (4, 50)).astype(np.int32)
+    got = bpr.resolve_negatives(jnp.asarray(cand), jnp.asarray(users), keys, n_items)
+    positives = set(zip(u.tolist(), i.tolist(), strict=True))
+    want = []
+    for b in range(50):
+        free = [c for c in cand[:-1, b] if (users[b], c) not in positives]
+        want.append(free[0] if free else cand[-1, b])
+    np.testing.assert_array_equal(got, want)
