@@ -11,10 +11,18 @@
 //   SGD:        row -= lr sum g.
 // Only the rows of the minibatch are read or written, so a step costs O(B d).
 //
-// Threads: a vmapped call (several seeds / grid points) runs one problem per thread; a
-// single problem splits each batch: the per-triple gradients by triple range, then the
-// row updates by row ownership (row % n_threads), each thread summing its rows'
-// occurrences in batch order. The result is therefore the same for any thread count.
+// Negatives: each draw brings candidates; its negative is the first candidate that is not
+// a training pair of its user, else the last (complemjax.models.bpr.resolve_negatives),
+// looked up in a bitmap of the training pairs (a binary search of the user's sorted keys
+// when users x items exceeds kMaxBitmapBits).
+//
+// Threads: a vmapped call (several seeds / grid points) runs one problem per thread. A
+// single problem splits each batch in three phases separated by barriers: (1) the
+// per-triple scalars (x, loss, dloss/dx) by triple range; (2) each thread sums, in batch
+// order, the gradients of the rows it owns (row % n_threads), reading the rows only;
+// (3) each thread updates its rows. Every row's sum has the same order for any thread
+// count, so the result does not depend on it. The barriers cost a few microseconds each,
+// so small batches gain little from the second thread.
 
 #include <algorithm>
 #include <atomic>
@@ -58,7 +66,6 @@ class SpinBarrier {
   std::atomic<int> gen_{0};
 };
 
-// One BPR problem (one seed / grid point): tables updated in place.
 // Rows prefetched this many iterations ahead of their use.
 constexpr int64_t kAhead = 6;
 
@@ -66,6 +73,7 @@ inline void PrefetchRow(const float* row, int64_t d) {
   for (int64_t k = 0; k < d; k += 16) __builtin_prefetch(row + k);
 }
 
+// One BPR problem (one seed / grid point): tables updated in place.
 struct Problem {
   float* user;     // [n_users, d]
   float* item;     // [n_items, d]
@@ -112,134 +120,32 @@ inline void DotAndNorms(const float* a, const float* b, const float* c, int64_t 
   *norms = sn;
 }
 
-// Scratch of one problem: per-occurrence gradients, per-triple losses, and the
-// row -> accumulator slot maps (-1: row not touched in this batch).
-struct Scratch {
-  std::vector<float> grads;  // [3B, d]: users, then positives, then negatives
-  std::vector<float> loss;   // [B]
-  std::vector<int32_t> neg;  // [B] resolved negatives
+// Row -> accumulator slot maps of a problem (-1: row not touched in this batch), the
+// resolved negatives of the epoch and the per-triple scalars of the batch.
+struct Shared {
   std::vector<int32_t> slot_user, slot_item;
-  explicit Scratch(const Problem& p)
-      : grads(3 * p.batch * p.d),
+  std::vector<int32_t> neg;  // [n_batches * B]
+  std::vector<float> loss, coef, reg;  // [B] per triple: loss, dloss/dx, 2 l2 w / W
+  explicit Shared(const Problem& p)
+      : slot_user(p.n_users, -1),
+        slot_item(p.n_items, -1),
+        neg(p.n_batches * p.batch),
         loss(p.batch),
-        neg(p.batch),
-        slot_user(p.n_users, -1),
-        slot_item(p.n_items, -1) {}
+        coef(p.batch),
+        reg(p.batch) {}
 };
 
-// Per-thread accumulators of summed gradients (and squared gradients) per touched row.
+// Per-thread sums of the gradients (and, for Adam, squared gradients) of its touched rows.
 struct Accumulator {
-  std::vector<float> acc;       // [slots, 2d]
-  std::vector<int64_t> rows;    // touched rows, in first-touch order
-  std::vector<char> is_item;    // which table each touched row belongs to
-  Accumulator(int64_t batch, int64_t d) : acc(3 * batch * 2 * d) {
+  std::vector<float> acc;     // [slots, 2d]
+  std::vector<int64_t> rows;  // touched rows, in first-touch order
+  std::vector<char> is_item;  // which table each touched row belongs to
+  std::vector<float> g;       // [d] one occurrence's gradient
+  Accumulator(int64_t batch, int64_t d) : acc(3 * batch * 2 * d), g(d) {
     rows.reserve(3 * batch);
     is_item.reserve(3 * batch);
   }
 };
-
-// Gradients of one triple: coef = dloss/dx, r = 2 l2 w / W.
-inline void TripleRowGrads(float* __restrict gu, float* __restrict gi, float* __restrict gj,
-                           const float* __restrict pu, const float* __restrict qi,
-                           const float* __restrict qj, int64_t d, float coef, float r) {
-  for (int64_t k = 0; k < d; ++k) {
-    gu[k] = coef * (qi[k] - qj[k]) + r * pu[k];
-    gi[k] = coef * pu[k] + r * qi[k];
-    gj[k] = -coef * pu[k] + r * qj[k];
-  }
-}
-
-// Whether (user, item) is a training pair: binary search of the user's sorted keys.
-inline bool IsPositive(const Problem& p, int32_t user, int32_t item) {
-  const int32_t key = user * static_cast<int32_t>(p.n_items) + item;
-  const int32_t* first = p.keys + p.indptr[user];
-  const int32_t* last = p.keys + p.indptr[user + 1];
-  const int32_t* it = std::lower_bound(first, last, key);
-  return it != last && *it == key;
-}
-
-// The negative of a triple: the first candidate that is not a training pair of the user,
-// else the last candidate (the rejection of complemjax.models.bpr.sample_bpr_triples).
-inline int32_t ResolveNegative(const Problem& p, int64_t t) {
-  const int32_t* cand = p.j + t * p.n_cand;
-  for (int64_t r = 0; r + 1 < p.n_cand; ++r) {
-    if (!IsPositive(p, p.u[t], cand[r])) return cand[r];
-  }
-  return cand[p.n_cand - 1];
-}
-
-// Phase A: per-triple loss and gradients for triples [lo, hi) of batch `b`.
-void TripleGrads(const Problem& p, Scratch& s, int64_t b, int64_t lo, int64_t hi, float inv_w) {
-  const int64_t d = p.d, B = p.batch, off = b * B;
-  for (int64_t t = lo; t < hi; ++t) s.neg[t] = ResolveNegative(p, off + t);
-  for (int64_t t = lo; t < hi; ++t) {
-    if (t + kAhead < hi) {  // the rows are scattered over tables larger than L2
-      PrefetchRow(p.user + int64_t(p.u[off + t + kAhead]) * d, d);
-      PrefetchRow(p.item + int64_t(p.i[off + t + kAhead]) * d, d);
-      PrefetchRow(p.item + int64_t(s.neg[t + kAhead]) * d, d);
-    }
-    const float* pu = p.user + int64_t(p.u[off + t]) * d;
-    const float* qi = p.item + int64_t(p.i[off + t]) * d;
-    const float* qj = p.item + int64_t(s.neg[t]) * d;
-    float x, norms;
-    DotAndNorms(pu, qi, qj, d, &x, &norms);
-    const float wt = p.w[off + t];
-    // softplus(-x) = max(-x, 0) + log1p(e) and sigmoid(-x), from one e = exp(-|x|)
-    const float e = std::exp(-std::fabs(x));
-    const float sig = (x >= 0 ? e : 1.0f) / (1.0f + e);
-    s.loss[t] = wt * (std::max(-x, 0.0f) + std::log(1.0f + e) + p.l2 * norms);
-    const float coef = -wt * sig * inv_w;
-    const float r = 2.0f * p.l2 * wt * inv_w;
-    TripleRowGrads(s.grads.data() + t * d, s.grads.data() + (B + t) * d,
-                   s.grads.data() + (2 * B + t) * d, pu, qi, qj, d, coef, r);
-  }
-}
-
-inline void SetRow(float* __restrict s1, float* __restrict s2, const float* __restrict g,
-                   int64_t d) {
-  for (int64_t k = 0; k < d; ++k) {
-    s1[k] = g[k];
-    s2[k] = g[k] * g[k];
-  }
-}
-
-inline void AddRow(float* __restrict s1, float* __restrict s2, const float* __restrict g,
-                   int64_t d) {
-  for (int64_t k = 0; k < d; ++k) {
-    s1[k] += g[k];
-    s2[k] += g[k] * g[k];
-  }
-}
-
-// Adam on one row: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g2, row -= lr m^ / (sqrt(v^) + eps).
-inline void AdamRow(float* __restrict emb, float* __restrict m, float* __restrict v,
-                    const float* __restrict g, const float* __restrict g2, int64_t d, float lr,
-                    float bc1, float bc2) {
-  for (int64_t k = 0; k < d; ++k) {
-    const float mk = kB1 * m[k] + (1.0f - kB1) * g[k];
-    const float vk = kB2 * v[k] + (1.0f - kB2) * g2[k];
-    m[k] = mk;
-    v[k] = vk;
-    emb[k] -= lr * ((mk / bc1) / (std::sqrt(vk / bc2) + kEps));
-  }
-}
-
-inline void Accumulate(Accumulator& a, std::vector<int32_t>& slot_of, int64_t row, bool item,
-                       const float* g, int64_t d) {
-  int32_t slot = slot_of[row];
-  float* acc;
-  if (slot < 0) {
-    slot = static_cast<int32_t>(a.rows.size());
-    slot_of[row] = slot;
-    a.rows.push_back(row);
-    a.is_item.push_back(item);
-    acc = a.acc.data() + int64_t(slot) * 2 * d;
-    SetRow(acc, acc + d, g, d);
-    return;
-  }
-  acc = a.acc.data() + int64_t(slot) * 2 * d;
-  AddRow(acc, acc + d, g, d);
-}
 
 // Whether thread `tid` of `n` owns a row (row % n == tid; no division for n a power of 2).
 struct Owner {
@@ -251,22 +157,148 @@ struct Owner {
   }
 };
 
-// Phase B: this thread's rows (row % n_threads == tid) of batch `b`: sum the occurrence
-// gradients in batch order, then update each touched row once.
-void RowUpdates(const Problem& p, Scratch& s, Accumulator& a, int64_t b, int tid, int n_threads,
-                float bc1, float bc2) {
-  const int64_t d = p.d, B = p.batch, off = b * B;
+// Largest users x items grid whose positives are kept as a bitmap (8 MiB); above it the
+// lookup binary-searches the user's sorted keys.
+constexpr int64_t kMaxBitmapBits = int64_t(1) << 26;
+
+// Membership of (user, item) among the training pairs.
+class PositiveSet {
+ public:
+  explicit PositiveSet(const Problem& p) : p_(p) {
+    if (p.n_cand < 2 || p.n_users * p.n_items > kMaxBitmapBits) return;
+    bits_.assign((p.n_users * p.n_items + 63) / 64, 0);
+    for (int32_t k = p.indptr[0]; k < p.indptr[p.n_users]; ++k)
+      bits_[uint64_t(p.keys[k]) >> 6] |= uint64_t(1) << (p.keys[k] & 63);
+  }
+  bool Contains(int32_t user, int32_t item) const {
+    const int32_t key = user * static_cast<int32_t>(p_.n_items) + item;
+    if (!bits_.empty()) return (bits_[uint64_t(key) >> 6] >> (key & 63)) & 1;
+    const int32_t* first = p_.keys + p_.indptr[user];
+    const int32_t* last = p_.keys + p_.indptr[user + 1];
+    const int32_t* it = std::lower_bound(first, last, key);
+    return it != last && *it == key;
+  }
+
+ private:
+  const Problem& p_;
+  std::vector<uint64_t> bits_;
+};
+
+// The negative of draw t: the first candidate that is not a training pair of the user,
+// else the last candidate (the rejection of complemjax.models.bpr.resolve_negatives).
+inline int32_t ResolveNegative(const Problem& p, const PositiveSet& positives, int64_t t) {
+  const int32_t* cand = p.j + t * p.n_cand;
+  for (int64_t r = 0; r + 1 < p.n_cand; ++r) {
+    if (!positives.Contains(p.u[t], cand[r])) return cand[r];
+  }
+  return cand[p.n_cand - 1];
+}
+
+// g = a * x + b * y over d entries.
+inline void Axpby(float* __restrict g, float a, const float* __restrict x, float b,
+                  const float* __restrict y, int64_t d) {
+  for (int64_t k = 0; k < d; ++k) g[k] = a * x[k] + b * y[k];
+}
+
+// Add g (and g^2 when `squares`) to the accumulator slot of `row`, opening it if needed.
+inline void Accumulate(Accumulator& a, std::vector<int32_t>& slot_of, int64_t row, bool item,
+                       int64_t d, bool squares) {
+  int32_t slot = slot_of[row];
+  const bool fresh = slot < 0;
+  if (fresh) {
+    slot = static_cast<int32_t>(a.rows.size());
+    slot_of[row] = slot;
+    a.rows.push_back(row);
+    a.is_item.push_back(item);
+  }
+  float* __restrict s1 = a.acc.data() + int64_t(slot) * 2 * d;
+  float* __restrict s2 = s1 + d;
+  const float* __restrict g = a.g.data();
+  if (fresh) {
+    for (int64_t k = 0; k < d; ++k) s1[k] = g[k];
+    if (squares)
+      for (int64_t k = 0; k < d; ++k) s2[k] = g[k] * g[k];
+  } else {
+    for (int64_t k = 0; k < d; ++k) s1[k] += g[k];
+    if (squares)
+      for (int64_t k = 0; k < d; ++k) s2[k] += g[k] * g[k];
+  }
+}
+
+// Adam on one row: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g2, row -= lr m^ / (sqrt(v^) + eps)
+// with m^ = m / bc1, v^ = v / bc2, computed as (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps):
+// one square root and one division per entry.
+inline void AdamRow(float* __restrict emb, float* __restrict m, float* __restrict v,
+                    const float* __restrict g, const float* __restrict g2, int64_t d, float lr,
+                    float bc1, float bc2) {
+  const float lr_bc1 = lr / bc1, inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
+  for (int64_t k = 0; k < d; ++k) {
+    const float mk = kB1 * m[k] + (1.0f - kB1) * g[k];
+    const float vk = kB2 * v[k] + (1.0f - kB2) * g2[k];
+    m[k] = mk;
+    v[k] = vk;
+    emb[k] -= lr_bc1 * mk / (std::sqrt(vk) * inv_sqrt_bc2 + kEps);
+  }
+}
+
+// Phase 1 of batch b, triples [lo, hi): score difference x = p_u . (q_i - q_j), the loss,
+// and the two scalars of the gradients, coef = dloss/dx and r = 2 l2 w / W.
+void TripleScalars(const Problem& p, Shared& s, int64_t b, int64_t lo, int64_t hi, float inv_w) {
+  const int64_t d = p.d, off = b * p.batch;
+  for (int64_t t = lo; t < hi; ++t) {
+    if (t + kAhead < hi) {  // the rows are scattered over tables larger than L2
+      PrefetchRow(p.user + int64_t(p.u[off + t + kAhead]) * d, d);
+      PrefetchRow(p.item + int64_t(p.i[off + t + kAhead]) * d, d);
+      PrefetchRow(p.item + int64_t(s.neg[off + t + kAhead]) * d, d);
+    }
+    const float* pu = p.user + int64_t(p.u[off + t]) * d;
+    const float* qi = p.item + int64_t(p.i[off + t]) * d;
+    const float* qj = p.item + int64_t(s.neg[off + t]) * d;
+    float x, norms;
+    DotAndNorms(pu, qi, qj, d, &x, &norms);
+    const float wt = p.w[off + t];
+    // softplus(-x) = max(-x, 0) + log(1 + e) and sigmoid(-x), from one e = exp(-|x|)
+    const float e = std::exp(-std::fabs(x));
+    s.loss[t] = wt * (std::max(-x, 0.0f) + std::log(1.0f + e) + p.l2 * norms);
+    s.coef[t] = -wt * ((x >= 0 ? e : 1.0f) / (1.0f + e)) * inv_w;
+    s.reg[t] = 2.0f * p.l2 * wt * inv_w;
+  }
+}
+
+// Phase 2 of batch b for thread `own.tid`: the gradient of every occurrence of a row it
+// owns, g_u = coef (q_i - q_j) + r p_u, g_i = coef p_u + r q_i, g_j = -coef p_u + r q_j,
+// summed in batch order into `a`. Rows are only read here.
+void AccumulateBatch(const Problem& p, Shared& s, Accumulator& a, int64_t b, const Owner& own) {
+  const int64_t d = p.d, off = b * p.batch;
   a.rows.clear();
   a.is_item.clear();
-  const Owner owns{tid, n_threads};
-  for (int64_t t = 0; t < B; ++t) {
-    const int64_t row = p.u[off + t];
-    if (owns(row)) Accumulate(a, s.slot_user, row, false, s.grads.data() + t * d, d);
+  float* __restrict g = a.g.data();
+  for (int64_t t = 0; t < p.batch; ++t) {
+    const int64_t ru = p.u[off + t], ri = p.i[off + t], rj = s.neg[off + t];
+    const bool ou = own(ru), oi = own(ri), oj = own(rj);
+    if (!(ou || oi || oj)) continue;
+    const float* __restrict pu = p.user + ru * d;
+    const float* __restrict qi = p.item + ri * d;
+    const float* __restrict qj = p.item + rj * d;
+    const float coef = s.coef[t], r = s.reg[t];
+    if (ou) {
+      for (int64_t k = 0; k < d; ++k) g[k] = coef * (qi[k] - qj[k]) + r * pu[k];
+      Accumulate(a, s.slot_user, ru, false, d, p.adam);
+    }
+    if (oi) {
+      Axpby(g, coef, pu, r, qi, d);
+      Accumulate(a, s.slot_item, ri, true, d, p.adam);
+    }
+    if (oj) {
+      Axpby(g, -coef, pu, r, qj, d);
+      Accumulate(a, s.slot_item, rj, true, d, p.adam);
+    }
   }
-  for (int64_t t = 0; t < 2 * B; ++t) {
-    const int64_t row = t < B ? p.i[off + t] : s.neg[t - B];
-    if (owns(row)) Accumulate(a, s.slot_item, row, true, s.grads.data() + (B + t) * d, d);
-  }
+}
+
+// Write phase: one update of each row this thread touched (and owns) in the batch.
+void ApplyBatch(const Problem& p, Shared& s, Accumulator& a, float bc1, float bc2) {
+  const int64_t d = p.d;
   const float lr = p.lr;
   for (size_t n = 0; n < a.rows.size(); ++n) {
     if (n + kAhead < a.rows.size()) {
@@ -285,60 +317,42 @@ void RowUpdates(const Problem& p, Scratch& s, Accumulator& a, int64_t b, int tid
       continue;
     }
     float* __restrict m = (item ? p.mv_item : p.mv_user) + row * 2 * d;
-    float* __restrict v = m + d;
-    AdamRow(emb, m, v, acc, acc + d, d, lr, bc1, bc2);
+    AdamRow(emb, m, m + d, acc, acc + d, d, lr, bc1, bc2);
   }
 }
 
-float BatchInvWeight(const Problem& p, int64_t b) {
-  float sw = 0;
-  for (int64_t t = 0; t < p.batch; ++t) sw += p.w[b * p.batch + t];
-  return 1.0f / std::max(sw, 1.0f);
-}
-
-void BiasCorrections(const Problem& p, int64_t b, float* bc1, float* bc2) {
-  const float t = static_cast<float>(p.steps + b + 1);
-  *bc1 = 1.0f - std::pow(kB1, t);
-  *bc2 = 1.0f - std::pow(kB2, t);
-}
-
-void FinishLoss(const Problem& p, const Scratch& s, int64_t b, float inv_w) {
-  float total = 0;
-  for (int64_t t = 0; t < p.batch; ++t) total += s.loss[t];
-  p.losses[b] = total * inv_w;
-}
-
-// One problem on one thread.
-void RunSerial(const Problem& p) {
-  Scratch s(p);
-  Accumulator a(p.batch, p.d);
-  for (int64_t b = 0; b < p.n_batches; ++b) {
-    const float inv_w = BatchInvWeight(p, b);
-    float bc1 = 1, bc2 = 1;
-    if (p.adam) BiasCorrections(p, b, &bc1, &bc2);
-    TripleGrads(p, s, b, 0, p.batch, inv_w);
-    RowUpdates(p, s, a, b, 0, 1, bc1, bc2);
-    FinishLoss(p, s, b, inv_w);
-  }
-}
-
-// One problem on n_threads threads (same result as RunSerial).
-void RunParallel(const Problem& p, int n_threads) {
-  Scratch s(p);
+// One problem on n_threads threads (n_threads = 1: no thread is started). Every row's
+// gradient is summed in batch order by its owner, so the result is the same for any count.
+void Run(const Problem& p, int n_threads) {
+  Shared s(p);
+  const PositiveSet positives(p);
   SpinBarrier barrier(n_threads);
   auto work = [&](int tid) {
+    const Owner own{tid, n_threads};
+    const int64_t total = p.n_batches * p.batch;
+    const int64_t chunk = (total + n_threads - 1) / n_threads;
+    for (int64_t t = tid * chunk; t < std::min(total, (tid + 1) * chunk); ++t)
+      s.neg[t] = ResolveNegative(p, positives, t);
+    barrier.Wait();  // every negative of the epoch is resolved
     Accumulator a(p.batch, p.d);
-    const int64_t chunk = (p.batch + n_threads - 1) / n_threads;
-    const int64_t lo = std::min<int64_t>(p.batch, tid * chunk);
-    const int64_t hi = std::min<int64_t>(p.batch, lo + chunk);
     for (int64_t b = 0; b < p.n_batches; ++b) {
-      const float inv_w = BatchInvWeight(p, b);
-      float bc1 = 1, bc2 = 1;
-      if (p.adam) BiasCorrections(p, b, &bc1, &bc2);
-      TripleGrads(p, s, b, lo, hi, inv_w);
-      barrier.Wait();  // every gradient of the batch is written
-      RowUpdates(p, s, a, b, tid, n_threads, bc1, bc2);
-      if (tid == 0) FinishLoss(p, s, b, inv_w);
+      float sw = 0;
+      for (int64_t t = 0; t < p.batch; ++t) sw += p.w[b * p.batch + t];
+      const float inv_w = 1.0f / std::max(sw, 1.0f);
+      const float step = static_cast<float>(p.steps + b + 1);
+      const float bc1 = 1.0f - std::pow(kB1, step), bc2 = 1.0f - std::pow(kB2, step);
+      const int64_t per = (p.batch + n_threads - 1) / n_threads;
+      TripleScalars(p, s, b, std::min(p.batch, tid * per), std::min(p.batch, (tid + 1) * per),
+                    inv_w);
+      barrier.Wait();  // every triple's scalars are known
+      AccumulateBatch(p, s, a, b, own);
+      barrier.Wait();  // every read of the batch is done before any row changes
+      ApplyBatch(p, s, a, bc1, bc2);
+      if (tid == 0) {
+        float total_loss = 0;
+        for (int64_t t = 0; t < p.batch; ++t) total_loss += s.loss[t];
+        p.losses[b] = total_loss * inv_w;
+      }
       barrier.Wait();  // every row is updated before the next batch reads it
     }
   };
@@ -442,18 +456,14 @@ ffi::Error BprEpochImpl(ffi::Buffer<ffi::F32> user, ffi::Buffer<ffi::F32> item,
   }
   const int threads = static_cast<int>(std::max<int64_t>(1, n_threads));
   if (S == 1) {
-    if (threads > 1 && B >= 64) {
-      RunParallel(problems[0], threads);
-    } else {
-      RunSerial(problems[0]);
-    }
+    Run(problems[0], B >= 64 ? threads : 1);
     return ffi::Error::Success();
   }
   // several problems: one per thread, dealt round-robin
   const int workers = static_cast<int>(std::min<int64_t>(threads, S));
   std::vector<std::thread> pool;
   auto work = [&](int tid) {
-    for (int64_t s = tid; s < S; s += workers) RunSerial(problems[s]);
+    for (int64_t s = tid; s < S; s += workers) Run(problems[s], 1);
   };
   for (int t = 1; t < workers; ++t) pool.emplace_back(work, t);
   work(0);
