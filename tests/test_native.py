@@ -168,3 +168,23 @@ def test_resolve_negatives_matches_numpy():
         free = [c for c in cand[:-1, b] if (users[b], c) not in positives]
         want.append(free[0] if free else cand[-1, b])
     np.testing.assert_array_equal(got, want)
+
+
+def test_native_rejection_by_binary_search_on_a_large_grid():
+    # users x items above the kernel's bitmap limit (2^26): the sorted-key search is used.
+    # User 0 has 90% of the items, so most of its candidates must be rejected.
+    n_users, n_items = 9000, 8000
+    r = np.random.default_rng(8)
+    u = np.concatenate([np.zeros(7200, np.int32), r.integers(1, n_users, 800).astype(np.int32)])
+    i = np.concatenate(
+        [np.arange(7200, dtype=np.int32), r.integers(0, n_items, 800).astype(np.int32)]
+    )
+    hp = cf.BPRHParams(learning_rate=0.5, l2=0.0)
+    out = {}
+    for kernel in ("xla", "native"):
+        cfg = cf.BPRConfig(dim=4, n_epochs=1, batch_size=2000, optimizer="sgd", kernel=kernel)
+        out[kernel] = cf.fit_bpr(
+            jax.random.key(9), u, i, n_users=n_users, n_items=n_items, config=cfg, hparams=hp
+        )
+    np.testing.assert_allclose(out["native"].item_emb, out["xla"].item_emb, atol=1e-6)
+    np.testing.assert_allclose(out["native"].user_emb, out["xla"].user_emb, atol=1e-6)
