@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -201,3 +202,14 @@ def test_sweep_command_runs_and_resumes(tmp_path):
     # A rerun reuses the finished chunks and gives the same table.
     assert cli.main(["sweep", str(cfg), "--out", str(out), "--quiet"]) == 0
     pd.testing.assert_frame_equal(first, pd.read_csv(out / "synthetic_complementarity.csv"))
+
+
+def test_profiles_from_sets_eager_equals_jit_and_numpy():
+    from complemjax.studies.synthetic_complementarity import profiles_from_sets
+
+    e = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    sets = np.array([[0, 2, -1], [-1, -1, -1], [5, 5, 1]])
+    v = e / np.linalg.norm(e, axis=1, keepdims=True)
+    want = np.stack([(v[0] + v[2]) / 2, np.zeros(3), (2 * v[5] + v[1]) / 3])
+    np.testing.assert_allclose(profiles_from_sets(e, sets), want, atol=1e-6)
+    np.testing.assert_allclose(jax.jit(profiles_from_sets)(e, sets), want, atol=1e-6)

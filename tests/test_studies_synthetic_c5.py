@@ -99,6 +99,8 @@ def test_latent_r2_rejects_bad_inputs():
 def test_alignment_config_requires_weight_zero():
     with pytest.raises(ValueError, match="include 0"):
         c5.AlignmentConfig(align_weights=(0.1, 1.0))
+    with pytest.raises(ValueError, match="weight > 0"):
+        c5.AlignmentConfig(align_weights=(0.0,))
 
 
 def test_bpr_embeddings_with_dynamic_epochs_equal_fit_bpr():

@@ -104,8 +104,9 @@ class AlignmentConfig:
         probe_l2s: ridge penalties the probe chooses from on its validation items.
 
     Raises:
-        ValueError: no 0 in ``align_weights`` or a negative weight, ``eval_every`` not
-            dividing ``max_epochs``, ``n_seeds < 2``, or a fraction outside (0, 1).
+        ValueError: no 0 in ``align_weights``, no weight above 0, or a negative weight,
+            ``eval_every`` not dividing ``max_epochs``, ``n_seeds < 2``, or a fraction
+            outside (0, 1).
     """
 
     enabled: bool = True
@@ -134,6 +135,10 @@ class AlignmentConfig:
             raise ValueError(f"`align_weights` must include 0 (the backbone): {self.align_weights}")
         if any(w < 0 for w in self.align_weights):
             raise ValueError(f"`align_weights` must be >= 0, got {self.align_weights}")
+        if not any(w > 0 for w in self.align_weights):
+            raise ValueError(
+                f"`align_weights` needs a weight > 0 to compare with 0, got {self.align_weights}"
+            )
         if self.max_epochs % self.eval_every:
             raise ValueError(
                 f"`eval_every`={self.eval_every} must divide `max_epochs`={self.max_epochs}"

@@ -188,21 +188,18 @@ def profiles_from_sets(item_emb: ArrayLike, sets: ArrayLike) -> jax.Array:
 
     Returns:
         ``[n_users, d]`` profiles ``mean_{i ∈ set(u)} v_i / ‖v_i‖`` (zero for empty sets);
-        rank by cosine.
-
-    Note:
-        Padding is masked through out-of-range segment ids, which
-        :func:`complemjax.recommenders.user_profiles` drops only under ``jit``/``vmap``
-        (as the studies call it); eagerly, its index check rejects any set with padding.
+        rank by cosine. Padding entries get weight 0 in
+        :func:`complemjax.recommenders.user_profiles`, so the result is the same eagerly
+        and under ``jit``/``vmap``.
     """
+    sets = jnp.asarray(sets)
     n_users, width = sets.shape
-    users = jnp.broadcast_to(jnp.arange(n_users)[:, None], (n_users, width))
-    valid = sets >= 0
-    # Padding goes to an out-of-range segment id, which segment_sum drops.
-    u = jnp.where(valid, users, n_users).ravel()
+    users = jnp.broadcast_to(jnp.arange(n_users)[:, None], (n_users, width)).ravel()
+    valid = (sets >= 0).ravel()
     return recommenders.user_profiles(
-        item_emb, u, jnp.maximum(sets, 0).ravel(), n_users=n_users, normalize=True
-    )
+        item_emb, users, jnp.maximum(sets, 0).ravel(), n_users=n_users, normalize=True,
+        weights=valid.astype(jnp.asarray(item_emb).dtype),
+    )  # fmt: skip
 
 
 def _pair_stats(top_a, top_b, test, k):
