@@ -100,25 +100,26 @@ def load() -> bool:
     compiler = shutil.which(os.environ.get("CXX", "g++"))
     if compiler is None:
         warnings.warn(
-            "complemjax: no C++ compiler found; BPR training uses the (slower) pure-JAX step",
+            "complemjax: native kernels unavailable (no C++ compiler found); using the "
+            "pure-JAX steps",
             RuntimeWarning,
             stacklevel=2,
         )
         return False
-    lib_path = _cache_dir() / f"complemjax_native_{_build_key(compiler)}.so"
     try:
+        lib_path = _cache_dir() / f"complemjax_native_{_build_key(compiler)}.so"
         if not lib_path.exists():
             _compile(compiler, lib_path)
         lib = ctypes.cdll.LoadLibrary(str(lib_path))
-    except (OSError, RuntimeError) as err:
+        for target, symbol in _TARGETS.items():
+            jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), "cpu")
+    except Exception as err:  # any failure (no cache dir, old jax, bad build): JAX twins run
         warnings.warn(
-            f"complemjax: native kernels unavailable ({err}); using the pure-JAX step",
+            f"complemjax: native kernels unavailable ({err}); using the pure-JAX steps",
             RuntimeWarning,
             stacklevel=2,
         )
         return False
-    for target, symbol in _TARGETS.items():
-        jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), "cpu")
     return True
 
 
