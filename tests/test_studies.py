@@ -509,3 +509,21 @@ def test_fusion_steps_on_toy_data():
     ch = out["choices"].iloc[0]
     assert ch["best_fusion"] in fusion.FUSIONS and ch["best_alignment"] in fusion.ALIGNMENT
     assert {"best-fusion", "best-alignment", "best-single"} <= set(out["users"]["method"])
+
+
+def test_model_cache_digest_ignores_comments_and_docstrings(tmp_path):
+    from complemjax.studies import _movielens
+
+    def digest(src):
+        f = tmp_path / "m.py"
+        f.write_text(src)
+        return _movielens._code_digest(f)
+
+    base = digest('"""Module."""\n\ndef f(x):\n    """Doc."""\n    return x + 1  # note\n')
+    assert base == digest(
+        '"""Other."""\n\ndef f(x):\n    """New doc."""\n    # why\n    return x + 1\n'
+    )
+    assert base != digest('"""Module."""\n\ndef f(x):\n    """Doc."""\n    return x + 2\n')
+    cc = tmp_path / "k.cc"
+    cc.write_text("int f() { return 1; }  // comment\n")
+    assert _movielens._code_digest(cc) == cc.read_bytes()  # C++ sources count byte for byte

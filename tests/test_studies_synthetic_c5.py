@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 
 from complemjax import cf
@@ -99,8 +100,6 @@ def test_latent_r2_rejects_bad_inputs():
 def test_alignment_config_requires_weight_zero():
     with pytest.raises(ValueError, match="include 0"):
         c5.AlignmentConfig(align_weights=(0.1, 1.0))
-    with pytest.raises(ValueError, match="weight > 0"):
-        c5.AlignmentConfig(align_weights=(0.0,))
 
 
 def test_bpr_embeddings_with_dynamic_epochs_equal_fit_bpr():
@@ -155,3 +154,20 @@ def test_lightgcn_retains_cf_private_signal_above_the_floor():
     assert len(w0) == 3
     assert (w0["q_r2"] - w0["q_r2_floor"] > 0.05).all()
     assert (w0["q_r2_x"] < w0["q_r2"]).all()
+
+
+def test_findings_with_and_without_a_positive_weight():
+    rows = []
+    for seed in range(3):
+        for w, q in (("0", 0.10), (c5.NULL, 0.09), ("0.1", 0.02)):
+            rows.append(dict(
+                align_weight=w, seed=seed, q_r2=q + 0.01 * seed, s_r2=0.3, p_r2=0.1,
+                recall=0.2, q_r2_floor=-0.05, q_r2_x=-0.08, s_r2_x=0.9,
+                chosen_on_valid=(w == "0"),
+            ))  # fmt: skip
+    df = pd.DataFrame(rows)
+    lines = c5._findings(df)
+    assert any("From w = 0 to w = 0.1" in line for line in lines)
+    only_zero = c5._findings(df[df["align_weight"] != "0.1"])  # weight 0 (+ null) alone
+    assert not any("From w = 0" in line for line in only_zero)
+    assert len(only_zero) == len(lines) - 1

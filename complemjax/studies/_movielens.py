@@ -26,6 +26,7 @@ One definition of everything the MovieLens studies share, so that they cannot dr
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import hashlib
@@ -472,8 +473,10 @@ def per_user_recall(top: jax.Array, sets: jax.Array, k: int = K) -> np.ndarray:
 def _fingerprint() -> str:
     """Hash of the package source that decides what a trained model is.
 
-    Everything but the study reports, the command line and the sweep runner), read once per process:
-    any change to it gives a fresh cache.
+    Everything but the study reports, the command line and the sweep runner, read once per
+    process: any change to it gives a fresh cache. Python files count by their syntax tree
+    without docstrings (:func:`_code_digest`), so comment and docstring edits keep the
+    cache; the native kernels' C++ sources count byte for byte.
     """
     import complemjax
 
@@ -481,7 +484,7 @@ def _fingerprint() -> str:
     skip = {"cli.py", "report.py", "config.py", "diagnose.py"}
     keep_studies = {"_movielens.py", "_models.py"}
     h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
+    for f in sorted([*root.rglob("*.py"), *root.rglob("*.cc")]):
         rel = f.relative_to(root)
         if (
             rel.name in skip
@@ -489,9 +492,32 @@ def _fingerprint() -> str:
             or (rel.parts[0] == "studies" and rel.name not in keep_studies)
         ):
             continue
-        h.update(str(f.relative_to(root)).encode())
-        h.update(f.read_bytes())
+        h.update(str(rel).encode())
+        h.update(_code_digest(f))
     return h.hexdigest()[:12]
+
+
+def _code_digest(path: Path) -> bytes:
+    """What of a source file decides results: a ``.py`` file's AST without docstrings.
+
+    Comments never reach the AST; docstrings (a string constant opening a module, class or
+    function body) are dropped. Other files: their bytes.
+    """
+    src = path.read_bytes()
+    if path.suffix != ".py":
+        return src
+    tree = ast.parse(src)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False).encode()
 
 
 class ModelCache:
