@@ -170,6 +170,7 @@ def test_resolve_negatives_matches_numpy():
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.slow  # a 9000 x 8000 grid: compiles a large program
 def test_native_rejection_by_binary_search_on_a_large_grid():
     # users x items above the kernel's bitmap limit (2^26): the sorted-key search is used.
     # User 0 has 90% of the items, so most of its candidates must be rejected.
