@@ -310,6 +310,7 @@ def test_bayes_ceiling_bounds_linear_ceiling_and_fitted_ols():
     assert float(ceil.r2_shared) > float(ceil.r2)
 
 
+@pytest.mark.slow  # a 40k-sample regression check
 @pytest.mark.parametrize("c", [0.0, 0.8])
 def test_correlated_privates_recoverable_share_matches_regression(c):
     knobs = gen.ViewsKnobs(private_correlation=c, noise_sem=0.2, shared_fraction_sem=0.4)
