@@ -97,7 +97,7 @@ def _epoch_inputs(seed, n_users=25, n_items=40, d=8, n_batches=3, batch=128, n_c
 def test_native_result_does_not_depend_on_the_thread_count(monkeypatch):
     tables, moments, triples, pos = _epoch_inputs(4)
     outs = []
-    for threads in (1, 2, 3):
+    for threads in (1, 2, 3, 4):  # one pass; phases on 2 and 3 threads
         monkeypatch.setattr(_native, "cpu_threads", lambda t=threads: t)
         fn = jax.jit(  # a fresh function, so the thread count is read at trace time
             lambda t, m, tr, p: native_bpr.bpr_epoch(*t, m, 0, tr, p, 1e-2, 1e-3)
@@ -106,6 +106,66 @@ def test_native_result_does_not_depend_on_the_thread_count(monkeypatch):
     for other in outs[1:]:
         for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(other), strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def _hogwild_epoch(threads, hogwild, inputs, monkeypatch):
+    tables, moments, triples, pos = inputs
+    monkeypatch.setattr(_native, "cpu_threads", lambda: threads)
+    fn = jax.jit(  # a fresh function, so the thread count is read at trace time
+        lambda t, m, tr, p: native_bpr.bpr_epoch(*t, m, 0, tr, p, 1e-2, 1e-3, hogwild=hogwild)
+    )
+    return fn(tables, moments, triples, pos)
+
+
+def test_hogwild_on_one_thread_is_the_deterministic_update(monkeypatch):
+    inputs = _epoch_inputs(5)
+    ref = _hogwild_epoch(1, False, inputs, monkeypatch)
+    out = _hogwild_epoch(1, True, inputs, monkeypatch)
+    for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(out), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_hogwild_threads_without_shared_rows_give_the_deterministic_update(monkeypatch):
+    # batch b touches users and items of block b only (positives and candidates), so two
+    # hogwild threads (batches 0, 2 and 1, 3) never share a row: no race can happen and the
+    # result must equal the sequential one, Adam state and per-batch losses included
+    tables, moments, _, _ = _epoch_inputs(6, n_users=40, n_items=80, n_batches=4, batch=64)
+    r = np.random.default_rng(6)
+    blocks = np.arange(4)[:, None]
+    u = r.integers(0, 10, (4, 64)) + 10 * blocks
+    i = r.integers(0, 20, (4, 64)) + 20 * blocks
+    cand = r.integers(0, 20, (4, 64, 1)) + 20 * blocks[:, :, None]
+    triples = (jnp.asarray(u, jnp.int32), jnp.asarray(i, jnp.int32),
+               jnp.asarray(cand, jnp.int32), jnp.ones((4, 64), jnp.float32))  # fmt: skip
+    inputs = (tables, moments, triples, None)
+    ref = _hogwild_epoch(1, False, inputs, monkeypatch)
+    out = _hogwild_epoch(2, True, inputs, monkeypatch)
+    for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(out), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_hogwild_fit_trains_like_the_deterministic_fit(monkeypatch):
+    monkeypatch.setattr(_native, "cpu_threads", lambda: 2)
+    u, i = _pairs(7, 60, 90, 1500)
+    hp = cf.BPRHParams(learning_rate=2e-2, l2=1e-4)
+    fits = {}
+    for hogwild in (False, True):
+        cfg = cf.BPRConfig(dim=16, n_epochs=6, batch_size=64, kernel="native", hogwild=hogwild)
+        fits[hogwild] = cf.fit_bpr(
+            jax.random.key(8), u, i, n_users=60, n_items=90, config=cfg, hparams=hp
+        )
+    for fit in fits.values():
+        assert np.all(np.isfinite(fit.user_emb)) and np.all(np.isfinite(fit.item_emb))
+        assert fit.losses[-1] < 0.9 * fit.losses[0]
+    # races perturb the path, not the objective reached
+    np.testing.assert_allclose(fits[True].losses[-1], fits[False].losses[-1], rtol=0.05)
+
+
+def test_hogwild_needs_the_native_kernel():
+    with pytest.raises(ValueError, match="hogwild"):
+        cf.BPRConfig(kernel="xla", hogwild=True)
+    with pytest.raises(ValueError, match="hogwild"):
+        cf.BPRConfig(optimizer="adam", hogwild=True)
 
 
 def test_native_negatives_follow_the_rejection_rule():

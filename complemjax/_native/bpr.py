@@ -37,6 +37,8 @@ def bpr_epoch(
     positives: tuple[jax.Array, jax.Array] | None,
     learning_rate: jax.Array,
     l2: jax.Array,
+    *,
+    hogwild: bool = False,
 ) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array] | None, jax.Array, jax.Array]:
     """One epoch of BPR-MF minibatch steps in the native kernel (float32, CPU).
 
@@ -55,6 +57,8 @@ def bpr_epoch(
         (:func:`user_key_offsets`); None when ``C == 1`` (no rejection).
       learning_rate: scalar step size.
       l2: scalar weight of the per-triple L2 term.
+      hogwild: spread the batches of one problem over the threads without
+        synchronisation (results then depend on thread timing); default: deterministic.
 
     Returns:
       ``(user_emb, item_emb, moments, steps + n_batches, losses [n_batches])``.
@@ -92,5 +96,6 @@ def bpr_epoch(
         w.astype(f32),
         jnp.asarray(learning_rate, f32), jnp.asarray(l2, f32),
         adam=np.int64(adam), n_threads=np.int64(_native.cpu_threads()),
+        hogwild=np.int64(hogwild),
     )  # fmt: skip
     return pu, pi, ((mv_u, mv_i) if adam else None), steps, losses

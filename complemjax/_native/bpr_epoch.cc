@@ -16,13 +16,14 @@
 // looked up in a bitmap of the training pairs (a binary search of the user's sorted keys
 // when users x items exceeds kMaxBitmapBits).
 //
-// Threads: a vmapped call (several seeds / grid points) runs one problem per thread. A
-// single problem splits each batch in three phases separated by barriers: (1) the
-// per-triple scalars (x, loss, dloss/dx) by triple range; (2) each thread sums, in batch
-// order, the gradients of the rows it owns (row % n_threads), reading the rows only;
-// (3) each thread updates its rows. Every row's sum has the same order for any thread
-// count, so the result does not depend on it. The barriers cost a few microseconds each,
-// so small batches gain little from the second thread.
+// Threads: a vmapped call (several seeds / grid points) runs one problem per thread, each
+// batch in one pass (RunSinglePass). A single problem on n >= 3 threads runs each batch
+// on n - 1 of them in two phases separated by barriers (RunPhased): (1) by triple range,
+// each triple's loss and the gradients of its three rows; (2) each thread sums, in batch
+// order, the gradients of the rows it owns (row % threads) and updates them. Every row's
+// sum has the same order for any thread count, so the result does not depend on it. With
+// `hogwild`, a single problem's batches are instead dealt to all threads, which update
+// shared rows without synchronisation (faster, not reproducible).
 
 #include <algorithm>
 #include <atomic>
@@ -120,19 +121,16 @@ inline void DotAndNorms(const float* a, const float* b, const float* c, int64_t 
   *norms = sn;
 }
 
-// Row -> accumulator slot maps of a problem (-1: row not touched in this batch), the
-// resolved negatives of the epoch and the per-triple scalars of the batch.
+// What the threads of one problem share: the resolved negatives of the epoch and the
+// per-triple losses and gradients of the batch.
 struct Shared {
-  std::vector<int32_t> slot_user, slot_item;
   std::vector<int32_t> neg;  // [n_batches * B]
-  std::vector<float> loss, coef, reg;  // [B] per triple: loss, dloss/dx, 2 l2 w / W
+  std::vector<float> loss;   // [B] per triple
+  std::vector<float> grads;  // [B, 3, d] per triple: g_u, g_i, g_j
   explicit Shared(const Problem& p)
-      : slot_user(p.n_users, -1),
-        slot_item(p.n_items, -1),
-        neg(p.n_batches * p.batch),
+      : neg(p.n_batches * p.batch),
         loss(p.batch),
-        coef(p.batch),
-        reg(p.batch) {}
+        grads(p.batch * 3 * p.d) {}
 };
 
 // Per-thread sums of the gradients (and, for Adam, squared gradients) of its touched rows.
@@ -202,7 +200,7 @@ inline void Axpby(float* __restrict g, float a, const float* __restrict x, float
 
 // Add g (and g^2 when `squares`) to the accumulator slot of `row`, opening it if needed.
 inline void Accumulate(Accumulator& a, std::vector<int32_t>& slot_of, int64_t row, bool item,
-                       int64_t d, bool squares) {
+                       const float* __restrict g, int64_t d, bool squares) {
   int32_t slot = slot_of[row];
   const bool fresh = slot < 0;
   if (fresh) {
@@ -213,7 +211,6 @@ inline void Accumulate(Accumulator& a, std::vector<int32_t>& slot_of, int64_t ro
   }
   float* __restrict s1 = a.acc.data() + int64_t(slot) * 2 * d;
   float* __restrict s2 = s1 + d;
-  const float* __restrict g = a.g.data();
   if (fresh) {
     for (int64_t k = 0; k < d; ++k) s1[k] = g[k];
     if (squares)
@@ -241,9 +238,39 @@ inline void AdamRow(float* __restrict emb, float* __restrict m, float* __restric
   }
 }
 
-// Phase 1 of batch b, triples [lo, hi): score difference x = p_u . (q_i - q_j), the loss,
-// and the two scalars of the gradients, coef = dloss/dx and r = 2 l2 w / W.
-void TripleScalars(const Problem& p, Shared& s, int64_t b, int64_t lo, int64_t hi, float inv_w) {
+// One triple's loss w (softplus(-x) + l2 norms), coef = dloss/dx and r = 2 l2 w / W,
+// with x = p_u . (q_i - q_j) (shared by both paths, so they round alike).
+inline void Scalars(const Problem& p, const float* pu, const float* qi, const float* qj,
+                    float wt, float inv_w, float* loss, float* coef, float* reg) {
+  float x, norms;
+  DotAndNorms(pu, qi, qj, p.d, &x, &norms);
+  // softplus(-x) = max(-x, 0) + log(1 + e) and sigmoid(-x), from one e = exp(-|x|)
+  const float e = std::exp(-std::fabs(x));
+  *loss = wt * (std::max(-x, 0.0f) + std::log(1.0f + e) + p.l2 * norms);
+  *coef = -wt * ((x >= 0 ? e : 1.0f) / (1.0f + e)) * inv_w;
+  *reg = 2.0f * p.l2 * wt * inv_w;
+}
+
+// The gradients of one triple's rows (shared by both paths, so they round alike):
+// g_u = coef (q_i - q_j) + r p_u, g_i = coef p_u + r q_i, g_j = -coef p_u + r q_j.
+inline void UserGrad(float* __restrict g, float coef, const float* __restrict qi,
+                     const float* __restrict qj, float r, const float* __restrict pu, int64_t d) {
+  for (int64_t k = 0; k < d; ++k) g[k] = coef * (qi[k] - qj[k]) + r * pu[k];
+}
+
+// One thread's own row -> accumulator slot maps (-1: row not touched in this batch),
+// the negatives of its batch (single-pass path) and its gradient sums.
+struct Lane {
+  std::vector<int32_t> slot_user, slot_item, neg;
+  Accumulator a;
+  explicit Lane(const Problem& p)
+      : slot_user(p.n_users, -1), slot_item(p.n_items, -1), neg(p.batch), a(p.batch, p.d) {}
+};
+
+// Phase 1 of batch b, triples [lo, hi): each triple's loss and the gradients of its three
+// rows (rows are only read).
+void TripleGradients(const Problem& p, Shared& s, int64_t b, int64_t lo, int64_t hi,
+                     float inv_w) {
   const int64_t d = p.d, off = b * p.batch;
   for (int64_t t = lo; t < hi; ++t) {
     if (t + kAhead < hi) {  // the rows are scattered over tables larger than L2
@@ -251,53 +278,37 @@ void TripleScalars(const Problem& p, Shared& s, int64_t b, int64_t lo, int64_t h
       PrefetchRow(p.item + int64_t(p.i[off + t + kAhead]) * d, d);
       PrefetchRow(p.item + int64_t(s.neg[off + t + kAhead]) * d, d);
     }
-    const float* pu = p.user + int64_t(p.u[off + t]) * d;
-    const float* qi = p.item + int64_t(p.i[off + t]) * d;
-    const float* qj = p.item + int64_t(s.neg[off + t]) * d;
-    float x, norms;
-    DotAndNorms(pu, qi, qj, d, &x, &norms);
-    const float wt = p.w[off + t];
-    // softplus(-x) = max(-x, 0) + log(1 + e) and sigmoid(-x), from one e = exp(-|x|)
-    const float e = std::exp(-std::fabs(x));
-    s.loss[t] = wt * (std::max(-x, 0.0f) + std::log(1.0f + e) + p.l2 * norms);
-    s.coef[t] = -wt * ((x >= 0 ? e : 1.0f) / (1.0f + e)) * inv_w;
-    s.reg[t] = 2.0f * p.l2 * wt * inv_w;
+    const float* __restrict pu = p.user + int64_t(p.u[off + t]) * d;
+    const float* __restrict qi = p.item + int64_t(p.i[off + t]) * d;
+    const float* __restrict qj = p.item + int64_t(s.neg[off + t]) * d;
+    float coef, r;
+    Scalars(p, pu, qi, qj, p.w[off + t], inv_w, &s.loss[t], &coef, &r);
+    float* __restrict g = s.grads.data() + t * 3 * d;
+    UserGrad(g, coef, qi, qj, r, pu, d);
+    Axpby(g + d, coef, pu, r, qi, d);
+    Axpby(g + 2 * d, -coef, pu, r, qj, d);
   }
 }
 
-// Phase 2 of batch b for thread `own.tid`: the gradient of every occurrence of a row it
-// owns, g_u = coef (q_i - q_j) + r p_u, g_i = coef p_u + r q_i, g_j = -coef p_u + r q_j,
-// summed in batch order into `a`. Rows are only read here.
-void AccumulateBatch(const Problem& p, Shared& s, Accumulator& a, int64_t b, const Owner& own) {
+// Phase 2 of batch b for thread `own.tid`: the gradients of the rows it owns, summed in
+// batch order into `a`.
+void SumOwned(const Problem& p, const Shared& s, Lane& lane, int64_t b, const Owner& own) {
+  Accumulator& a = lane.a;
   const int64_t d = p.d, off = b * p.batch;
   a.rows.clear();
   a.is_item.clear();
-  float* __restrict g = a.g.data();
   for (int64_t t = 0; t < p.batch; ++t) {
     const int64_t ru = p.u[off + t], ri = p.i[off + t], rj = s.neg[off + t];
-    const bool ou = own(ru), oi = own(ri), oj = own(rj);
-    if (!(ou || oi || oj)) continue;
-    const float* __restrict pu = p.user + ru * d;
-    const float* __restrict qi = p.item + ri * d;
-    const float* __restrict qj = p.item + rj * d;
-    const float coef = s.coef[t], r = s.reg[t];
-    if (ou) {
-      for (int64_t k = 0; k < d; ++k) g[k] = coef * (qi[k] - qj[k]) + r * pu[k];
-      Accumulate(a, s.slot_user, ru, false, d, p.adam);
-    }
-    if (oi) {
-      Axpby(g, coef, pu, r, qi, d);
-      Accumulate(a, s.slot_item, ri, true, d, p.adam);
-    }
-    if (oj) {
-      Axpby(g, -coef, pu, r, qj, d);
-      Accumulate(a, s.slot_item, rj, true, d, p.adam);
-    }
+    const float* g = s.grads.data() + t * 3 * d;
+    if (own(ru)) Accumulate(a, lane.slot_user, ru, false, g, d, p.adam);
+    if (own(ri)) Accumulate(a, lane.slot_item, ri, true, g + d, d, p.adam);
+    if (own(rj)) Accumulate(a, lane.slot_item, rj, true, g + 2 * d, d, p.adam);
   }
 }
 
 // Write phase: one update of each row this thread touched (and owns) in the batch.
-void ApplyBatch(const Problem& p, Shared& s, Accumulator& a, float bc1, float bc2) {
+void ApplyBatch(const Problem& p, std::vector<int32_t>& slot_user,
+                std::vector<int32_t>& slot_item, Accumulator& a, float bc1, float bc2) {
   const int64_t d = p.d;
   const float lr = p.lr;
   for (size_t n = 0; n < a.rows.size(); ++n) {
@@ -311,7 +322,7 @@ void ApplyBatch(const Problem& p, Shared& s, Accumulator& a, float bc1, float bc
     const bool item = a.is_item[n];
     const float* __restrict acc = a.acc.data() + int64_t(n) * 2 * d;
     float* __restrict emb = (item ? p.item : p.user) + row * d;
-    (item ? s.slot_item : s.slot_user)[row] = -1;
+    (item ? slot_item : slot_user)[row] = -1;
     if (!p.adam) {
       for (int64_t k = 0; k < d; ++k) emb[k] -= lr * acc[k];
       continue;
@@ -321,9 +332,77 @@ void ApplyBatch(const Problem& p, Shared& s, Accumulator& a, float bc1, float bc
   }
 }
 
-// One problem on n_threads threads (n_threads = 1: no thread is started). Every row's
-// gradient is summed in batch order by its owner, so the result is the same for any count.
-void Run(const Problem& p, int n_threads) {
+// The constants of batch b: 1 / W with W = max(sum w, 1), and Adam's bias corrections.
+struct BatchConstants {
+  float inv_w, bc1, bc2;
+  BatchConstants(const Problem& p, int64_t b) {
+    float sw = 0;
+    for (int64_t t = 0; t < p.batch; ++t) sw += p.w[b * p.batch + t];
+    inv_w = 1.0f / std::max(sw, 1.0f);
+    const float step = static_cast<float>(p.steps + b + 1);
+    bc1 = 1.0f - std::pow(kB1, step);
+    bc2 = 1.0f - std::pow(kB2, step);
+  }
+};
+
+// Batch b in one pass over its triples: negatives, then per triple its scalars and the
+// gradients of its three rows (summed per row in batch order), then one update per row.
+// The same arithmetic, in the same order, as phases 1-3 on one thread.
+void SinglePassBatch(const Problem& p, const PositiveSet& positives, Lane& lane, int64_t b) {
+  const int64_t d = p.d, off = b * p.batch;
+  const BatchConstants c(p, b);
+  for (int64_t t = 0; t < p.batch; ++t) lane.neg[t] = ResolveNegative(p, positives, off + t);
+  Accumulator& a = lane.a;
+  a.rows.clear();
+  a.is_item.clear();
+  float* __restrict g = a.g.data();
+  float total_loss = 0;
+  for (int64_t t = 0; t < p.batch; ++t) {
+    if (t + kAhead < p.batch) {
+      PrefetchRow(p.user + int64_t(p.u[off + t + kAhead]) * d, d);
+      PrefetchRow(p.item + int64_t(p.i[off + t + kAhead]) * d, d);
+      PrefetchRow(p.item + int64_t(lane.neg[t + kAhead]) * d, d);
+    }
+    const int64_t ru = p.u[off + t], ri = p.i[off + t], rj = lane.neg[t];
+    const float* __restrict pu = p.user + ru * d;
+    const float* __restrict qi = p.item + ri * d;
+    const float* __restrict qj = p.item + rj * d;
+    float loss, coef, r;
+    Scalars(p, pu, qi, qj, p.w[off + t], c.inv_w, &loss, &coef, &r);
+    total_loss += loss;
+    UserGrad(g, coef, qi, qj, r, pu, d);
+    Accumulate(a, lane.slot_user, ru, false, g, d, p.adam);
+    Axpby(g, coef, pu, r, qi, d);
+    Accumulate(a, lane.slot_item, ri, true, g, d, p.adam);
+    Axpby(g, -coef, pu, r, qj, d);
+    Accumulate(a, lane.slot_item, rj, true, g, d, p.adam);
+  }
+  // every read of the batch is done: the updates
+  ApplyBatch(p, lane.slot_user, lane.slot_item, a, c.bc1, c.bc2);
+  p.losses[b] = total_loss * c.inv_w;
+}
+
+// Hogwild (n_threads > 1): thread `tid` runs batches tid, tid + n, ... in one pass each,
+// reading and updating the shared rows without synchronisation (Recht et al. 2011, as
+// `implicit` does), so a row may be read while another thread updates it and two
+// threads' updates of a row may interleave: results depend on thread timing. One thread
+// runs the batches in order and gives exactly the deterministic result.
+void RunSinglePass(const Problem& p, int n_threads) {
+  const PositiveSet positives(p);
+  auto work = [&](int tid) {
+    Lane lane(p);
+    for (int64_t b = tid; b < p.n_batches; b += n_threads) SinglePassBatch(p, positives, lane, b);
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < n_threads; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (auto& th : pool) th.join();
+}
+
+// One problem on n_threads >= 2 threads, deterministically: every batch in two phases with
+// barriers between them. Every row's gradient is summed in batch order by its owner,
+// so the result is the same for any count (and equals RunSinglePass on one thread).
+void RunPhased(const Problem& p, int n_threads) {
   Shared s(p);
   const PositiveSet positives(p);
   SpinBarrier barrier(n_threads);
@@ -334,24 +413,19 @@ void Run(const Problem& p, int n_threads) {
     for (int64_t t = tid * chunk; t < std::min(total, (tid + 1) * chunk); ++t)
       s.neg[t] = ResolveNegative(p, positives, t);
     barrier.Wait();  // every negative of the epoch is resolved
-    Accumulator a(p.batch, p.d);
+    Lane lane(p);  // this thread's slot maps and sums (its rows only)
     for (int64_t b = 0; b < p.n_batches; ++b) {
-      float sw = 0;
-      for (int64_t t = 0; t < p.batch; ++t) sw += p.w[b * p.batch + t];
-      const float inv_w = 1.0f / std::max(sw, 1.0f);
-      const float step = static_cast<float>(p.steps + b + 1);
-      const float bc1 = 1.0f - std::pow(kB1, step), bc2 = 1.0f - std::pow(kB2, step);
+      const BatchConstants c(p, b);
       const int64_t per = (p.batch + n_threads - 1) / n_threads;
-      TripleScalars(p, s, b, std::min(p.batch, tid * per), std::min(p.batch, (tid + 1) * per),
-                    inv_w);
-      barrier.Wait();  // every triple's scalars are known
-      AccumulateBatch(p, s, a, b, own);
-      barrier.Wait();  // every read of the batch is done before any row changes
-      ApplyBatch(p, s, a, bc1, bc2);
+      TripleGradients(p, s, b, std::min(p.batch, tid * per),
+                      std::min(p.batch, (tid + 1) * per), c.inv_w);
+      barrier.Wait();  // every read of the batch is done, every gradient is known
+      SumOwned(p, s, lane, b, own);
+      ApplyBatch(p, lane.slot_user, lane.slot_item, lane.a, c.bc1, c.bc2);
       if (tid == 0) {
         float total_loss = 0;
         for (int64_t t = 0; t < p.batch; ++t) total_loss += s.loss[t];
-        p.losses[b] = total_loss * inv_w;
+        p.losses[b] = total_loss * c.inv_w;
       }
       barrier.Wait();  // every row is updated before the next batch reads it
     }
@@ -389,7 +463,8 @@ ffi::Error BprEpochImpl(ffi::Buffer<ffi::F32> user, ffi::Buffer<ffi::F32> item,
                         ffi::ResultBuffer<ffi::F32> mv_user_out,
                         ffi::ResultBuffer<ffi::F32> mv_item_out,
                         ffi::ResultBuffer<ffi::S32> steps_out,
-                        ffi::ResultBuffer<ffi::F32> losses, int64_t adam, int64_t n_threads) {
+                        ffi::ResultBuffer<ffi::F32> losses, int64_t adam, int64_t n_threads,
+                        int64_t hogwild) {
   const auto ud = user.dimensions(), id = item.dimensions(), td = u.dimensions();
   if (ud.size() < 2 || id.size() < 2 || td.size() < 2)
     return ffi::Error::InvalidArgument("bpr_epoch: tables need [..., rows, d], triples [..., nb, B]");
@@ -456,14 +531,23 @@ ffi::Error BprEpochImpl(ffi::Buffer<ffi::F32> user, ffi::Buffer<ffi::F32> item,
   }
   const int threads = static_cast<int>(std::max<int64_t>(1, n_threads));
   if (S == 1) {
-    Run(problems[0], B >= 64 ? threads : 1);
+    // Deterministic phases leave one core to XLA's runtime: its worker threads spin for a
+    // while after each operation, and a barrier waiting on a descheduled thread stalls
+    // every thread (on 2 cores the phases ran slower than one thread; without XLA's
+    // intra-op threads they ran 1.5x faster). Hogwild has no barriers to stall.
+    if (hogwild && threads > 1)
+      RunSinglePass(problems[0], threads);
+    else if (threads > 2 && B >= 64)
+      RunPhased(problems[0], threads - 1);
+    else
+      RunSinglePass(problems[0], 1);
     return ffi::Error::Success();
   }
   // several problems: one per thread, dealt round-robin
   const int workers = static_cast<int>(std::min<int64_t>(threads, S));
   std::vector<std::thread> pool;
   auto work = [&](int tid) {
-    for (int64_t s = tid; s < S; s += workers) Run(problems[s], 1);
+    for (int64_t s = tid; s < S; s += workers) RunSinglePass(problems[s], 1);
   };
   for (int t = 1; t < workers; ++t) pool.emplace_back(work, t);
   work(0);
@@ -495,4 +579,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(ComplemjaxBprEpoch, BprEpochImpl,
                                   .Ret<ffi::Buffer<ffi::S32>>()  // steps
                                   .Ret<ffi::Buffer<ffi::F32>>()  // losses
                                   .Attr<int64_t>("adam")
-                                  .Attr<int64_t>("n_threads"));
+                                  .Attr<int64_t>("n_threads")
+                                  .Attr<int64_t>("hogwild"));

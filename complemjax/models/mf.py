@@ -86,6 +86,15 @@ class BPRConfig:
         order, so results agree with ``"xla"`` to float rounding, not bit for bit; one
         thread per vmapped seed). ``"auto"`` (default): native when the program runs
         on a CPU in float32 and the kernel could be built, else xla.
+      hogwild: native kernel only. ``False`` (default): one fit gives the same result on
+        any number of threads (each minibatch in three phases with barriers between them;
+        the default is reproducible bit for bit). ``True``: one fit's minibatches are dealt
+        to the CPU threads, which read and update the shared rows without locks (Hogwild,
+        Recht et al. 2011, as ``implicit`` trains): faster on several cores, but a row may
+        be read while another thread updates it, so results vary from run to run. On one
+        thread, or under ``jax.vmap`` (one fit per thread), it is the default update; on
+        platforms without the native kernel it has no effect. Needs a kernel other than
+        ``"xla"``.
     """
 
     dim: int = 64
@@ -96,6 +105,7 @@ class BPRConfig:
     reject_positives: bool = True
     n_neg_retries: int = 4
     kernel: str = "auto"
+    hogwild: bool = False
 
     def __post_init__(self):
         check_positive_int("dim", self.dim)
@@ -108,6 +118,12 @@ class BPRConfig:
             raise ValueError(f"`kernel` must be one of {_KERNELS}, got {self.kernel!r}")
         if not self.init_scale > 0:
             raise ValueError(f"`init_scale` must be > 0, got {self.init_scale}")
+        if self.hogwild and (self.kernel == "xla" or self.optimizer == "adam"):
+            raise ValueError(
+                "`hogwild=True` needs the native kernel: kernel 'auto' or 'native' with "
+                f"optimizer 'lazy_adam' or 'sgd', got kernel={self.kernel!r}, "
+                f"optimizer={self.optimizer!r}"
+            )
 
 
 @flax.struct.dataclass
@@ -362,7 +378,7 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
         def native_epoch(params, opt_state, u, i, cand, w):
             batches = (u.reshape(n_batches, bsz), i.reshape(n_batches, bsz),
                        cand.T.reshape(n_batches, bsz, -1), w.reshape(n_batches, bsz))  # fmt: skip
-            return _native_epoch(params, opt_state, batches, positives, lr, l2, config.optimizer)
+            return _native_epoch(params, opt_state, batches, positives, lr, l2, config)
 
         if kernel == "auto":  # native where the program is lowered for a CPU, JAX elsewhere
             (params, opt_state), losses = lax.platform_dependent(
@@ -390,13 +406,21 @@ def _resolve_kernel(config: BPRConfig, dtype) -> str:
     return "auto"
 
 
-def _native_epoch(params: BPRParams, opt_state, batches, positives, lr, l2, optimizer: str):
+def _native_epoch(params: BPRParams, opt_state, batches, positives, lr, l2, config: BPRConfig):
     """One epoch of steps in the native kernel; ``((params, opt_state), losses)``."""
-    adam = optimizer == "lazy_adam"
+    adam = config.optimizer == "lazy_adam"
     moments = (opt_state.moments.user_emb, opt_state.moments.item_emb) if adam else None
     steps = opt_state.count if adam else jnp.zeros((), jnp.int32)
     pu, pi, moments, steps, losses = native_bpr.bpr_epoch(
-        params.user_emb, params.item_emb, moments, steps, batches, positives, lr, l2
+        params.user_emb,
+        params.item_emb,
+        moments,
+        steps,
+        batches,
+        positives,
+        lr,
+        l2,
+        hogwild=config.hogwild,
     )
     dtype = params.user_emb.dtype
     params = BPRParams(pu.astype(dtype), pi.astype(dtype))
