@@ -23,15 +23,17 @@ argument; :class:`ProbeHParams` (a pytree) holds the knobs that may vary inside 
     params = jax.vmap(jax.vmap(f, (None, 0)), (0, None))(keys, lrs)  # leaves [8, 3, ...]
 
 :func:`fit_capacities` fits many capacities (MLP widths, ranks) times many seeds. Different
-MLP widths have different shapes; they are handled either by *bucketing* (one compiled
-program per width, vmapped over seeds) or by *padding* (all widths of a group padded to the
-largest one, with hidden units beyond each width masked out, in one compiled program).
-Padding is exactly equivalent: the initial weights are drawn per entry from
-``fold_in(fold_in(key, row), col)``, so the first ``w`` units of a padded network start
-from the same values as a network of true width ``w``, and masked units have exactly zero
-activations, gradients, Adam moments and weights throughout training. Bucketing is the
-default (measured faster; numbers in :func:`fit_capacities`). On CPU, the fits of one program
-run in cache-sized vmapped chunks (``jax.lax.map(..., batch_size=...)``). All ranks of
+MLP widths have different shapes; they are handled by *fusing* (default: each seed trains
+all widths of a group in one program, their first layers multiplied by ``x`` as one
+matrix), by *bucketing* (one compiled program per width, vmapped over seeds) or by *padding*
+(all widths of a group padded to the largest one, with hidden units beyond each width
+masked out, in one compiled program). All three give every width its own fit: the initial
+weights are drawn per entry from the entry's row and column, so the first ``w`` units of a
+padded network start from the same values as a network of true width ``w``, masked units
+have exactly zero activations, gradients, Adam moments and weights throughout training,
+and a fused network's loss is the sum of its widths' losses, so each width gets its own
+gradient (numbers in :func:`fit_capacities`). On CPU, the fits of one program run in
+cache-sized vmapped chunks (``jax.lax.map(..., batch_size=...)``). All ranks of
 :class:`ReducedRank` share one ridge fit and one eigendecomposition.
 """
 
@@ -316,7 +318,7 @@ class CapacityFits(NamedTuple):
         params: per spec, a params pytree whose leaves have a leading ``[n_seeds]`` axis,
             at the spec's true size (padded fits are sliced back).
         loss: per spec, ``[n_seeds, steps]`` (MLP) or ``[n_seeds, 1]`` (linear).
-        strategy: the MLP strategy that was used (``"pad"`` or ``"bucket"``).
+        strategy: the MLP strategy that was used (``"fuse"``, ``"bucket"`` or ``"pad"``).
     """
 
     specs: tuple
@@ -551,32 +553,72 @@ def _mlp_forward(activation, weights, biases, mask, x):
     return h @ weights[-1] + biases[-1]
 
 
+def _mlps_forward(activation, members, masks, x):
+    """Predictions of several MLPs on one ``x``, their first layers as one matmul.
+
+    ``members`` are ``(weights, biases)`` of networks that differ only in width; the
+    first-layer weights are concatenated along the hidden axis, so ``x`` is multiplied
+    once, and each network continues on its own slice of the hidden units.
+    """
+    if len(members) == 1:
+        return (_mlp_forward(activation, *members[0], masks[0], x),)
+    act = _ACTIVATIONS[activation]
+    w0 = jnp.concatenate([m[0][0] for m in members], axis=1)
+    b0 = jnp.concatenate([m[1][0] for m in members])
+    h_all = act(x @ w0 + b0) * jnp.concatenate(masks)
+    outs, off = [], 0
+    for (weights, biases), mask in zip(members, masks):
+        h = h_all[:, off : off + mask.shape[0]]
+        off += mask.shape[0]
+        for w, b in zip(weights[1:-1], biases[1:-1]):
+            h = act(h @ w + b) * mask
+        outs.append(h @ weights[-1] + biases[-1])
+    return tuple(outs)
+
+
 def _fit_mlp(key, spec: MLP, x, y, hparams, width=None, val=None):
     """Train an MLP of (padded) width ``spec.width`` whose live width is ``width`` (dynamic).
 
     ``val = (x_val, y_val)`` gives explicit early-stopping rows (``spec.val_fraction`` is
     then ignored).
     """
+    widths = None if width is None else (width,)
+    return _fit_mlps(key, (spec,), x, y, hparams, widths, val)[0]
+
+
+def _fit_mlps(key, specs: tuple[MLP, ...], x, y, hparams, widths=None, val=None):
+    """Train MLPs that differ only in width together: ``((params, FitInfo), ...)``.
+
+    Each network gets exactly the fit :func:`_fit_mlp` gives it alone (the same key, so the
+    same initialisation, validation rows and minibatches; AdamW acts entry by entry and the
+    summed loss's gradient in a network's weights is its own loss's gradient). Training them
+    as one program shares the minibatch and multiplies ``x`` once by all first layers.
+    """
     n, d_x = x.shape
     d_y = y.shape[1]
     dtype = x.dtype
-    if width is None:
-        width = spec.width
-    mask = (jnp.arange(spec.width) < width).astype(dtype)
+    spec = specs[0]
+    if widths is None:
+        widths = tuple(s.width for s in specs)
+    masks = tuple((jnp.arange(s.width) < w).astype(dtype) for s, w in zip(specs, widths))
     n_layers = spec.depth + 1
-    decay_mask = (tuple(True for _ in range(n_layers)), tuple(False for _ in range(n_layers)))
+    decay_one = (tuple(True for _ in range(n_layers)), tuple(False for _ in range(n_layers)))
     opt = optax.adamw(
         learning_rate=jnp.asarray(hparams.learning_rate, dtype),
         b1=0.9,
         b2=0.999,
         eps=1e-8,
         weight_decay=jnp.asarray(hparams.weight_decay, dtype),
-        mask=decay_mask,
+        mask=tuple(decay_one for _ in specs),
     )
 
+    def losses_fn(tr, xb, yb):
+        preds = _mlps_forward(spec.activation, tr, masks, xb)
+        return jnp.stack([jnp.mean((pred - yb) ** 2) for pred in preds])
+
     def loss_fn(tr, xb, yb):
-        pred = _mlp_forward(spec.activation, tr[0], tr[1], mask, xb)
-        return jnp.mean((pred - yb) ** 2)
+        per_net = losses_fn(tr, xb, yb)
+        return jnp.sum(per_net), per_net
 
     if val is not None:
         x_val, y_val = val
@@ -592,8 +634,8 @@ def _fit_mlp(key, spec: MLP, x, y, hparams, width=None, val=None):
         n = n - n_val
     batch_size = spec.batch_size if spec.batch_size is None else min(spec.batch_size, n)
     steps_per_epoch = n // batch_size if batch_size is not None else 1
-    weights, biases = _mlp_init(key, spec, d_x, d_y, mask, dtype, jnp.mean(y, axis=0))
-    train = (weights, biases)
+    y_mean = jnp.mean(y, axis=0)
+    train = tuple(_mlp_init(key, s, d_x, d_y, m, dtype, y_mean) for s, m in zip(specs, masks))
     opt_state = opt.init(train)
 
     def step(carry, t):
@@ -606,30 +648,42 @@ def _fit_mlp(key, spec: MLP, x, y, hparams, width=None, val=None):
             idx = jax.lax.dynamic_slice_in_dim(perm, j * batch_size, batch_size)
             xb, yb = x[idx], y[idx]
         if n_val:
-            best, val = _keep_best(best, tr, loss_fn(tr, x_val, y_val))
+            best, val = _keep_best(best, tr, losses_fn(tr, x_val, y_val))
         else:
-            val = jnp.zeros((), dtype)
-        loss, grads = jax.value_and_grad(loss_fn)(tr, xb, yb)
+            val = jnp.zeros((len(specs),), dtype)
+        (_, loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(tr, xb, yb)
         updates, state = opt.update(grads, state, tr)
         return (optax.apply_updates(tr, updates), state, best), (loss, val)
 
-    best0 = (train, jnp.asarray(jnp.inf, dtype))
+    best0 = (train, jnp.full((len(specs),), jnp.inf, dtype))
     (train, _, best), (losses, vals) = jax.lax.scan(
         step, (train, opt_state, best0), jnp.arange(spec.steps)
     )
     val_loss = None
     if n_val:
-        best, last = _keep_best(best, train, loss_fn(train, x_val, y_val))
+        best, last = _keep_best(best, train, losses_fn(train, x_val, y_val))
         train = best[0]
         val_loss = jnp.concatenate([vals, last[None]])
-    params = MLPParams(weights=train[0], biases=train[1], hidden_mask=mask)
-    return params, FitInfo(loss=losses, val_loss=val_loss)
+    return tuple(
+        (
+            MLPParams(weights=tr[0], biases=tr[1], hidden_mask=mask),
+            FitInfo(loss=losses[:, k], val_loss=None if val_loss is None else val_loss[:, k]),
+        )
+        for k, (tr, mask) in enumerate(zip(train, masks))
+    )
 
 
 def _keep_best(best, params, val):
-    """``(best_params, best_val)`` updated with ``params`` if ``val`` is strictly lower."""
+    """``(best_params, best_val)`` updated, network by network, where ``val`` is lower.
+
+    ``params`` is a tuple of networks and ``val`` ``[networks]``; network ``k`` keeps its new
+    parameters if ``val[k]`` is strictly below its best so far.
+    """
     better = val < best[1]
-    kept = jax.tree.map(lambda new, old: jnp.where(better, new, old), params, best[0])
+    kept = tuple(
+        jax.tree.map(lambda new, old, b=better[k]: jnp.where(b, new, old), net, old_net)
+        for k, (net, old_net) in enumerate(zip(params, best[0]))
+    )
     return (kept, jnp.where(better, val, best[1])), val
 
 
@@ -759,6 +813,7 @@ def predict(spec: Spec, params: Any, x: ArrayLike) -> jax.Array:
 
 
 _CPU_CHUNK_BYTES = 4 * 2**20
+_STRATEGIES = ("bucket", "pad", "fuse")
 
 
 def _auto_seed_chunk(n_fits: int, n: int, d_x: int, d_y: int, width: int, itemsize: int) -> int:
@@ -783,6 +838,12 @@ def _mlp_batched(keys, spec, x, y, hparams, widths, chunk):
     return jax.lax.map(
         lambda kw: _fit_mlp(kw[0], spec, x, y, hparams, kw[1]), (keys, widths), batch_size=chunk
     )
+
+
+@functools.partial(jax.jit, static_argnums=(1, 5))
+def _mlps_batched(keys, specs, x, y, hparams, chunk):
+    """:func:`_fit_mlps` of the width group ``specs`` for each key ``[m]`` (chunks vmapped)."""
+    return jax.lax.map(lambda k: _fit_mlps(k, specs, x, y, hparams), keys, batch_size=chunk)
 
 
 @jax.jit
@@ -813,7 +874,7 @@ def fit_capacities(
     hparams: ProbeHParams | None = None,
     *,
     n_seeds: int = 1,
-    strategy: str = "bucket",
+    strategy: str = "fuse",
     seed_chunk: int | None = None,
 ) -> CapacityFits:
     """Fit many probe capacities (MLP widths, ranks, ...) times ``n_seeds`` seeds.
@@ -824,17 +885,21 @@ def fit_capacities(
 
     MLP specs that differ only in ``width`` form a group, fitted with ``strategy``:
 
-    * ``"bucket"`` (default): one compiled program per width, vmapped over seeds.
+    * ``"fuse"`` (default): one compiled program per group, vmapped over seeds; each seed
+      trains all the group's widths together (the sum of their losses: each width's
+      weights get exactly their own gradient, AdamW acts entry by entry), sharing its
+      minibatches and validation rows and one ``x @ [W_1 | W_2 | ...]`` product.
+    * ``"bucket"``: one compiled program per width, vmapped over seeds.
     * ``"pad"``: one compiled program per group, vmapped over widths x seeds, every network
-      padded to the group's largest width with the extra hidden units masked out. Exactly
-      equivalent results (to float rounding), but ``max_width / width`` times the FLOPs.
+      padded to the group's largest width with the extra hidden units masked out
+      (``max_width / width`` times the FLOPs).
 
-    ``"bucket"`` is the default because it was faster in ``experiments/bench_probe_sweep.py``
-    (2-core shared CPU, 300 full-batch Adam steps, 64 -> 64 dims): 8 seeds x widths
-    8..256 at n = 4000 took 72.1 s steady (86.9 s incl. compile) with bucketing against
-    207.4 s incl. compile with padding (which executes 3.05x the FLOPs); 64 seeds x widths
-    4..32 at n = 500 took 10.4 s vs 11.9 s steady. Padding only compiles one program
-    (17.2 s vs 26.6 s first call in the small case), so it can win when compile time dominates.
+    The three give the same fits to float rounding. ``"fuse"`` is the default because it
+    was fastest or level in ``experiments/bench_probe_sweep.py`` (2-core CPU, 300
+    full-batch Adam steps, 64 -> 64 dims): 64 seeds x widths 4..32 at n = 500 took 2.53 s
+    steady against 3.92 s bucketed and 6.25 s padded (compile 6.6 s vs 8.7 s); 8 seeds x
+    widths 8..256 at n = 4000 took 16.9 s against 16.0 s bucketed (level within the run's
+    noise) and 36.1 s padded.
 
     All :class:`ReducedRank` specs share one ridge fit and one eigendecomposition (the ranks
     only mask singular directions); :class:`Ridge` is fitted once. Linear results are
@@ -847,7 +912,7 @@ def fit_capacities(
         y: ``[n, d_y]`` targets.
         hparams: shared :class:`ProbeHParams`.
         n_seeds: number of seeds (``>= 1``).
-        strategy: ``"bucket"`` or ``"pad"`` (MLP widths).
+        strategy: ``"fuse"``, ``"bucket"`` or ``"pad"`` (MLP widths).
         seed_chunk: how many fits one compiled program vmaps at a time (the rest run in
             sequence inside the same program, ``jax.lax.map(..., batch_size=seed_chunk)``).
             ``None``: all at once on GPU/TPU; on CPU, chunks whose per-step activations take
@@ -868,8 +933,8 @@ def fit_capacities(
         _check_spec(spec)
         if isinstance(spec, RandomFeatures):
             raise ValueError("`specs`: RandomFeatures is fitted with fit() or tune()")
-    if strategy not in ("bucket", "pad"):
-        raise ValueError(f"`strategy` must be 'bucket' or 'pad', got {strategy!r}")
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {_STRATEGIES}, got {strategy!r}")
     n_seeds = check_positive_int("n_seeds", n_seeds)
     if seed_chunk is not None:
         seed_chunk = check_positive_int("seed_chunk", seed_chunk)
@@ -882,7 +947,9 @@ def fit_capacities(
     fits = _fit_linear_capacities(keys, specs, x, y, hparams, n_seeds)
     for idx in _mlp_groups(specs):
         widths = sorted({specs[i].width for i in idx})
-        fit_group = _fit_mlp_padded if strategy == "pad" and len(widths) > 1 else _fit_mlp_bucketed
+        fit_group = _fit_mlp_bucketed
+        if len(widths) > 1 and strategy != "bucket":
+            fit_group = _fit_mlp_padded if strategy == "pad" else _fit_mlp_fused
         fits.update(fit_group(keys, specs, idx, widths, x, y, hparams, n_seeds, seed_chunk))
     return CapacityFits(
         specs=specs,
@@ -945,6 +1012,19 @@ def _fit_mlp_padded(
         params = _unpad(jax.tree.map(lambda a, sl=sl: a[sl], p_all), specs[i].width)
         fits[i] = params, info_all.loss[sl]
     return fits
+
+
+def _fit_mlp_fused(
+    keys, specs, idx, widths, x, y, hparams, n_seeds, seed_chunk
+) -> dict[int, tuple[Any, Any]]:
+    """One program for a group: each seed trains all widths together, vmapped over seeds."""
+    itemsize = jnp.dtype(x.dtype).itemsize
+    d_x, d_y = x.shape[1], y.shape[1]
+    group = tuple(dataclasses.replace(specs[idx[0]], width=w) for w in widths)
+    chunk = seed_chunk or _auto_seed_chunk(n_seeds, x.shape[0], d_x, d_y, sum(widths), itemsize)
+    outs = _mlps_batched(keys, group, x, y, hparams, int(min(chunk, n_seeds)))
+    return {i: (outs[widths.index(specs[i].width)][0], outs[widths.index(specs[i].width)][1].loss)
+            for i in idx}  # fmt: skip
 
 
 def _fit_mlp_bucketed(

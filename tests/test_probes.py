@@ -266,6 +266,28 @@ def test_fit_capacities_pad_equals_bucket_and_single_fits(rng, key):
     assert [p.shape for p in preds] == [(3, 64, 4)] * len(specs)
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(depth=2, batch_size=16, val_fraction=0.25)],
+    ids=["full-batch", "depth2-minibatch-early-stopping"],
+)
+def test_fit_capacities_fuse_equals_bucket(rng, key, kw):
+    # training the widths of a seed as one program must give every width its own fit:
+    # same init, minibatches, validation rows and early-stopping choice, per width
+    x, y = _data(rng, n=64, nonlinear=True)
+    specs = [MLP(width=w, steps=30, **kw) for w in (2, 5, 3)] + [Ridge()]
+    fused = fit_capacities(key, specs, x, y, HP, n_seeds=3, strategy="fuse")
+    bucket = fit_capacities(key, specs, x, y, HP, n_seeds=3, strategy="bucket")
+    assert fused.strategy == "fuse"
+    for p_f, p_b, l_f, l_b in zip(fused.params, bucket.params, fused.loss, bucket.loss):
+        for a, b in zip(*map(jax.tree.leaves, (p_f, p_b)), strict=True):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(l_f, l_b, rtol=1e-5, atol=1e-6)
+    # the widths really differ (a fit that ignored its width would fail the check above)
+    assert fused.params[0].weights[0].shape[-1] == 2 and fused.params[1].weights[0].shape[-1] == 5
+
+
 def test_vmap_over_seeds_equals_python_loop(rng, key):
     x, y = _data(rng, n=64, nonlinear=True)
     keys = jax.random.split(key, 4)
