@@ -23,8 +23,8 @@ argument; :class:`ProbeHParams` (a pytree) holds the knobs that may vary inside 
     params = jax.vmap(jax.vmap(f, (None, 0)), (0, None))(keys, lrs)  # leaves [8, 3, ...]
 
 :func:`fit_capacities` fits many capacities (MLP widths, ranks) times many seeds. Different
-MLP widths have different shapes; they are handled by *fusing* (default: each seed trains
-all widths of a group in one program, their first layers multiplied by ``x`` as one
+MLP widths have different shapes; they are handled by *fusing* (each seed trains all
+widths of a group in one program, their first layers multiplied by ``x`` as one
 matrix), by *bucketing* (one compiled program per width, vmapped over seeds) or by *padding*
 (all widths of a group padded to the largest one, with hidden units beyond each width
 masked out, in one compiled program). All three give every width its own fit: the initial
@@ -32,7 +32,8 @@ weights are drawn per entry from the entry's row and column, so the first ``w`` 
 padded network start from the same values as a network of true width ``w``, masked units
 have exactly zero activations, gradients, Adam moments and weights throughout training,
 and a fused network's loss is the sum of its widths' losses, so each width gets its own
-gradient (numbers in :func:`fit_capacities`). On CPU, the fits of one program run in
+gradient. By default a group is fused when a fused fit fits in cache, else bucketed
+(numbers in :func:`fit_capacities`). On CPU, the fits of one program run in
 cache-sized vmapped chunks (``jax.lax.map(..., batch_size=...)``). All ranks of
 :class:`ReducedRank` share one ridge fit and one eigendecomposition.
 """
@@ -318,7 +319,8 @@ class CapacityFits(NamedTuple):
         params: per spec, a params pytree whose leaves have a leading ``[n_seeds]`` axis,
             at the spec's true size (padded fits are sliced back).
         loss: per spec, ``[n_seeds, steps]`` (MLP) or ``[n_seeds, 1]`` (linear).
-        strategy: the MLP strategy that was used (``"fuse"``, ``"bucket"`` or ``"pad"``).
+        strategy: the MLP strategy requested (``"auto"``, ``"fuse"``, ``"bucket"`` or
+            ``"pad"``).
     """
 
     specs: tuple
@@ -813,7 +815,7 @@ def predict(spec: Spec, params: Any, x: ArrayLike) -> jax.Array:
 
 
 _CPU_CHUNK_BYTES = 4 * 2**20
-_STRATEGIES = ("bucket", "pad", "fuse")
+_STRATEGIES = ("auto", "fuse", "bucket", "pad")
 
 
 def _auto_seed_chunk(n_fits: int, n: int, d_x: int, d_y: int, width: int, itemsize: int) -> int:
@@ -874,7 +876,7 @@ def fit_capacities(
     hparams: ProbeHParams | None = None,
     *,
     n_seeds: int = 1,
-    strategy: str = "fuse",
+    strategy: str = "auto",
     seed_chunk: int | None = None,
 ) -> CapacityFits:
     """Fit many probe capacities (MLP widths, ranks, ...) times ``n_seeds`` seeds.
@@ -885,21 +887,25 @@ def fit_capacities(
 
     MLP specs that differ only in ``width`` form a group, fitted with ``strategy``:
 
-    * ``"fuse"`` (default): one compiled program per group, vmapped over seeds; each seed
-      trains all the group's widths together (the sum of their losses: each width's
-      weights get exactly their own gradient, AdamW acts entry by entry), sharing its
-      minibatches and validation rows and one ``x @ [W_1 | W_2 | ...]`` product.
+    * ``"fuse"``: one compiled program per group, vmapped over seeds; each seed trains all
+      the group's widths together (the sum of their losses: each width's weights get
+      exactly their own gradient, AdamW acts entry by entry), sharing its minibatches and
+      validation rows and one ``x @ [W_1 | W_2 | ...]`` product.
     * ``"bucket"``: one compiled program per width, vmapped over seeds.
     * ``"pad"``: one compiled program per group, vmapped over widths x seeds, every network
       padded to the group's largest width with the extra hidden units masked out
       (``max_width / width`` times the FLOPs).
+    * ``"auto"`` (default): ``"fuse"`` when one fused fit's per-step activations,
+      ``4 n (d_x + d_y + 3 sum(widths))`` bytes in float32, fit the 4 MiB chunk budget,
+      else ``"bucket"``.
 
-    The three give the same fits to float rounding. ``"fuse"`` is the default because it
-    was fastest or level in ``experiments/bench_probe_sweep.py`` (2-core CPU, 300
-    full-batch Adam steps, 64 -> 64 dims): 64 seeds x widths 4..32 at n = 500 took 2.53 s
-    steady against 3.92 s bucketed and 6.25 s padded (compile 6.6 s vs 8.7 s); 8 seeds x
-    widths 8..256 at n = 4000 took 16.9 s against 16.0 s bucketed (level within the run's
-    noise) and 36.1 s padded.
+    The three give the same fits to float rounding. Measured in
+    ``experiments/bench_probe_sweep.py`` (2-core CPU, 300 full-batch Adam steps, 64 -> 64
+    dims): 64 seeds x widths 4..32 at n = 500 (616 KB per fused fit) took 2.50 s steady
+    fused against 3.71 s bucketed and 6.28 s padded (compile 5.8 s vs 8.5 s); 8 seeds x
+    widths 8..256 at n = 4000 (26 MB per fused fit, out of cache) took 13.4 s bucketed
+    against 17.9 s fused and 36.6 s padded. The rule of ``"auto"`` is drawn from these two
+    CPU measurements; accelerators were not measured.
 
     All :class:`ReducedRank` specs share one ridge fit and one eigendecomposition (the ranks
     only mask singular directions); :class:`Ridge` is fitted once. Linear results are
@@ -912,7 +918,7 @@ def fit_capacities(
         y: ``[n, d_y]`` targets.
         hparams: shared :class:`ProbeHParams`.
         n_seeds: number of seeds (``>= 1``).
-        strategy: ``"fuse"``, ``"bucket"`` or ``"pad"`` (MLP widths).
+        strategy: ``"auto"``, ``"fuse"``, ``"bucket"`` or ``"pad"`` (MLP widths).
         seed_chunk: how many fits one compiled program vmaps at a time (the rest run in
             sequence inside the same program, ``jax.lax.map(..., batch_size=seed_chunk)``).
             ``None``: all at once on GPU/TPU; on CPU, chunks whose per-step activations take
@@ -947,9 +953,9 @@ def fit_capacities(
     fits = _fit_linear_capacities(keys, specs, x, y, hparams, n_seeds)
     for idx in _mlp_groups(specs):
         widths = sorted({specs[i].width for i in idx})
-        fit_group = _fit_mlp_bucketed
-        if len(widths) > 1 and strategy != "bucket":
-            fit_group = _fit_mlp_padded if strategy == "pad" else _fit_mlp_fused
+        how = _group_strategy(strategy, widths, x, y)
+        fit_group = {"fuse": _fit_mlp_fused, "bucket": _fit_mlp_bucketed, "pad": _fit_mlp_padded}
+        fit_group = fit_group[how] if len(widths) > 1 else _fit_mlp_bucketed
         fits.update(fit_group(keys, specs, idx, widths, x, y, hparams, n_seeds, seed_chunk))
     return CapacityFits(
         specs=specs,
@@ -1012,6 +1018,15 @@ def _fit_mlp_padded(
         params = _unpad(jax.tree.map(lambda a, sl=sl: a[sl], p_all), specs[i].width)
         fits[i] = params, info_all.loss[sl]
     return fits
+
+
+def _group_strategy(strategy: str, widths: Sequence[int], x, y) -> str:
+    """One group's strategy; ``"auto"``: fuse if a fused fit's activations fit the chunk budget."""
+    if strategy != "auto":
+        return strategy
+    n, d_x, d_y = x.shape[0], x.shape[1], y.shape[1]
+    per_fit = jnp.dtype(x.dtype).itemsize * n * (d_x + d_y + 3 * sum(widths))
+    return "fuse" if per_fit <= _CPU_CHUNK_BYTES else "bucket"
 
 
 def _fit_mlp_fused(

@@ -233,8 +233,10 @@ def regime_large(args, mm_rate):
     t_pad = res["pad"][1] if np.isfinite(res["pad"][1]) else res["pad"][0]
     rate_pad_exec = padded / t_pad / 1e9
     rate_wide = wide_flops / steady_wide / 1e9
+    auto = probes._group_strategy("auto", widths, x, y)
+    print(f"\nstrategy='auto' (the default) picks {auto} here")
     print(
-        f"\nfastest strategy here: {best_a} (bucket steady {res['bucket'][1]:.2f} s / first "
+        f"fastest strategy here: {best_a} (bucket steady {res['bucket'][1]:.2f} s / first "
         f"{res['bucket'][0]:.2f} s; fuse steady {res['fuse'][1]:.2f} s / first "
         f"{res['fuse'][0]:.2f} s; pad steady {res['pad'][1]:.2f} s / first {res['pad'][0]:.2f} s)"
     )
@@ -298,6 +300,7 @@ def regime_small(args, mm_rate):
     for k in ("bucket", "fuse", "pad", "loop"):
         print(f"| {k} | " + " | ".join(f"{v:.4f}" for v in res[k][2]) + " |")
     best = min(("bucket", "fuse", "pad"), key=lambda k: res[k][1])
+    print(f"\nstrategy='auto' (the default) picks {probes._group_strategy('auto', widths, x, y)}")
     useful = sum(step_flops(n, w) for w in widths) * n_seeds * steps
     print(
         f"\nfastest strategy here: {best}; speed-up vs (b) loop: "

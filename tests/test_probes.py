@@ -268,8 +268,10 @@ def test_fit_capacities_pad_equals_bucket_and_single_fits(rng, key):
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(), dict(depth=2, batch_size=16, val_fraction=0.25)],
-    ids=["full-batch", "depth2-minibatch-early-stopping"],
+    [
+        pytest.param(dict(), marks=pytest.mark.slow, id="full-batch"),
+        pytest.param(dict(depth=2, batch_size=16, val_fraction=0.25), id="depth2-minibatch-val"),
+    ],
 )
 def test_fit_capacities_fuse_equals_bucket(rng, key, kw):
     # training the widths of a seed as one program must give every width its own fit:
@@ -286,6 +288,14 @@ def test_fit_capacities_fuse_equals_bucket(rng, key, kw):
         np.testing.assert_allclose(l_f, l_b, rtol=1e-5, atol=1e-6)
     # the widths really differ (a fit that ignored its width would fail the check above)
     assert fused.params[0].weights[0].shape[-1] == 2 and fused.params[1].weights[0].shape[-1] == 5
+
+
+def test_auto_strategy_fuses_groups_whose_fused_fit_fits_in_cache():
+    small = jnp.zeros((500, 64)), jnp.zeros((500, 64))  # 64 seeds x widths 4..32: 616 KB
+    large = jnp.zeros((4000, 64)), jnp.zeros((4000, 64))  # widths 8..256: 26 MB
+    assert probes._group_strategy("auto", (4, 8, 16, 32), *small) == "fuse"
+    assert probes._group_strategy("auto", (8, 16, 32, 64, 128, 256), *large) == "bucket"
+    assert probes._group_strategy("pad", (4, 8), *small) == "pad"
 
 
 def test_vmap_over_seeds_equals_python_loop(rng, key):
