@@ -5,16 +5,20 @@ rating is a positive (as the studies do today; ``--threshold 4`` keeps ratings >
 random per-user 80/20 split (seed 0). Both libraries train BPR-MF with d factors, one
 uniform negative per positive (rejecting training positives), the same number of
 epochs over the training interactions; complemjax by minibatch lazy Adam (rows of the
-batch only), timed with both step kernels (``native``: the C++ epoch kernel of
-``complemjax._native``; ``xla``: the pure-JAX ``lax.scan``), ``implicit`` by its Hogwild
-SGD (Cython, ``--threads`` threads; it adds an item bias column).
+batch only), timed with three step kernels (``native``: the C++ epoch kernel of
+``complemjax._native``, deterministic; ``native, hogwild``: the same kernel with
+``BPRConfig(hogwild=True)``, one fit's batches dealt to the threads without locks, not
+reproducible; ``xla``: the pure-JAX ``lax.scan``), ``implicit`` by its Hogwild SGD
+(Cython, ``--threads`` threads; it adds an item bias column).
 
 Reported for both: training interactions per second (epochs × training interactions /
 training time, best of ``--repeats`` runs after a warm-up call; complemjax's compile
 time shown separately), test Recall@20 and NDCG@20
 (training items excluded, evaluated by complemjax.ranking for both), and the ratios.
-Also the training time complemjax needs to reach implicit's test Recall@20 (epoch by
-epoch), and S seeds trained in one ``jax.vmap`` program vs a Python loop of single fits.
+Equal recall: the level L = (the lower of the final test Recall@20 values) - 0.005; each
+library's training time for the fewest epochs whose Recall@20 reaches L (complemjax epoch by
+epoch from one state, implicit by a fresh fit per epoch count, best of ``--repeats``).
+Also S seeds trained in one ``jax.vmap`` program vs a Python loop of single fits.
 
 Usage::
 
@@ -171,13 +175,14 @@ def main(argv=None):
             f"{rec_cj - rec_imp:+.4f}."
         )
     if np.isfinite(rec_imp):
-        # equal recall: the lower of the two final Recall@20 is a level both reach; each
-        # library's time is its training time for the fewest epochs that reach it
-        target = min(rec_imp, min(r[2] for k, r in rows.items() if k != "xla"))
+        # equal recall (within the 0.005): the lower of the final Recall@20 values
+        # minus 0.005 is a level every run reaches (implicit's Hogwild reruns vary by a few
+        # 1e-3); each library's time is its training time for the fewest epochs reaching it
+        target = min(rec_imp, min(r[2] for k, r in rows.items() if k != "xla")) - 0.005
         e_imp, t_imp_eq = _implicit_time_to_recall(implicit_fit, imp_epochs, target)
-        print(f"\nEqual recall: target Recall@20 {target:.4f} (the lower final value); "
-              f"implicit reaches it after {e_imp} epochs, {t_imp_eq:.3f} s (a fresh fit per "
-              "epoch count: implicit does not checkpoint).")  # fmt: skip
+        print(f"\nEqual recall: target Recall@20 {target:.4f} (the lower final value - "
+              f"0.005); implicit reaches it after {e_imp} epochs, {t_imp_eq:.3f} s (a fresh fit "
+              "per epoch count: implicit does not checkpoint).")  # fmt: skip
         for kernel in kernels[:-1]:
             _time_to_recall(kernel, configs[kernel], hp, key, u_dev, i_dev, nu, ni, exclude,
                             test, target, t_imp_eq)  # fmt: skip
