@@ -99,7 +99,7 @@ def test_row_updates_under_vmap_equal_single_fits(optimizer, rng):
     nu, ni = 40, 60
     u = jnp.asarray(rng.integers(0, nu, 600))
     i = jnp.asarray(rng.integers(0, ni, 600))
-    cfg = cf.BPRConfig(dim=4, n_epochs=2, batch_size=64, optimizer=optimizer)
+    cfg = cf.BPRConfig(dim=4, n_epochs=2, batch_size=64, optimizer=optimizer, kernel="xla")
 
     def fit(key, hp, u, i):
         return cf.fit_bpr(key, u, i, n_users=nu, n_items=ni, config=cfg, hparams=hp)
