@@ -323,6 +323,23 @@ def test_lazy_adam_rows_match_dense_adam_on_touched_rows(rng):
     np.testing.assert_allclose(v2[2], 0.999 * v0[2] + 0.001 * (gd**2).sum(0), rtol=1e-5)
 
 
+def test_fit_bpr_accepts_data_closed_over_by_a_jitted_function():
+    # the range check must read concrete closed-over arrays on the host, not through a
+    # staged min/max (which raised ConcretizationTypeError under jit + vmap)
+    u, i = jnp.array([0, 1, 2, 1], jnp.int32), jnp.array([3, 0, 2, 1], jnp.int32)
+    cfg = cf.BPRConfig(dim=4, n_epochs=1, batch_size=4, kernel="xla")
+
+    def fit(lr):
+        hp = cf.BPRHParams(learning_rate=lr, l2=0.0)
+        return cf.fit_bpr(jax.random.key(0), u, i, n_users=3, n_items=4, config=cfg, hparams=hp)
+
+    out = jax.jit(jax.vmap(fit))(jnp.array([0.01, 0.1]))
+    assert out.user_emb.shape == (2, 3, 4)
+    with pytest.raises(ValueError, match="item_idx"):
+        cf.fit_bpr(jax.random.key(0), u, i + 1, n_users=3, n_items=4, config=cfg,
+                   hparams=cf.BPRHParams())  # fmt: skip
+
+
 def test_bpr_mask_drops_padding(synth):
     tr_u, tr_i, _, _, nu, ni = synth
     # user nu-1's entries become padding; junk padding pairs point at it as well

@@ -72,10 +72,13 @@ def check_pairs(
             if not isinstance(i, jax.core.Tracer):
                 i = jnp.asarray(np.where(m, np.asarray(i), 0))
     for name, a, hi in ((nu, u, n_users), (ni, i, n_items)):
-        if not isinstance(a, jax.core.Tracer) and (int(a.min()) < 0 or int(a.max()) >= hi):
-            raise ValueError(
-                f"`{name}` must lie in [0, {hi}), got [{int(a.min())}, {int(a.max())}]"
-            )
+        if isinstance(a, jax.core.Tracer):
+            continue
+        # on the host: a concrete array closed over by a jitted function would otherwise
+        # be reduced by a staged (traced) min/max, which int() cannot read
+        lo_a, hi_a = int(np.min(np.asarray(a))), int(np.max(np.asarray(a)))
+        if lo_a < 0 or hi_a >= hi:
+            raise ValueError(f"`{name}` must lie in [0, {hi}), got [{lo_a}, {hi_a}]")
     if unique and not isinstance(u, jax.core.Tracer) and not isinstance(i, jax.core.Tracer):
         keys = np.asarray(u).astype(np.int64) * n_items + np.asarray(i)
         if mask is not None and not isinstance(mask, jax.core.Tracer):
