@@ -16,8 +16,9 @@
 // looked up in a bitmap of the training pairs (a binary search of the user's sorted keys
 // when users x items exceeds kMaxBitmapBits).
 //
-// Threads: a vmapped call (several seeds / grid points) runs one problem per thread, each
-// batch in one pass (RunSinglePass). A single problem on n >= 3 threads runs each batch
+// Threads: a vmapped call (several seeds / grid points) runs one problem per thread, and a
+// single problem on 1 or 2 threads runs on one; both run each batch in one pass
+// (RunSinglePass). A single problem on n >= 3 threads runs each batch
 // on n - 1 of them in two phases separated by barriers (RunPhased): (1) by triple range,
 // each triple's loss and the gradients of its three rows; (2) each thread sums, in batch
 // order, the gradients of the rows it owns (row % threads) and updates them. Every row's
