@@ -92,7 +92,7 @@ def test_bpr_deterministic_and_vmaps(synth):
     assert int(s1.epoch) == 2
 
 
-@pytest.mark.parametrize("optimizer", ["lazy_adam", "sgd"])
+@pytest.mark.parametrize("optimizer", ["lazy_adam", pytest.param("sgd", marks=pytest.mark.slow)])
 def test_row_updates_under_vmap_equal_single_fits(optimizer, rng):
     # the unclamped row gathers/scatters (promise_in_bounds) under vmap must
     # give the single fits (up to float summation order), for one and two nested vmaps

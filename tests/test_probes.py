@@ -269,7 +269,8 @@ def test_fit_capacities_pad_equals_bucket_and_single_fits(rng, key):
 @pytest.mark.parametrize(
     "kw",
     [
-        pytest.param(dict(depth=2, val_fraction=0.25), id="depth2-early-stopping"),
+        pytest.param(dict(), id="full-batch"),
+        pytest.param(dict(depth=2, val_fraction=0.25), marks=pytest.mark.slow, id="depth2-val"),
         pytest.param(dict(batch_size=16), marks=pytest.mark.slow, id="minibatch"),
     ],
 )
