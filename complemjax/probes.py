@@ -826,8 +826,12 @@ def _auto_seed_chunk(n_fits: int, n: int, d_x: int, d_y: int, width: int, itemsi
     """
     if jax.default_backend() != "cpu":
         return n_fits
-    per_fit = itemsize * n * (d_x + d_y + 3 * width)
-    return int(max(1, min(n_fits, _CPU_CHUNK_BYTES // per_fit)))
+    return int(max(1, min(n_fits, _CPU_CHUNK_BYTES // _fit_bytes(n, d_x, d_y, width, itemsize))))
+
+
+def _fit_bytes(n: int, d_x: int, d_y: int, width: int, itemsize: int) -> int:
+    """Per-step activation bytes of one fit: inputs, targets and three ``[n, width]`` arrays."""
+    return itemsize * n * (d_x + d_y + 3 * width)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 6))
@@ -1024,8 +1028,7 @@ def _group_strategy(strategy: str, widths: Sequence[int], x, y) -> str:
     """One group's strategy; ``"auto"``: fuse if a fused fit's activations fit the chunk budget."""
     if strategy != "auto":
         return strategy
-    n, d_x, d_y = x.shape[0], x.shape[1], y.shape[1]
-    per_fit = jnp.dtype(x.dtype).itemsize * n * (d_x + d_y + 3 * sum(widths))
+    per_fit = _fit_bytes(*x.shape, y.shape[1], sum(widths), jnp.dtype(x.dtype).itemsize)
     return "fuse" if per_fit <= _CPU_CHUNK_BYTES else "bucket"
 
 
@@ -1038,8 +1041,8 @@ def _fit_mlp_fused(
     group = tuple(dataclasses.replace(specs[idx[0]], width=w) for w in widths)
     chunk = seed_chunk or _auto_seed_chunk(n_seeds, x.shape[0], d_x, d_y, sum(widths), itemsize)
     outs = _mlps_batched(keys, group, x, y, hparams, int(min(chunk, n_seeds)))
-    return {i: (outs[widths.index(specs[i].width)][0], outs[widths.index(specs[i].width)][1].loss)
-            for i in idx}  # fmt: skip
+    by_width = {w: (params, info.loss) for w, (params, info) in zip(widths, outs)}
+    return {i: by_width[specs[i].width] for i in idx}
 
 
 def _fit_mlp_bucketed(

@@ -87,11 +87,12 @@ class BPRConfig:
         thread per vmapped seed). ``"auto"`` (default): native when the program runs
         on a CPU in float32 and the kernel could be built, else xla.
       hogwild: native kernel only. ``False`` (default): one fit gives the same result on
-        any number of threads (each minibatch in three phases with barriers between them;
-        the default is reproducible bit for bit). ``True``: one fit's minibatches are dealt
-        to the CPU threads, which read and update the shared rows without locks (Hogwild,
-        Recht et al. 2011, as ``implicit`` trains): faster on several cores, but a row may
-        be read while another thread updates it, so results vary from run to run. On one
+        any number of threads, bit for bit (each minibatch in one pass on one thread, or
+        in two barrier-separated phases on ``n - 1`` of ``n >= 3`` threads). ``True``: one
+        fit's minibatches are dealt to the CPU threads, which read and update the shared
+        rows without locks (Hogwild, Recht et al. 2011, as ``implicit`` trains): faster on
+        several cores, but a row may be read while another thread updates it, so results
+        vary from run to run. On one
         thread, or under ``jax.vmap`` (one fit per thread), it is the default update; on
         platforms without the native kernel it has no effect. Needs a kernel other than
         ``"xla"``.
