@@ -36,7 +36,7 @@ def _run(blocks, tmp_path, monkeypatch):
             pytest.fail(f"README.md python block {n} failed: {type(e).__name__}: {e}")
 
 
-@pytest.mark.slow  # an end-to-end tour (about 15 s of compiles); CI runs it in test-slow
+@pytest.mark.slow  # an end-to-end tour (about 15 s of compiles); CI runs it in test-all
 def test_readme_fast_blocks_run(tmp_path, monkeypatch):
     blocks = _blocks(slow=False)
     assert blocks, "README.md has no fast ```python block"

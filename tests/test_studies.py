@@ -16,7 +16,7 @@ import pytest
 from complemjax import cli
 
 
-@pytest.mark.slow  # a CLI subprocess (imports JAX afresh): run by make test-slow and CI
+@pytest.mark.slow  # a CLI subprocess (imports JAX afresh): run by make test-slow and test-all (CI)
 def test_command_help():
     out = subprocess.run(
         [sys.executable, "-m", "complemjax.cli", "--help"], capture_output=True, text=True

@@ -104,7 +104,7 @@ def test_four_devices_equal_one_device(tmp_path):
     _assert_same_table(one, four)  # bit-identical, not merely close
 
 
-@pytest.mark.slow  # multi-process (kill -9 of a child): run by make test-slow and CI
+@pytest.mark.slow  # multi-process (kill -9 of a child): run by make test-slow and test-all (CI)
 def test_sigkill_mid_sweep_then_resume(tmp_path):
     ck = tmp_path / "chunks"
     child = _script(
