@@ -92,10 +92,9 @@ class BPRConfig:
         fit's minibatches are dealt to the CPU threads, which read and update the shared
         rows without locks (Hogwild, Recht et al. 2011, as ``implicit`` trains): faster on
         several cores, but a row may be read while another thread updates it, so results
-        vary from run to run. On one
-        thread, or under ``jax.vmap`` (one fit per thread), it is the default update; on
-        platforms without the native kernel it has no effect. Needs a kernel other than
-        ``"xla"``.
+        vary from run to run. On one thread, or under ``jax.vmap`` (one fit per thread),
+        it is the default update; on platforms without the native kernel it has no
+        effect. Needs a kernel other than ``"xla"``.
     """
 
     dim: int = 64
