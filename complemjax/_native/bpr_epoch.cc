@@ -123,26 +123,33 @@ inline void DotAndNorms(const float* a, const float* b, const float* c, int64_t 
 }
 
 // What the threads of one problem share: the resolved negatives of the epoch and the
-// per-triple losses and gradients of the batch.
+// scalars of each triple of the batch (its loss, dloss/dx and L2 coefficient).
 struct Shared {
   std::vector<int32_t> neg;  // [n_batches * B]
-  std::vector<float> loss;   // [B] per triple
-  std::vector<float> grads;  // [B, 3, d] per triple: g_u, g_i, g_j
+  std::vector<float> loss, coef, reg;  // [B] per triple
   explicit Shared(const Problem& p)
-      : neg(p.n_batches * p.batch),
-        loss(p.batch),
-        grads(p.batch * 3 * p.d) {}
+      : neg(p.n_batches * p.batch), loss(p.batch), coef(p.batch), reg(p.batch) {}
 };
 
 // Per-thread sums of the gradients (and, for Adam, squared gradients) of its touched rows.
+// A slot's squares are written only once its row occurs a second time in the batch: a row
+// seen once (most item rows) keeps only its gradient g, and its update squares g then (the
+// same product, so the same bits as summing squares eagerly).
 struct Accumulator {
-  std::vector<float> acc;     // [slots, 2d]
+  std::vector<float> acc;     // [slots, 2d]: sum g, then sum g^2 (valid when repeated)
   std::vector<int64_t> rows;  // touched rows, in first-touch order
   std::vector<char> is_item;  // which table each touched row belongs to
+  std::vector<char> repeated;  // whether the slot's row occurred more than once
   std::vector<float> g;       // [d] one occurrence's gradient
   Accumulator(int64_t batch, int64_t d) : acc(3 * batch * 2 * d), g(d) {
     rows.reserve(3 * batch);
     is_item.reserve(3 * batch);
+    repeated.reserve(3 * batch);
+  }
+  void Clear() {
+    rows.clear();
+    is_item.clear();
+    repeated.clear();
   }
 };
 
@@ -177,6 +184,11 @@ class PositiveSet {
     const int32_t* it = std::lower_bound(first, last, key);
     return it != last && *it == key;
   }
+  // Start loading the bitmap word of (user, item) (a random read of a large bitmap).
+  void Prefetch(int32_t user, int32_t item) const {
+    if (bits_.empty()) return;
+    __builtin_prefetch(&bits_[uint64_t(user * static_cast<int32_t>(p_.n_items) + item) >> 6]);
+  }
 
  private:
   const Problem& p_;
@@ -193,46 +205,62 @@ inline int32_t ResolveNegative(const Problem& p, const PositiveSet& positives, i
   return cand[p.n_cand - 1];
 }
 
+// Bitmap words prefetched this many draws ahead of their lookup.
+constexpr int64_t kAheadDraws = 16;
+
+// The negatives of draws [lo, hi) into neg[0, hi - lo).
+void ResolveNegatives(const Problem& p, const PositiveSet& positives, int64_t lo, int64_t hi,
+                      int32_t* neg) {
+  for (int64_t t = lo; t < hi; ++t) {
+    if (p.n_cand > 1 && t + kAheadDraws < hi)
+      positives.Prefetch(p.u[t + kAheadDraws], p.j[(t + kAheadDraws) * p.n_cand]);
+    neg[t - lo] = ResolveNegative(p, positives, t);
+  }
+}
+
 // g = a * x + b * y over d entries.
 inline void Axpby(float* __restrict g, float a, const float* __restrict x, float b,
                   const float* __restrict y, int64_t d) {
   for (int64_t k = 0; k < d; ++k) g[k] = a * x[k] + b * y[k];
 }
 
-// Add g (and g^2 when `squares`) to the accumulator slot of `row`, opening it if needed.
+// Add g (and, for Adam, g^2 once the row repeats) to the accumulator slot of `row`,
+// opening it if needed.
 inline void Accumulate(Accumulator& a, std::vector<int32_t>& slot_of, int64_t row, bool item,
                        const float* __restrict g, int64_t d, bool squares) {
   int32_t slot = slot_of[row];
-  const bool fresh = slot < 0;
-  if (fresh) {
+  if (slot < 0) {
     slot = static_cast<int32_t>(a.rows.size());
     slot_of[row] = slot;
     a.rows.push_back(row);
     a.is_item.push_back(item);
+    a.repeated.push_back(0);
+    std::memcpy(a.acc.data() + int64_t(slot) * 2 * d, g, d * sizeof(float));
+    return;
   }
   float* __restrict s1 = a.acc.data() + int64_t(slot) * 2 * d;
   float* __restrict s2 = s1 + d;
-  if (fresh) {
-    for (int64_t k = 0; k < d; ++k) s1[k] = g[k];
-    if (squares)
-      for (int64_t k = 0; k < d; ++k) s2[k] = g[k] * g[k];
-  } else {
-    for (int64_t k = 0; k < d; ++k) s1[k] += g[k];
-    if (squares)
-      for (int64_t k = 0; k < d; ++k) s2[k] += g[k] * g[k];
+  if (squares) {
+    if (!a.repeated[slot]) {
+      for (int64_t k = 0; k < d; ++k) s2[k] = s1[k] * s1[k];
+      a.repeated[slot] = 1;
+    }
+    for (int64_t k = 0; k < d; ++k) s2[k] += g[k] * g[k];
   }
+  for (int64_t k = 0; k < d; ++k) s1[k] += g[k];
 }
 
 // Adam on one row: m = b1 m + (1-b1) g, v = b2 v + (1-b2) g2, row -= lr m^ / (sqrt(v^) + eps)
 // with m^ = m / bc1, v^ = v / bc2, computed as (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps):
-// one square root and one division per entry.
+// one square root and one division per entry. g2 = null: the row occurred once, g2 = g^2.
 inline void AdamRow(float* __restrict emb, float* __restrict m, float* __restrict v,
                     const float* __restrict g, const float* __restrict g2, int64_t d, float lr,
                     float bc1, float bc2) {
   const float lr_bc1 = lr / bc1, inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
   for (int64_t k = 0; k < d; ++k) {
+    const float sq = g2 ? g2[k] : g[k] * g[k];
     const float mk = kB1 * m[k] + (1.0f - kB1) * g[k];
-    const float vk = kB2 * v[k] + (1.0f - kB2) * g2[k];
+    const float vk = kB2 * v[k] + (1.0f - kB2) * sq;
     m[k] = mk;
     v[k] = vk;
     emb[k] -= lr_bc1 * mk / (std::sqrt(vk) * inv_sqrt_bc2 + kEps);
@@ -268,10 +296,9 @@ struct Lane {
       : slot_user(p.n_users, -1), slot_item(p.n_items, -1), neg(p.batch), a(p.batch, p.d) {}
 };
 
-// Phase 1 of batch b, triples [lo, hi): each triple's loss and the gradients of its three
-// rows (rows are only read).
-void TripleGradients(const Problem& p, Shared& s, int64_t b, int64_t lo, int64_t hi,
-                     float inv_w) {
+// Phase 1 of batch b, triples [lo, hi): each triple's scalars (rows are only read).
+void TripleScalars(const Problem& p, Shared& s, int64_t b, int64_t lo, int64_t hi,
+                   float inv_w) {
   const int64_t d = p.d, off = b * p.batch;
   for (int64_t t = lo; t < hi; ++t) {
     if (t + kAhead < hi) {  // the rows are scattered over tables larger than L2
@@ -282,28 +309,38 @@ void TripleGradients(const Problem& p, Shared& s, int64_t b, int64_t lo, int64_t
     const float* __restrict pu = p.user + int64_t(p.u[off + t]) * d;
     const float* __restrict qi = p.item + int64_t(p.i[off + t]) * d;
     const float* __restrict qj = p.item + int64_t(s.neg[off + t]) * d;
-    float coef, r;
-    Scalars(p, pu, qi, qj, p.w[off + t], inv_w, &s.loss[t], &coef, &r);
-    float* __restrict g = s.grads.data() + t * 3 * d;
-    UserGrad(g, coef, qi, qj, r, pu, d);
-    Axpby(g + d, coef, pu, r, qi, d);
-    Axpby(g + 2 * d, -coef, pu, r, qj, d);
+    Scalars(p, pu, qi, qj, p.w[off + t], inv_w, &s.loss[t], &s.coef[t], &s.reg[t]);
   }
 }
 
-// Phase 2 of batch b for thread `own.tid`: the gradients of the rows it owns, summed in
-// batch order into `a`.
+// Phase 2 of batch b for thread `own.tid`: the gradients of the rows it owns (computed
+// from the triple's scalars and rows, as the single pass computes them), summed in batch
+// order into `lane.a` (rows are only read).
 void SumOwned(const Problem& p, const Shared& s, Lane& lane, int64_t b, const Owner& own) {
   Accumulator& a = lane.a;
   const int64_t d = p.d, off = b * p.batch;
-  a.rows.clear();
-  a.is_item.clear();
+  a.Clear();
+  float* __restrict g = a.g.data();
   for (int64_t t = 0; t < p.batch; ++t) {
     const int64_t ru = p.u[off + t], ri = p.i[off + t], rj = s.neg[off + t];
-    const float* g = s.grads.data() + t * 3 * d;
-    if (own(ru)) Accumulate(a, lane.slot_user, ru, false, g, d, p.adam);
-    if (own(ri)) Accumulate(a, lane.slot_item, ri, true, g + d, d, p.adam);
-    if (own(rj)) Accumulate(a, lane.slot_item, rj, true, g + 2 * d, d, p.adam);
+    const bool ou = own(ru), oi = own(ri), oj = own(rj);
+    if (!(ou || oi || oj)) continue;
+    const float* __restrict pu = p.user + ru * d;
+    const float* __restrict qi = p.item + ri * d;
+    const float* __restrict qj = p.item + rj * d;
+    const float coef = s.coef[t], r = s.reg[t];
+    if (ou) {
+      UserGrad(g, coef, qi, qj, r, pu, d);
+      Accumulate(a, lane.slot_user, ru, false, g, d, p.adam);
+    }
+    if (oi) {
+      Axpby(g, coef, pu, r, qi, d);
+      Accumulate(a, lane.slot_item, ri, true, g, d, p.adam);
+    }
+    if (oj) {
+      Axpby(g, -coef, pu, r, qj, d);
+      Accumulate(a, lane.slot_item, rj, true, g, d, p.adam);
+    }
   }
 }
 
@@ -329,7 +366,7 @@ void ApplyBatch(const Problem& p, std::vector<int32_t>& slot_user,
       continue;
     }
     float* __restrict m = (item ? p.mv_item : p.mv_user) + row * 2 * d;
-    AdamRow(emb, m, m + d, acc, acc + d, d, lr, bc1, bc2);
+    AdamRow(emb, m, m + d, acc, a.repeated[n] ? acc + d : nullptr, d, lr, bc1, bc2);
   }
 }
 
@@ -352,10 +389,9 @@ struct BatchConstants {
 void SinglePassBatch(const Problem& p, const PositiveSet& positives, Lane& lane, int64_t b) {
   const int64_t d = p.d, off = b * p.batch;
   const BatchConstants c(p, b);
-  for (int64_t t = 0; t < p.batch; ++t) lane.neg[t] = ResolveNegative(p, positives, off + t);
+  ResolveNegatives(p, positives, off, off + p.batch, lane.neg.data());
   Accumulator& a = lane.a;
-  a.rows.clear();
-  a.is_item.clear();
+  a.Clear();
   float* __restrict g = a.g.data();
   float total_loss = 0;
   for (int64_t t = 0; t < p.batch; ++t) {
@@ -400,9 +436,11 @@ void RunSinglePass(const Problem& p, int n_threads) {
   for (auto& th : pool) th.join();
 }
 
-// One problem on n_threads >= 2 threads, deterministically: every batch in two phases with
-// barriers between them. Every row's gradient is summed in batch order by its owner,
-// so the result is the same for any count (and equals RunSinglePass on one thread).
+// One problem on n_threads >= 2 threads, deterministically: every batch in three phases
+// with barriers between them: (1) by triple range, each triple's scalars; (2) each thread
+// sums, in batch order, the gradients of the rows it owns; (3) it updates them. Every
+// row's sum has the same terms in the same order for any count, so the result is the
+// same for any count (and equals RunSinglePass on one thread).
 void RunPhased(const Problem& p, int n_threads) {
   Shared s(p);
   const PositiveSet positives(p);
@@ -411,23 +449,24 @@ void RunPhased(const Problem& p, int n_threads) {
     const Owner own{tid, n_threads};
     const int64_t total = p.n_batches * p.batch;
     const int64_t chunk = (total + n_threads - 1) / n_threads;
-    for (int64_t t = tid * chunk; t < std::min(total, (tid + 1) * chunk); ++t)
-      s.neg[t] = ResolveNegative(p, positives, t);
+    const int64_t lo = std::min(total, tid * chunk), hi = std::min(total, (tid + 1) * chunk);
+    ResolveNegatives(p, positives, lo, hi, s.neg.data() + lo);
     barrier.Wait();  // every negative of the epoch is resolved
     Lane lane(p);  // this thread's slot maps and sums (its rows only)
+    const int64_t per = (p.batch + n_threads - 1) / n_threads;
     for (int64_t b = 0; b < p.n_batches; ++b) {
       const BatchConstants c(p, b);
-      const int64_t per = (p.batch + n_threads - 1) / n_threads;
-      TripleGradients(p, s, b, std::min(p.batch, tid * per),
-                      std::min(p.batch, (tid + 1) * per), c.inv_w);
-      barrier.Wait();  // every read of the batch is done, every gradient is known
+      TripleScalars(p, s, b, std::min(p.batch, tid * per), std::min(p.batch, (tid + 1) * per),
+                    c.inv_w);
+      barrier.Wait();  // every triple's scalars are known
       SumOwned(p, s, lane, b, own);
-      ApplyBatch(p, lane.slot_user, lane.slot_item, lane.a, c.bc1, c.bc2);
       if (tid == 0) {
         float total_loss = 0;
         for (int64_t t = 0; t < p.batch; ++t) total_loss += s.loss[t];
         p.losses[b] = total_loss * c.inv_w;
       }
+      barrier.Wait();  // every read of the batch is done
+      ApplyBatch(p, lane.slot_user, lane.slot_item, lane.a, c.bc1, c.bc2);
       barrier.Wait();  // every row is updated before the next batch reads it
     }
   };
