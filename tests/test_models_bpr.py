@@ -123,3 +123,39 @@ def test_fusions_sample_with_the_bpr_mf_sampler(rng, config):
     )  # fmt: skip
     for a, b in zip(got, ref[:3], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_threefry2x32_matches_jax_primitive_and_known_answer():
+    from jax.extend.random import threefry2x32_p
+
+    seed = jnp.array([0x13198A2E, 0x03707344], jnp.uint32)
+    # Random123's known-answer vector for Threefry-2x32-20
+    y = bpr.threefry2x32(seed, jnp.uint32(0x243F6A88), jnp.uint32(0x85A308D3))
+    assert [int(v) for v in y] == [0xC4923A9C, 0x483DF7A0]
+    x0 = jnp.asarray(np.arange(500, dtype=np.uint32) * np.uint32(2654435761))
+    x1 = jnp.arange(500, dtype=jnp.uint32) ^ jnp.uint32(5)
+    k0, k1 = (jnp.broadcast_to(w, x0.shape) for w in seed)
+    ref = threefry2x32_p.bind(k0, k1, x0, x1)
+    for a, b in zip(bpr.threefry2x32(seed, x0, x1), ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_draws_are_counter_based_words_of_the_key(rng):
+    u, i, _, ni = _pairs(rng)
+    key = jax.random.key(4)
+    got = bpr.draw_bpr_candidates(key, jnp.asarray(u), jnp.asarray(i), n_items=ni, n_draws=50,
+                                  n_neg_retries=2)  # fmt: skip
+    seed = bpr.bpr_seed(key)
+    t = jnp.arange(50, dtype=jnp.uint32)
+    a, b = bpr.threefry2x32(seed, t, jnp.uint32(0))
+    e = np.asarray(a) % u.size
+    np.testing.assert_array_equal(got[0], u[e])
+    np.testing.assert_array_equal(got[1], i[e])
+    np.testing.assert_array_equal(got[2][0], np.asarray(b) % ni)
+    for r in (1, 2):
+        np.testing.assert_array_equal(got[2][r], np.asarray(bpr.threefry2x32(seed, t, r)[0]) % ni)
+    # a draw's words do not depend on how many draws are made
+    more = bpr.draw_bpr_candidates(key, jnp.asarray(u), jnp.asarray(i), n_items=ni, n_draws=80,
+                                   n_neg_retries=2)  # fmt: skip
+    for x, y in zip(got, more, strict=True):
+        np.testing.assert_array_equal(x, np.asarray(y)[..., :50])

@@ -74,74 +74,65 @@ def test_native_vmap_equals_loop_bit_for_bit():
         np.testing.assert_array_equal(batched.item_emb[s], one.item_emb)
 
 
-def _epoch_inputs(seed, n_users=25, n_items=40, d=8, n_batches=3, batch=128, n_cand=3):
+def _epoch_inputs(seed, n_users=25, n_items=40, d=8, n_epochs=2):
     r = np.random.default_rng(seed)
     u, i = _pairs(seed, n_users, n_items, 300)
     keys = bpr.positive_keys(u, i, n_users=n_users, n_items=n_items)
     pos = (keys, native_bpr.user_key_offsets(keys, n_users, n_items))
-    draw = r.integers(0, len(u), (n_batches, batch))
-    triples = (
-        jnp.asarray(u[draw]),
-        jnp.asarray(i[draw]),
-        jnp.asarray(r.integers(0, n_items, (n_batches, batch, n_cand)), jnp.int32),
-        jnp.ones((n_batches, batch), jnp.float32),
-    )
+    pairs = (jnp.asarray(u), jnp.asarray(i), jnp.ones(len(u), jnp.float32))
+    seeds = jnp.asarray(r.integers(0, 2**32, (n_epochs, 2), dtype=np.uint64).astype(np.uint32))
     tables = (
         jnp.asarray(r.normal(size=(n_users, d)) * 0.1, jnp.float32),
         jnp.asarray(r.normal(size=(n_items, d)) * 0.1, jnp.float32),
     )
     moments = (jnp.zeros((n_users, 2 * d)), jnp.zeros((n_items, 2 * d)))
-    return tables, moments, triples, pos
+    return tables, moments, (pairs, seeds), pos
+
+
+def _run_epochs(threads, hogwild, inputs, monkeypatch, *, lr=1e-2, batch=128, n_batches=3):
+    tables, moments, (pairs, seeds), pos = inputs
+    monkeypatch.setattr(_native, "cpu_threads", lambda: threads)
+    fn = jax.jit(  # a fresh function, so the thread count is read at trace time
+        lambda t, m, pr, sd, p: native_bpr.bpr_epochs(
+            *t, m, 0, pr, sd, p, lr, 1e-3, batch_size=batch, n_batches=n_batches,
+            n_neg_retries=2, hogwild=hogwild,
+        )
+    )  # fmt: skip
+    return fn(tables, moments, pairs, seeds, pos)
 
 
 def test_native_result_does_not_depend_on_the_thread_count(monkeypatch):
-    tables, moments, triples, pos = _epoch_inputs(4)
-    outs = []
-    for threads in (1, 2, 3, 4):  # one pass; phases on 2 and 3 threads
-        monkeypatch.setattr(_native, "cpu_threads", lambda t=threads: t)
-        fn = jax.jit(  # a fresh function, so the thread count is read at trace time
-            lambda t, m, tr, p: native_bpr.bpr_epoch(*t, m, 0, tr, p, 1e-2, 1e-3)
-        )
-        outs.append(fn(tables, moments, triples, pos))
+    inputs = _epoch_inputs(4)
+    # one pass on 1 thread; phases on 2, 3 and 4
+    outs = [_run_epochs(threads, False, inputs, monkeypatch) for threads in (1, 2, 3, 4)]
     for other in outs[1:]:
         for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(other), strict=True):
             np.testing.assert_array_equal(a, b)
 
 
-def _hogwild_epoch(threads, hogwild, inputs, monkeypatch):
-    tables, moments, triples, pos = inputs
-    monkeypatch.setattr(_native, "cpu_threads", lambda: threads)
-    fn = jax.jit(  # a fresh function, so the thread count is read at trace time
-        lambda t, m, tr, p: native_bpr.bpr_epoch(*t, m, 0, tr, p, 1e-2, 1e-3, hogwild=hogwild)
-    )
-    return fn(tables, moments, triples, pos)
-
-
 def test_hogwild_on_one_thread_is_the_deterministic_update(monkeypatch):
     inputs = _epoch_inputs(5)
-    ref = _hogwild_epoch(1, False, inputs, monkeypatch)
-    out = _hogwild_epoch(1, True, inputs, monkeypatch)
+    ref = _run_epochs(1, False, inputs, monkeypatch)
+    out = _run_epochs(1, True, inputs, monkeypatch)
     for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(out), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
-def test_hogwild_threads_without_shared_rows_give_the_deterministic_update(monkeypatch):
-    # batch b touches users and items of block b only (positives and candidates), so two
-    # hogwild threads (batches 0, 2 and 1, 3) never share a row: no race can happen and the
-    # result must equal the sequential one, Adam state and per-batch losses included
-    tables, moments, _, _ = _epoch_inputs(6, n_users=40, n_items=80, n_batches=4, batch=64)
-    r = np.random.default_rng(6)
-    blocks = np.arange(4)[:, None]
-    u = r.integers(0, 10, (4, 64)) + 10 * blocks
-    i = r.integers(0, 20, (4, 64)) + 20 * blocks
-    cand = r.integers(0, 20, (4, 64, 1)) + 20 * blocks[:, :, None]
-    triples = (jnp.asarray(u, jnp.int32), jnp.asarray(i, jnp.int32),
-               jnp.asarray(cand, jnp.int32), jnp.ones((4, 64), jnp.float32))  # fmt: skip
-    inputs = (tables, moments, triples, None)
-    ref = _hogwild_epoch(1, False, inputs, monkeypatch)
-    out = _hogwild_epoch(2, True, inputs, monkeypatch)
-    for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(out), strict=True):
-        np.testing.assert_array_equal(a, b)
+def test_hogwild_threads_run_every_batch_with_its_own_draws(monkeypatch):
+    # The draws depend on (seed, draw index) only, so Hogwild threads train on the same
+    # triples as the sequential run; races (and the order in which two threads' batches
+    # reach a row's Adam moments) only perturb the rows. With a tiny step the rows barely
+    # move, so each (epoch, batch) loss must match the sequential run's closely: a batch
+    # skipped, run twice, drawn from the wrong range or reported at the wrong index would
+    # not.
+    inputs = _epoch_inputs(6, n_epochs=3)
+    ref = _run_epochs(1, False, inputs, monkeypatch, lr=1e-6, batch=32, n_batches=5)
+    out = _run_epochs(2, True, inputs, monkeypatch, lr=1e-6, batch=32, n_batches=5)
+    *_, ref_steps, ref_losses = ref
+    *_, steps, losses = out
+    assert int(steps) == int(ref_steps) == 15
+    assert losses.shape == (3, 5)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-4)
 
 
 def test_hogwild_fit_trains_like_the_deterministic_fit(monkeypatch):
@@ -169,44 +160,54 @@ def test_hogwild_needs_the_native_kernel():
 
 
 def test_native_negatives_follow_the_rejection_rule():
-    # one minibatch of SGD with l2 = 0: item rows move only where they are a positive
-    # or the resolved negative, so the touched item rows reveal the resolution
+    # one triple per call, SGD, l2 = 0, users all ones and items all zeros: the item rows
+    # that move are the positive and the resolved negative, so the kernel's draw and
+    # rejection must reproduce the JAX twin's (draw_from_seed + resolve_negatives)
     n_users, n_items = 3, 6
-    u = np.array([0, 0, 0, 0, 1], np.int32)
+    u = np.array([0, 0, 0, 0, 1], np.int32)  # user 0 has 4 of 6 items: many rejections
     i = np.array([0, 1, 2, 3, 5], np.int32)
     keys = bpr.positive_keys(u, i, n_users=n_users, n_items=n_items)
     pos = (keys, native_bpr.user_key_offsets(keys, n_users, n_items))
-    cand = np.array([[[1, 2, 4]], [[0, 3, 5]]], np.int32)  # user 0: 1, 2 positive -> 4
-    # second draw: user 0, first candidate 0 is positive, 3 positive -> last (5) anyway
-    triples = (
-        jnp.array([[0], [0]], jnp.int32), jnp.array([[0], [0]], jnp.int32),
-        jnp.asarray(cand), jnp.ones((2, 1), jnp.float32),
-    )  # fmt: skip
-    ref = bpr.resolve_negatives(jnp.asarray(cand[:, 0, :].T), jnp.array([0, 0]), keys, n_items)
-    np.testing.assert_array_equal(ref, [4, 5])
+    pairs = (jnp.asarray(u), jnp.asarray(i), jnp.ones(5, jnp.float32))
     user = jnp.ones((n_users, 2), jnp.float32)
     item = jnp.zeros((n_items, 2), jnp.float32)
-    for b, neg in enumerate([4, 5]):
-        one = tuple(x[b : b + 1] for x in triples)
-        _, new_item, _, _, _ = native_bpr.bpr_epoch(user, item, None, 0, one, pos, 1.0, 0.0)
+    rejected = 0
+    for s in range(40):
+        seed = jnp.array([s, 7 * s + 1], jnp.uint32)
+        du, di, cand, _ = bpr.draw_from_seed(
+            seed, pairs[0], pairs[1], n_items=n_items, n_draws=1, n_neg_retries=2
+        )
+        j = int(bpr.resolve_negatives(cand, du, keys, n_items)[0])
+        rejected += int(j != int(cand[0, 0]))
+        _, new_item, _, _, _ = native_bpr.bpr_epochs(
+            user, item, None, 0, pairs, seed[None], pos, 1.0, 0.0, batch_size=1,
+            n_batches=1, n_neg_retries=2,
+        )  # fmt: skip
         moved = np.flatnonzero(np.abs(np.asarray(new_item)).sum(1) > 0)
-        np.testing.assert_array_equal(moved, sorted({0, neg}))
+        # j == i (every candidate was a positive, the last one i): the two gradients cancel
+        want = sorted({int(di[0]), j}) if j != int(di[0]) else []
+        np.testing.assert_array_equal(moved, want)
+    assert rejected > 5  # the rule was exercised
 
 
 def test_native_kernel_refuses_out_of_range_indices():
-    tables, moments, triples, pos = _epoch_inputs(5)
-    bad = (triples[0].at[0, 0].set(99), *triples[1:])
+    tables, moments, (pairs, seeds), pos = _epoch_inputs(5)
+    bad = (pairs[0].at[0].set(99), *pairs[1:])
     with pytest.raises(Exception, match="out of range"):
-        jax.block_until_ready(native_bpr.bpr_epoch(*tables, moments, 0, bad, pos, 1e-2, 0.0))
+        out = native_bpr.bpr_epochs(
+            *tables, moments, 0, bad, seeds, pos, 1e-2, 0.0, batch_size=16, n_batches=2
+        )
+        jax.block_until_ready(out)
 
 
-def test_native_binding_checks_candidate_shapes():
-    tables, moments, triples, pos = _epoch_inputs(6)
-    with pytest.raises(ValueError, match="candidates"):
-        flat = (*triples[:2], triples[2][..., 0], triples[3])
-        native_bpr.bpr_epoch(*tables, moments, 0, flat, pos, 1e-2, 0.0)
-    with pytest.raises(ValueError, match="positives"):
-        native_bpr.bpr_epoch(*tables, moments, 0, triples, None, 1e-2, 0.0)
+def test_native_binding_checks_shapes():
+    tables, moments, (pairs, seeds), pos = _epoch_inputs(6)
+    kw = dict(batch_size=16, n_batches=2)
+    with pytest.raises(ValueError, match="seeds"):
+        native_bpr.bpr_epochs(*tables, moments, 0, pairs, seeds[0], pos, 1e-2, 0.0, **kw)
+    with pytest.raises(ValueError, match="pairs"):
+        short = (pairs[0], pairs[1][:-1], pairs[2])
+        native_bpr.bpr_epochs(*tables, moments, 0, short, seeds, pos, 1e-2, 0.0, **kw)
 
 
 def test_kernel_option_validated():

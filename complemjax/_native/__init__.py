@@ -4,7 +4,7 @@ Two operations run far below the machine's speed in XLA's CPU runtime: a BPR ste
 dozen row gathers and scatters of its minibatch (XLA's CPU scatter updates one row at a
 time), and ``lax.top_k`` on long rows (a heap-based partial sort per row). The kernels
 here (C++ sources next to this file) do the former in one pass over the batch
-(``bpr_epoch.cc``) and the latter as one thresholded pass per row (``topk.cc``), with
+(``bpr_epochs.cc``) and the latter as one thresholded pass per row (``topk.cc``), with
 threads. Each has a pure-JAX twin in the library that defines its semantics and is
 the oracle of its tests; the JAX twin is what runs on GPU/TPU, or on a CPU without a C++
 compiler.
@@ -34,9 +34,9 @@ import jax
 
 __all__ = ["available", "cpu_threads", "load"]
 
-_SOURCES = ("bpr_epoch.cc", "topk.cc")
+_SOURCES = ("bpr_epochs.cc", "topk.cc")
 _TARGETS = {
-    "complemjax_bpr_epoch": "ComplemjaxBprEpoch",
+    "complemjax_bpr_epochs": "ComplemjaxBprEpochs",
     "complemjax_topk_rows": "ComplemjaxTopkRows",
 }
 _FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC", "-pthread")

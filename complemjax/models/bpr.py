@@ -8,6 +8,9 @@ for a user ``u``, a training item ``i`` and a negative item ``j``, minimise
   entries with replacement (the bootstrap sampling of the original paper and of
   ``implicit``), ``j`` uniform over items and resampled up to ``n_neg_retries`` times
   while ``(u, j)`` is a training pair (:func:`is_positive` on :func:`positive_keys`).
+  Its random words are counter-based (:func:`draw_from_seed`: Threefry-2x32 of the draw's
+  index under a 64-bit seed), so the native BPR-MF kernel computes the same draws itself,
+  one at a time, without materialising them.
 * :func:`bpr_loss` — ``Σ_b w_b softplus(−x_b) / max(Σ_b w_b, 1)`` (the batch mean when
   ``weights`` is None); ``softplus(−x) = −log σ(x)``.
 
@@ -30,7 +33,9 @@ from complemjax._checks import check_positive_int
 
 __all__ = [
     "bpr_loss",
+    "bpr_seed",
     "draw_bpr_candidates",
+    "draw_from_seed",
     "is_positive",
     "positive_keys",
     "resolve_negatives",
@@ -188,6 +193,72 @@ def resolve_negatives(
     return j
 
 
+_THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
+def threefry2x32(seed: jax.Array, x0: jax.Array, x1: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The Threefry-2x32 block cipher (20 rounds; Salmon et al. 2011) of ``(x0, x1)``.
+
+    The counter-based generator behind ``jax.random``'s default keys, written out so that
+    :func:`draw_from_seed` and the native BPR kernel (``_native/bpr_epochs.cc``) compute
+    the same words; its test compares it with JAX's own primitive.
+
+    Args:
+      seed: ``[2]`` uint32 key words.
+      x0: uint32 first counter word.
+      x1: uint32 second counter word (broadcastable with ``x0``).
+
+    Returns:
+      The two uint32 output words.
+    """
+    seed = jnp.asarray(seed, jnp.uint32)
+    k = (seed[0], seed[1], seed[0] ^ seed[1] ^ jnp.uint32(0x1BD11BDA))
+    x0 = jnp.asarray(x0, jnp.uint32) + k[0]
+    x1 = jnp.asarray(x1, jnp.uint32) + k[1]
+    for g in range(5):
+        for r in _THREEFRY_ROTATIONS[g % 2]:
+            x0 = x0 + x1
+            x1 = (x1 << jnp.uint32(r)) | (x1 >> jnp.uint32(32 - r))
+            x1 = x1 ^ x0
+        x0 = x0 + k[(g + 1) % 3]
+        x1 = x1 + k[(g + 2) % 3] + jnp.uint32(g + 1)
+    return x0, x1
+
+
+def bpr_seed(key: jax.Array) -> jax.Array:
+    """The ``[2]`` uint32 seed of one round of BPR draws: two words of ``key``."""
+    return jax.random.bits(key, (2,), jnp.uint32)
+
+
+def draw_from_seed(
+    seed: jax.Array,
+    user_idx: jax.Array,
+    item_idx: jax.Array,
+    *,
+    n_items: int,
+    n_draws: int,
+    weights: jax.Array | None = None,
+    n_neg_retries: int = 4,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """:func:`draw_bpr_candidates` from a :func:`bpr_seed` (jit-able).
+
+    Draw ``t`` uses the words ``(a, b) = threefry2x32(seed, t, 0)``: its entry is
+    ``e = a mod E`` and its first candidate ``b mod n_items``; candidate ``r >= 1`` is
+    ``threefry2x32(seed, t, r)[0] mod n_items``. Each word depends only on ``(seed, t,
+    r)``, so the native kernel draws the same triples without storing them.
+    """
+    n = user_idx.shape[0]
+    t = jnp.arange(n_draws, dtype=jnp.uint32)
+    a, b = threefry2x32(seed, t, jnp.uint32(0))
+    e = uniform_ints(a, n)
+    u, i = user_idx[e], item_idx[e]
+    w = jnp.ones(n_draws, jnp.zeros(()).dtype) if weights is None else weights[e]
+    cand = [uniform_ints(b, n_items)]
+    for r in range(1, 1 + n_neg_retries):
+        cand.append(uniform_ints(threefry2x32(seed, t, r)[0], n_items))
+    return u, i, jnp.stack(cand), w
+
+
 def draw_bpr_candidates(
     key: jax.Array,
     user_idx: jax.Array,
@@ -203,7 +274,8 @@ def draw_bpr_candidates(
     The negative of draw ``b`` is the first of ``candidates[0..R-1, b]`` that is not a
     training pair of its user, else ``candidates[R, b]`` (``R = n_neg_retries``);
     :func:`sample_bpr_triples` resolves it with :func:`is_positive`, and the native BPR
-    kernel resolves the same candidates the same way.
+    kernel resolves the same candidates the same way. The words are
+    :func:`draw_from_seed`'s under :func:`bpr_seed` ``(key)``.
 
     Args:
       key: PRNG key.
@@ -217,12 +289,10 @@ def draw_bpr_candidates(
     Returns:
       ``(u [n_draws], i [n_draws], candidates [1 + n_neg_retries, n_draws], w [n_draws])``.
     """
-    n = user_idx.shape[0]
-    bits = jax.random.bits(key, (2 + n_neg_retries, n_draws), jnp.uint32)
-    e = uniform_ints(bits[0], n)
-    u, i = user_idx[e], item_idx[e]
-    w = jnp.ones(n_draws, jnp.zeros(()).dtype) if weights is None else weights[e]
-    return u, i, uniform_ints(bits[1:], n_items), w
+    return draw_from_seed(
+        bpr_seed(key), user_idx, item_idx, n_items=n_items, n_draws=n_draws, weights=weights,
+        n_neg_retries=n_neg_retries,
+    )  # fmt: skip
 
 
 def bpr_loss(

@@ -67,8 +67,10 @@ class BPRConfig:
       n_epochs: passes over the training interactions (:func:`fit_bpr`; the protocol's
         ``max_epochs`` replaces it in :func:`select_bpr` and :class:`BPR`).
       batch_size: positives per minibatch B; an epoch is ``E // B`` minibatches of
-        entries drawn uniformly with replacement from the E interaction entries (all of
-        the epoch's draws and negatives in bulk, before the scan; ``B`` is capped at E).
+        entries drawn uniformly with replacement from the E interaction entries (``B`` is
+        capped at E). Each epoch's draws are counter-based words of its own key
+        (:func:`complemjax.models.bpr.draw_from_seed`): the JAX step draws the epoch in
+        bulk before its scan, the native kernel draws each batch where it uses it.
       optimizer: ``"lazy_adam"`` (default): Adam whose moments and parameters are
         updated on the minibatch rows only (the "lazy"/sparse Adam of TensorFlow's
         ``LazyAdam`` and PyTorch's ``SparseAdam``; a row repeated in a batch gets the
@@ -82,15 +84,15 @@ class BPRConfig:
       n_neg_retries: resampling rounds for ``reject_positives``.
       kernel: how the ``"lazy_adam"``/``"sgd"`` steps run. ``"xla"``: the pure-JAX step
         (any backend; the definition). ``"native"``: the C++ epoch kernel of
-        :mod:`complemjax._native` (CPU, float32; the same update, summed in another
-        order, so results agree with ``"xla"`` to float rounding, not bit for bit; one
-        thread per vmapped seed). ``"auto"`` (default): native when the program runs
+        :mod:`complemjax._native` (CPU, float32; every epoch in one call, with the same
+        draws and update, summed in another order, so results agree with ``"xla"`` to
+        float rounding, not bit for bit; one thread per vmapped seed). ``"auto"`` (default): native when the program runs
         on a CPU in float32 and the kernel could be built, else xla.
       hogwild: native kernel only. ``False`` (default): one fit gives the same result on
         any number of threads, bit for bit (each minibatch in one pass on one thread, or
-        in two barrier-separated phases on ``n - 1`` of ``n >= 3`` threads). ``True``: one
-        fit's minibatches are dealt to the CPU threads, which read and update the shared
-        rows without locks (Hogwild, Recht et al. 2011, as ``implicit`` trains): faster on
+        in three barrier-separated phases on ``n >= 2`` threads). ``True``: the CPU
+        threads claim one fit's minibatches in order and read and update the shared rows
+        without locks (Hogwild, Recht et al. 2011, as ``implicit`` trains): faster on
         several cores, but a row may be read while another thread updates it, so results
         vary from run to run. On one thread, or under ``jax.vmap`` (one fit per thread),
         it is the default update; on platforms without the native kernel it has no
@@ -355,43 +357,40 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
     positives = None
     if sorted_keys is not None and kernel != "xla":
         positives = (sorted_keys, native_bpr.user_key_offsets(sorted_keys, n_users, n_items))
+    n_retries = config.n_neg_retries if sorted_keys is not None else 0
 
-    def epoch(carry, _):
-        params, opt_state, key = carry
+    def next_seed(key, _):  # each epoch's draws come from its own split of the key
         key, k_epoch = jax.random.split(key)
-        u, i, cand, w = bpr.draw_bpr_candidates(
-            k_epoch, user_idx, item_idx, n_items=n_items, n_draws=n_batches * bsz,
-            weights=w_all, n_neg_retries=config.n_neg_retries,
-        )  # fmt: skip
-        if sorted_keys is None:
-            cand = cand[:1]
+        return key, bpr.bpr_seed(k_epoch)
 
-        def xla_epoch(params, opt_state, u, i, cand, w):
-            j = (
-                cand[0]
-                if sorted_keys is None
-                else bpr.resolve_negatives(cand, u, sorted_keys, n_items)
-            )
+    key, seeds = lax.scan(next_seed, state.key, None, length=n_epochs)
+
+    def xla_epochs(params, opt_state, seeds):
+        def epoch(carry, seed):
+            u, i, cand, w = bpr.draw_from_seed(
+                seed, user_idx, item_idx, n_items=n_items, n_draws=n_batches * bsz,
+                weights=w_all, n_neg_retries=n_retries,
+            )  # fmt: skip
+            j = cand[0]
+            if sorted_keys is not None:
+                j = bpr.resolve_negatives(cand, u, sorted_keys, n_items)
             batches = tuple(x.reshape(n_batches, bsz) for x in (u, i, j, w))
-            return lax.scan(step, (params, opt_state), batches)
+            carry, losses = lax.scan(step, carry, batches)
+            return carry, jnp.mean(losses)
 
-        def native_epoch(params, opt_state, u, i, cand, w):
-            batches = (u.reshape(n_batches, bsz), i.reshape(n_batches, bsz),
-                       cand.T.reshape(n_batches, bsz, -1), w.reshape(n_batches, bsz))  # fmt: skip
-            return _native_epoch(params, opt_state, batches, positives, lr, l2, config)
+        return lax.scan(epoch, (params, opt_state), seeds)
 
-        if kernel == "auto":  # native where the program is lowered for a CPU, JAX elsewhere
-            (params, opt_state), losses = lax.platform_dependent(
-                params, opt_state, u, i, cand, w, cpu=native_epoch, default=xla_epoch
-            )
-        else:
-            run = native_epoch if kernel == "native" else xla_epoch
-            (params, opt_state), losses = run(params, opt_state, u, i, cand, w)
-        return (params, opt_state, key), jnp.mean(losses)
+    def native_epochs(params, opt_state, seeds):
+        return _native_epochs(params, opt_state, (user_idx, item_idx, w_all), seeds, positives,
+                              lr, l2, config, bsz, n_batches)  # fmt: skip
 
-    (params, opt_state, key), losses = lax.scan(
-        epoch, (state.params, state.opt_state, state.key), None, length=n_epochs
-    )
+    if kernel == "auto":  # native where the program is lowered for a CPU, JAX elsewhere
+        (params, opt_state), losses = lax.platform_dependent(
+            state.params, state.opt_state, seeds, cpu=native_epochs, default=xla_epochs
+        )
+    else:
+        run = native_epochs if kernel == "native" else xla_epochs
+        (params, opt_state), losses = run(state.params, state.opt_state, seeds)
     return BPRState(params, opt_state, key, state.epoch + n_epochs), losses
 
 
@@ -406,27 +405,32 @@ def _resolve_kernel(config: BPRConfig, dtype) -> str:
     return "auto"
 
 
-def _native_epoch(params: BPRParams, opt_state, batches, positives, lr, l2, config: BPRConfig):
-    """One epoch of steps in the native kernel; ``((params, opt_state), losses)``."""
+def _native_epochs(
+    params: BPRParams,
+    opt_state,
+    pairs,
+    seeds,
+    positives,
+    lr,
+    l2,
+    config: BPRConfig,
+    batch_size: int,
+    n_batches: int,
+):
+    """All epochs in one call of the native kernel; ``((params, opt_state), epoch losses)``."""
     adam = config.optimizer == "lazy_adam"
     moments = (opt_state.moments.user_emb, opt_state.moments.item_emb) if adam else None
     steps = opt_state.count if adam else jnp.zeros((), jnp.int32)
-    pu, pi, moments, steps, losses = native_bpr.bpr_epoch(
-        params.user_emb,
-        params.item_emb,
-        moments,
-        steps,
-        batches,
-        positives,
-        lr,
-        l2,
+    pu, pi, moments, steps, losses = native_bpr.bpr_epochs(
+        params.user_emb, params.item_emb, moments, steps, pairs, seeds, positives, lr, l2,
+        batch_size=batch_size, n_batches=n_batches, n_neg_retries=config.n_neg_retries,
         hogwild=config.hogwild,
-    )
+    )  # fmt: skip
     dtype = params.user_emb.dtype
     params = BPRParams(pu.astype(dtype), pi.astype(dtype))
     if adam:
         opt_state = LazyAdamState(BPRParams(*moments), steps)
-    return (params, opt_state), losses.astype(dtype)
+    return (params, opt_state), jnp.mean(losses, axis=1).astype(dtype)
 
 
 def _check_config(config, n_users, n_items):

@@ -1,7 +1,17 @@
-// One epoch of BPR-MF minibatch steps on the CPU, as an XLA FFI custom call.
+// The epochs of BPR-MF minibatch training on the CPU, as one XLA FFI custom call.
 //
-// The same update as the pure-JAX step of complemjax/models/mf.py (its test oracle):
-// for each minibatch b of B triples (u, i, j) with weights w, W = max(sum w, 1),
+// The same draws and update as the pure-JAX epochs of complemjax/models/mf.py (its test
+// oracle). Epoch e draws n_batches * B triples from its seed (k0, k1) (two uint32 words,
+// complemjax.models.bpr.bpr_seed): draw t uses (a, b) = Threefry2x32((k0, k1), (t, 0)):
+// the training entry a mod E gives (u, i) and its weight w, and b mod n_items is the
+// first negative candidate; candidate r >= 1 is Threefry2x32((k0, k1), (t, r))[0] mod
+// n_items (complemjax.models.bpr.draw_from_seed). With rejection (n_cand = R + 1 > 1) the
+// negative is the first of candidates 0..R-1 that is not a training pair of u, else
+// candidate R (complemjax.models.bpr.resolve_negatives), looked up in a bitmap of the
+// training pairs (a binary search of the user's sorted keys when users x items exceeds
+// kMaxBitmapBits). Draws are computed where they are used, never stored for an epoch.
+//
+// For each minibatch b of B triples (u, i, j) with weights w, W = max(sum w, 1),
 //   x = p_u . (q_i - q_j),   loss_b = sum w (softplus(-x) + l2 (|p_u|^2 + |q_i|^2 + |q_j|^2)) / W
 //   dloss/dx = -w sigmoid(-x) / W,  plus 2 l2 w / W times each row (the L2 term).
 // Per-occurrence gradients are summed per row (a row may occur several times in a batch),
@@ -11,20 +21,15 @@
 //   SGD:        row -= lr sum g.
 // Only the rows of the minibatch are read or written, so a step costs O(B d).
 //
-// Negatives: each draw brings candidates; its negative is the first candidate that is not
-// a training pair of its user, else the last (complemjax.models.bpr.resolve_negatives),
-// looked up in a bitmap of the training pairs (a binary search of the user's sorted keys
-// when users x items exceeds kMaxBitmapBits).
-//
-// Threads: a vmapped call (several seeds / grid points) runs one problem per thread, and a
-// single problem on 1 or 2 threads runs on one; both run each batch in one pass
-// (RunSinglePass). A single problem on n >= 3 threads runs each batch
-// on n - 1 of them in two phases separated by barriers (RunPhased): (1) by triple range,
-// each triple's loss and the gradients of its three rows; (2) each thread sums, in batch
-// order, the gradients of the rows it owns (row % threads) and updates them. Every row's
-// sum has the same order for any thread count, so the result does not depend on it. With
-// `hogwild`, a single problem's batches are instead dealt to all threads, which update
-// shared rows without synchronisation (faster, not reproducible).
+// Threads: a vmapped call (several seeds / grid points) runs one problem per thread, each
+// batch in one pass (RunSinglePass), as does a single problem on one thread (or with
+// batches under 64 triples). A single problem on n >= 2 threads runs each batch on all n in
+// three phases separated by barriers (RunPhased): (1) by triple range, each triple's
+// scalars; (2) each thread sums, in batch order, the gradients of the rows it owns
+// (row % threads); (3) it updates them. Every row's sum has the same terms in the same
+// order for any thread count, so the result does not depend on it. With `hogwild`, a
+// single problem's batches are instead dealt to all threads, which update shared rows
+// without synchronisation (faster, not reproducible).
 
 #include <algorithm>
 #include <atomic>
@@ -82,18 +87,48 @@ struct Problem {
   float* mv_user;  // [n_users, 2d] first and second moments side by side (Adam only)
   float* mv_item;  // [n_items, 2d]
   int64_t n_users, n_items, d;
-  const int32_t* u;  // [n_batches * B]
-  const int32_t* i;
-  const int32_t* j;       // [n_batches * B, n_cand] negative candidates
+  const int32_t* pair_u;  // [E] the training entries' users
+  const int32_t* pair_i;  // [E] and items
+  const float* pair_w;    // [E] and weights
+  int64_t n_pairs;        // E
+  const uint32_t* seeds;  // [n_epochs, 2]
+  int64_t n_epochs;
   int64_t n_cand;         // 1 + rejection rounds
   const int32_t* keys;    // sorted u * n_items + i of the training pairs (-1: padding)
   const int32_t* indptr;  // [n_users + 1]: user u's keys are keys[indptr[u]:indptr[u+1]]
-  const float* w;
   int64_t n_batches, batch;
   float lr, l2;
   int32_t steps;  // Adam steps done before this call
-  float* losses;  // [n_batches]
+  float* losses;  // [n_epochs, n_batches]
   bool adam;
+};
+
+// The Threefry-2x32 block cipher, 20 rounds (Salmon et al. 2011; jax.random's default
+// generator; complemjax.models.bpr.threefry2x32).
+inline void Threefry2x32(uint32_t k0, uint32_t k1, uint32_t x0, uint32_t x1, uint32_t* y0,
+                         uint32_t* y1) {
+  static constexpr int kRot[2][4] = {{13, 15, 26, 6}, {17, 29, 16, 24}};
+  const uint32_t ks[3] = {k0, k1, k0 ^ k1 ^ 0x1BD11BDAu};
+  x0 += ks[0];
+  x1 += ks[1];
+  for (int g = 0; g < 5; ++g) {
+    for (int r : kRot[g % 2]) {
+      x0 += x1;
+      x1 = (x1 << r) | (x1 >> (32 - r));
+      x1 ^= x0;
+    }
+    x0 += ks[(g + 1) % 3];
+    x1 += ks[(g + 2) % 3] + uint32_t(g + 1);
+  }
+  *y0 = x0;
+  *y1 = x1;
+}
+
+// Triples of a batch: users, positives, negatives and weights.
+struct Triples {
+  std::vector<int32_t> u, i, j;
+  std::vector<float> w;
+  explicit Triples(int64_t n) : u(n), i(n), j(n), w(n) {}
 };
 
 // Sums of a . (b - c) and of |a|^2 + |b|^2 + |c|^2 in 8 lanes (vectorisable without
@@ -122,13 +157,13 @@ inline void DotAndNorms(const float* a, const float* b, const float* c, int64_t 
   *norms = sn;
 }
 
-// What the threads of one problem share: the resolved negatives of the epoch and the
-// scalars of each triple of the batch (its loss, dloss/dx and L2 coefficient).
+// What the threads of one problem share: the triples of the epoch and the scalars of
+// each triple of the batch (its loss, dloss/dx and L2 coefficient).
 struct Shared {
-  std::vector<int32_t> neg;  // [n_batches * B]
+  Triples draws;                       // [n_batches * B]
   std::vector<float> loss, coef, reg;  // [B] per triple
   explicit Shared(const Problem& p)
-      : neg(p.n_batches * p.batch), loss(p.batch), coef(p.batch), reg(p.batch) {}
+      : draws(p.n_batches * p.batch), loss(p.batch), coef(p.batch), reg(p.batch) {}
 };
 
 // Per-thread sums of the gradients (and, for Adam, squared gradients) of its touched rows.
@@ -195,26 +230,36 @@ class PositiveSet {
   std::vector<uint64_t> bits_;
 };
 
-// The negative of draw t: the first candidate that is not a training pair of the user,
-// else the last candidate (the rejection of complemjax.models.bpr.resolve_negatives).
-inline int32_t ResolveNegative(const Problem& p, const PositiveSet& positives, int64_t t) {
-  const int32_t* cand = p.j + t * p.n_cand;
-  for (int64_t r = 0; r + 1 < p.n_cand; ++r) {
-    if (!positives.Contains(p.u[t], cand[r])) return cand[r];
-  }
-  return cand[p.n_cand - 1];
-}
-
-// Bitmap words prefetched this many draws ahead of their lookup.
-constexpr int64_t kAheadDraws = 16;
-
-// The negatives of draws [lo, hi) into neg[0, hi - lo).
-void ResolveNegatives(const Problem& p, const PositiveSet& positives, int64_t lo, int64_t hi,
-                      int32_t* neg) {
+// Draws [lo, hi) of epoch e into slots [off, off + hi - lo) of `out`: each draw's entry
+// and first candidate, then (with rejection) its negative, redrawing candidate r >= 1
+// while the current one is a training pair of the user (r < n_cand). The bitmap words of
+// the first candidates are prefetched in the first pass.
+void DrawTriples(const Problem& p, const PositiveSet& positives, int64_t e, int64_t lo,
+                 int64_t hi, Triples& out, int64_t off) {
+  const uint32_t k0 = p.seeds[2 * e], k1 = p.seeds[2 * e + 1];
+  const uint32_t n_pairs = static_cast<uint32_t>(p.n_pairs);
+  const uint32_t n_items = static_cast<uint32_t>(p.n_items);
   for (int64_t t = lo; t < hi; ++t) {
-    if (p.n_cand > 1 && t + kAheadDraws < hi)
-      positives.Prefetch(p.u[t + kAheadDraws], p.j[(t + kAheadDraws) * p.n_cand]);
-    neg[t - lo] = ResolveNegative(p, positives, t);
+    uint32_t a, b;
+    Threefry2x32(k0, k1, static_cast<uint32_t>(t), 0, &a, &b);
+    const uint32_t entry = a % n_pairs;
+    const int64_t s = off + t - lo;
+    out.u[s] = p.pair_u[entry];
+    out.i[s] = p.pair_i[entry];
+    out.w[s] = p.pair_w[entry];
+    out.j[s] = static_cast<int32_t>(b % n_items);
+    if (p.n_cand > 1) positives.Prefetch(out.u[s], out.j[s]);
+  }
+  if (p.n_cand < 2) return;
+  for (int64_t t = lo; t < hi; ++t) {
+    const int64_t s = off + t - lo;
+    int32_t c = out.j[s];
+    for (int64_t r = 1; r < p.n_cand && positives.Contains(out.u[s], c); ++r) {
+      uint32_t a, b;
+      Threefry2x32(k0, k1, static_cast<uint32_t>(t), static_cast<uint32_t>(r), &a, &b);
+      c = static_cast<int32_t>(a % n_items);
+    }
+    out.j[s] = c;
   }
 }
 
@@ -288,41 +333,45 @@ inline void UserGrad(float* __restrict g, float coef, const float* __restrict qi
 }
 
 // One thread's own row -> accumulator slot maps (-1: row not touched in this batch),
-// the negatives of its batch (single-pass path) and its gradient sums.
+// the triples of its batch (single-pass path) and its gradient sums.
 struct Lane {
-  std::vector<int32_t> slot_user, slot_item, neg;
+  std::vector<int32_t> slot_user, slot_item;
+  Triples draws;
   Accumulator a;
   explicit Lane(const Problem& p)
-      : slot_user(p.n_users, -1), slot_item(p.n_items, -1), neg(p.batch), a(p.batch, p.d) {}
+      : slot_user(p.n_users, -1), slot_item(p.n_items, -1), draws(p.batch), a(p.batch, p.d) {}
 };
 
-// Phase 1 of batch b, triples [lo, hi): each triple's scalars (rows are only read).
-void TripleScalars(const Problem& p, Shared& s, int64_t b, int64_t lo, int64_t hi,
+// Phase 1, triples [lo, hi) of the batch starting at draws[off]: each triple's scalars
+// (rows are only read).
+void TripleScalars(const Problem& p, Shared& s, int64_t off, int64_t lo, int64_t hi,
                    float inv_w) {
-  const int64_t d = p.d, off = b * p.batch;
+  const int64_t d = p.d;
+  const Triples& x = s.draws;
   for (int64_t t = lo; t < hi; ++t) {
     if (t + kAhead < hi) {  // the rows are scattered over tables larger than L2
-      PrefetchRow(p.user + int64_t(p.u[off + t + kAhead]) * d, d);
-      PrefetchRow(p.item + int64_t(p.i[off + t + kAhead]) * d, d);
-      PrefetchRow(p.item + int64_t(s.neg[off + t + kAhead]) * d, d);
+      PrefetchRow(p.user + int64_t(x.u[off + t + kAhead]) * d, d);
+      PrefetchRow(p.item + int64_t(x.i[off + t + kAhead]) * d, d);
+      PrefetchRow(p.item + int64_t(x.j[off + t + kAhead]) * d, d);
     }
-    const float* __restrict pu = p.user + int64_t(p.u[off + t]) * d;
-    const float* __restrict qi = p.item + int64_t(p.i[off + t]) * d;
-    const float* __restrict qj = p.item + int64_t(s.neg[off + t]) * d;
-    Scalars(p, pu, qi, qj, p.w[off + t], inv_w, &s.loss[t], &s.coef[t], &s.reg[t]);
+    const float* __restrict pu = p.user + int64_t(x.u[off + t]) * d;
+    const float* __restrict qi = p.item + int64_t(x.i[off + t]) * d;
+    const float* __restrict qj = p.item + int64_t(x.j[off + t]) * d;
+    Scalars(p, pu, qi, qj, x.w[off + t], inv_w, &s.loss[t], &s.coef[t], &s.reg[t]);
   }
 }
 
-// Phase 2 of batch b for thread `own.tid`: the gradients of the rows it owns (computed
-// from the triple's scalars and rows, as the single pass computes them), summed in batch
-// order into `lane.a` (rows are only read).
-void SumOwned(const Problem& p, const Shared& s, Lane& lane, int64_t b, const Owner& own) {
+// Phase 2 of the batch starting at draws[off] for thread `own.tid`: the gradients of the
+// rows it owns (computed from the triple's scalars and rows, as the single pass computes
+// them), summed in batch order into `lane.a` (rows are only read).
+void SumOwned(const Problem& p, const Shared& s, Lane& lane, int64_t off, const Owner& own) {
   Accumulator& a = lane.a;
-  const int64_t d = p.d, off = b * p.batch;
+  const int64_t d = p.d;
+  const Triples& x = s.draws;
   a.Clear();
   float* __restrict g = a.g.data();
   for (int64_t t = 0; t < p.batch; ++t) {
-    const int64_t ru = p.u[off + t], ri = p.i[off + t], rj = s.neg[off + t];
+    const int64_t ru = x.u[off + t], ri = x.i[off + t], rj = x.j[off + t];
     const bool ou = own(ru), oi = own(ri), oj = own(rj);
     if (!(ou || oi || oj)) continue;
     const float* __restrict pu = p.user + ru * d;
@@ -370,42 +419,45 @@ void ApplyBatch(const Problem& p, std::vector<int32_t>& slot_user,
   }
 }
 
-// The constants of batch b: 1 / W with W = max(sum w, 1), and Adam's bias corrections.
+// The constants of a batch with weights w[0, B) that is Adam step `step` (1-based):
+// 1 / W with W = max(sum w, 1), and Adam's bias corrections.
 struct BatchConstants {
   float inv_w, bc1, bc2;
-  BatchConstants(const Problem& p, int64_t b) {
+  BatchConstants(const Problem& p, const float* w, int64_t step) {
     float sw = 0;
-    for (int64_t t = 0; t < p.batch; ++t) sw += p.w[b * p.batch + t];
+    for (int64_t t = 0; t < p.batch; ++t) sw += w[t];
     inv_w = 1.0f / std::max(sw, 1.0f);
-    const float step = static_cast<float>(p.steps + b + 1);
-    bc1 = 1.0f - std::pow(kB1, step);
-    bc2 = 1.0f - std::pow(kB2, step);
+    const float fstep = static_cast<float>(p.steps + step);
+    bc1 = 1.0f - std::pow(kB1, fstep);
+    bc2 = 1.0f - std::pow(kB2, fstep);
   }
 };
 
-// Batch b in one pass over its triples: negatives, then per triple its scalars and the
+// Batch b of epoch e in one pass: its draws, then per triple its scalars and the
 // gradients of its three rows (summed per row in batch order), then one update per row.
-// The same arithmetic, in the same order, as phases 1-3 on one thread.
-void SinglePassBatch(const Problem& p, const PositiveSet& positives, Lane& lane, int64_t b) {
-  const int64_t d = p.d, off = b * p.batch;
-  const BatchConstants c(p, b);
-  ResolveNegatives(p, positives, off, off + p.batch, lane.neg.data());
+// The same arithmetic, in the same order, as the phases on one thread.
+void SinglePassBatch(const Problem& p, const PositiveSet& positives, Lane& lane, int64_t e,
+                     int64_t b) {
+  const int64_t d = p.d;
+  Triples& x = lane.draws;
+  DrawTriples(p, positives, e, b * p.batch, (b + 1) * p.batch, x, 0);
+  const BatchConstants c(p, x.w.data(), e * p.n_batches + b + 1);
   Accumulator& a = lane.a;
   a.Clear();
   float* __restrict g = a.g.data();
   float total_loss = 0;
   for (int64_t t = 0; t < p.batch; ++t) {
     if (t + kAhead < p.batch) {
-      PrefetchRow(p.user + int64_t(p.u[off + t + kAhead]) * d, d);
-      PrefetchRow(p.item + int64_t(p.i[off + t + kAhead]) * d, d);
-      PrefetchRow(p.item + int64_t(lane.neg[t + kAhead]) * d, d);
+      PrefetchRow(p.user + int64_t(x.u[t + kAhead]) * d, d);
+      PrefetchRow(p.item + int64_t(x.i[t + kAhead]) * d, d);
+      PrefetchRow(p.item + int64_t(x.j[t + kAhead]) * d, d);
     }
-    const int64_t ru = p.u[off + t], ri = p.i[off + t], rj = lane.neg[t];
+    const int64_t ru = x.u[t], ri = x.i[t], rj = x.j[t];
     const float* __restrict pu = p.user + ru * d;
     const float* __restrict qi = p.item + ri * d;
     const float* __restrict qj = p.item + rj * d;
     float loss, coef, r;
-    Scalars(p, pu, qi, qj, p.w[off + t], c.inv_w, &loss, &coef, &r);
+    Scalars(p, pu, qi, qj, x.w[t], c.inv_w, &loss, &coef, &r);
     total_loss += loss;
     UserGrad(g, coef, qi, qj, r, pu, d);
     Accumulate(a, lane.slot_user, ru, false, g, d, p.adam);
@@ -416,19 +468,24 @@ void SinglePassBatch(const Problem& p, const PositiveSet& positives, Lane& lane,
   }
   // every read of the batch is done: the updates
   ApplyBatch(p, lane.slot_user, lane.slot_item, a, c.bc1, c.bc2);
-  p.losses[b] = total_loss * c.inv_w;
+  p.losses[e * p.n_batches + b] = total_loss * c.inv_w;
 }
 
-// Hogwild (n_threads > 1): thread `tid` runs batches tid, tid + n, ... in one pass each,
-// reading and updating the shared rows without synchronisation (Recht et al. 2011, as
-// `implicit` does), so a row may be read while another thread updates it and two
-// threads' updates of a row may interleave: results depend on thread timing. One thread
-// runs the batches in order and gives exactly the deterministic result.
+// Every batch of every epoch in one pass each. Hogwild (n_threads > 1): the threads claim
+// the batches in sequence order (epoch 0's, then epoch 1's, ...) from a shared counter, so
+// a batch's Adam step number is its claim order, and read and update the shared rows
+// without synchronisation (Recht et al. 2011, as `implicit` does): a row may be read while
+// another thread updates it and two threads' updates of a row may interleave, so results
+// depend on thread timing. One thread runs the batches in order and gives exactly the
+// deterministic result.
 void RunSinglePass(const Problem& p, int n_threads) {
   const PositiveSet positives(p);
-  auto work = [&](int tid) {
+  const int64_t total = p.n_epochs * p.n_batches;
+  std::atomic<int64_t> next{0};
+  auto work = [&](int) {
     Lane lane(p);
-    for (int64_t b = tid; b < p.n_batches; b += n_threads) SinglePassBatch(p, positives, lane, b);
+    for (int64_t g = next.fetch_add(1); g < total; g = next.fetch_add(1))
+      SinglePassBatch(p, positives, lane, g / p.n_batches, g % p.n_batches);
   };
   std::vector<std::thread> pool;
   for (int t = 1; t < n_threads; ++t) pool.emplace_back(work, t);
@@ -436,11 +493,12 @@ void RunSinglePass(const Problem& p, int n_threads) {
   for (auto& th : pool) th.join();
 }
 
-// One problem on n_threads >= 2 threads, deterministically: every batch in three phases
-// with barriers between them: (1) by triple range, each triple's scalars; (2) each thread
-// sums, in batch order, the gradients of the rows it owns; (3) it updates them. Every
-// row's sum has the same terms in the same order for any count, so the result is the
-// same for any count (and equals RunSinglePass on one thread).
+// One problem on n_threads >= 2 threads, deterministically: each epoch's triples drawn by
+// range, then every batch in three phases with barriers between them: (1) by triple
+// range, each triple's scalars; (2) each thread sums, in batch order, the gradients of
+// the rows it owns; (3) it updates them. Every row's sum has the same terms in the same
+// order for any count, so the result is the same for any count (and equals
+// RunSinglePass on one thread).
 void RunPhased(const Problem& p, int n_threads) {
   Shared s(p);
   const PositiveSet positives(p);
@@ -450,24 +508,27 @@ void RunPhased(const Problem& p, int n_threads) {
     const int64_t total = p.n_batches * p.batch;
     const int64_t chunk = (total + n_threads - 1) / n_threads;
     const int64_t lo = std::min(total, tid * chunk), hi = std::min(total, (tid + 1) * chunk);
-    ResolveNegatives(p, positives, lo, hi, s.neg.data() + lo);
-    barrier.Wait();  // every negative of the epoch is resolved
-    Lane lane(p);  // this thread's slot maps and sums (its rows only)
     const int64_t per = (p.batch + n_threads - 1) / n_threads;
-    for (int64_t b = 0; b < p.n_batches; ++b) {
-      const BatchConstants c(p, b);
-      TripleScalars(p, s, b, std::min(p.batch, tid * per), std::min(p.batch, (tid + 1) * per),
-                    c.inv_w);
-      barrier.Wait();  // every triple's scalars are known
-      SumOwned(p, s, lane, b, own);
-      if (tid == 0) {
-        float total_loss = 0;
-        for (int64_t t = 0; t < p.batch; ++t) total_loss += s.loss[t];
-        p.losses[b] = total_loss * c.inv_w;
+    Lane lane(p);  // this thread's slot maps and sums (its rows only)
+    for (int64_t e = 0; e < p.n_epochs; ++e) {
+      DrawTriples(p, positives, e, lo, hi, s.draws, lo);
+      barrier.Wait();  // every triple of the epoch is drawn
+      for (int64_t b = 0; b < p.n_batches; ++b) {
+        const int64_t off = b * p.batch;
+        const BatchConstants c(p, s.draws.w.data() + off, e * p.n_batches + b + 1);
+        TripleScalars(p, s, off, std::min(p.batch, tid * per),
+                      std::min(p.batch, (tid + 1) * per), c.inv_w);
+        barrier.Wait();  // every triple's scalars are known
+        SumOwned(p, s, lane, off, own);
+        if (tid == 0) {
+          float total_loss = 0;
+          for (int64_t t = 0; t < p.batch; ++t) total_loss += s.loss[t];
+          p.losses[e * p.n_batches + b] = total_loss * c.inv_w;
+        }
+        barrier.Wait();  // every read of the batch is done
+        ApplyBatch(p, lane.slot_user, lane.slot_item, lane.a, c.bc1, c.bc2);
+        barrier.Wait();  // every row is updated before the next batch reads it
       }
-      barrier.Wait();  // every read of the batch is done
-      ApplyBatch(p, lane.slot_user, lane.slot_item, lane.a, c.bc1, c.bc2);
-      barrier.Wait();  // every row is updated before the next batch reads it
     }
   };
   std::vector<std::thread> pool;
@@ -479,7 +540,7 @@ void RunPhased(const Problem& p, int n_threads) {
 ffi::Error CheckIndices(const int32_t* idx, int64_t n, int64_t bound, const char* name) {
   for (int64_t t = 0; t < n; ++t) {
     if (idx[t] < 0 || idx[t] >= bound) {
-      return ffi::Error::InvalidArgument(std::string("bpr_epoch: index out of range in ") +
+      return ffi::Error::InvalidArgument(std::string("bpr_epochs: index out of range in ") +
                                          name);
     }
   }
@@ -492,47 +553,47 @@ void CopyIfDistinct(const ffi::Buffer<T>& in, ffi::ResultBuffer<T>& out) {
     std::memcpy(out->untyped_data(), in.untyped_data(), in.size_bytes());
 }
 
-ffi::Error BprEpochImpl(ffi::Buffer<ffi::F32> user, ffi::Buffer<ffi::F32> item,
-                        ffi::Buffer<ffi::F32> mv_user, ffi::Buffer<ffi::F32> mv_item,
-                        ffi::Buffer<ffi::S32> steps, ffi::Buffer<ffi::S32> u,
-                        ffi::Buffer<ffi::S32> i, ffi::Buffer<ffi::S32> j,
-                        ffi::Buffer<ffi::S32> keys, ffi::Buffer<ffi::S32> indptr,
-                        ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> lr,
-                        ffi::Buffer<ffi::F32> l2, ffi::ResultBuffer<ffi::F32> user_out,
-                        ffi::ResultBuffer<ffi::F32> item_out,
-                        ffi::ResultBuffer<ffi::F32> mv_user_out,
-                        ffi::ResultBuffer<ffi::F32> mv_item_out,
-                        ffi::ResultBuffer<ffi::S32> steps_out,
-                        ffi::ResultBuffer<ffi::F32> losses, int64_t adam, int64_t n_threads,
-                        int64_t hogwild) {
-  const auto ud = user.dimensions(), id = item.dimensions(), td = u.dimensions();
-  if (ud.size() < 2 || id.size() < 2 || td.size() < 2)
-    return ffi::Error::InvalidArgument("bpr_epoch: tables need [..., rows, d], triples [..., nb, B]");
+ffi::Error BprEpochsImpl(ffi::Buffer<ffi::F32> user, ffi::Buffer<ffi::F32> item,
+                         ffi::Buffer<ffi::F32> mv_user, ffi::Buffer<ffi::F32> mv_item,
+                         ffi::Buffer<ffi::S32> steps, ffi::Buffer<ffi::S32> pair_u,
+                         ffi::Buffer<ffi::S32> pair_i, ffi::Buffer<ffi::F32> pair_w,
+                         ffi::Buffer<ffi::U32> seeds, ffi::Buffer<ffi::S32> keys,
+                         ffi::Buffer<ffi::S32> indptr, ffi::Buffer<ffi::F32> lr,
+                         ffi::Buffer<ffi::F32> l2, ffi::ResultBuffer<ffi::F32> user_out,
+                         ffi::ResultBuffer<ffi::F32> item_out,
+                         ffi::ResultBuffer<ffi::F32> mv_user_out,
+                         ffi::ResultBuffer<ffi::F32> mv_item_out,
+                         ffi::ResultBuffer<ffi::S32> steps_out,
+                         ffi::ResultBuffer<ffi::F32> losses, int64_t adam, int64_t n_threads,
+                         int64_t hogwild, int64_t batch, int64_t n_batches, int64_t n_cand) {
+  const auto ud = user.dimensions(), id = item.dimensions(), pd = pair_u.dimensions();
+  const auto sd = seeds.dimensions();
+  if (ud.size() < 2 || id.size() < 2 || pd.size() < 1 || sd.size() < 2 || sd.back() != 2)
+    return ffi::Error::InvalidArgument(
+        "bpr_epochs: tables need [..., rows, d], pairs [..., E], seeds [..., n_epochs, 2]");
   const int64_t n_users = ud[ud.size() - 2], d = ud[ud.size() - 1];
   const int64_t n_items = id[id.size() - 2];
-  const int64_t nb = td[td.size() - 2], B = td[td.size() - 1];
+  const int64_t E = pd.back(), n_epochs = sd[sd.size() - 2];
   const int64_t S = lr.element_count();
-  const int64_t n_cand = j.dimensions().back();
   const int64_t n_keys = keys.dimensions().back();
-  if (n_cand < 1 || int64_t(j.element_count()) != S * nb * B * n_cand)
-    return ffi::Error::InvalidArgument("bpr_epoch: candidates need [..., nb, B, n_cand]");
+  if (batch < 1 || n_batches < 1 || n_cand < 1 || E < 1 || batch * n_batches > (int64_t(1) << 32))
+    return ffi::Error::InvalidArgument("bpr_epochs: bad batch, n_batches, n_cand or pairs");
   if (n_cand > 1 && (int64_t(indptr.element_count()) != S * (n_users + 1) ||
                      int64_t(keys.element_count()) != S * n_keys))
-    return ffi::Error::InvalidArgument("bpr_epoch: rejection needs keys [..., E], indptr [..., U+1]");
+    return ffi::Error::InvalidArgument("bpr_epochs: rejection needs keys [..., K], indptr [..., U+1]");
   if (d != id[id.size() - 1] || S < 1 || int64_t(user.element_count()) != S * n_users * d ||
       int64_t(item.element_count()) != S * n_items * d ||
-      int64_t(u.element_count()) != S * nb * B || i.element_count() != u.element_count() ||
-      w.element_count() != u.element_count() ||
+      int64_t(pair_u.element_count()) != S * E || pair_i.element_count() != pair_u.element_count() ||
+      pair_w.element_count() != pair_u.element_count() ||
+      int64_t(seeds.element_count()) != S * n_epochs * 2 ||
+      int64_t(losses->element_count()) != S * n_epochs * n_batches ||
       int64_t(l2.element_count()) != S || int64_t(steps.element_count()) != S)
-    return ffi::Error::InvalidArgument("bpr_epoch: inconsistent shapes");
+    return ffi::Error::InvalidArgument("bpr_epochs: inconsistent shapes");
   if (adam && (int64_t(mv_user.element_count()) != 2 * S * n_users * d ||
                int64_t(mv_item.element_count()) != 2 * S * n_items * d))
-    return ffi::Error::InvalidArgument("bpr_epoch: Adam moments need [..., rows, 2d]");
-  const int64_t E = u.element_count();
-  if (auto e = CheckIndices(u.typed_data(), E, n_users, "users"); e.failure()) return e;
-  if (auto e = CheckIndices(i.typed_data(), E, n_items, "positives"); e.failure()) return e;
-  if (auto e = CheckIndices(j.typed_data(), E * n_cand, n_items, "negatives"); e.failure())
-    return e;
+    return ffi::Error::InvalidArgument("bpr_epochs: Adam moments need [..., rows, 2d]");
+  if (auto e = CheckIndices(pair_u.typed_data(), S * E, n_users, "users"); e.failure()) return e;
+  if (auto e = CheckIndices(pair_i.typed_data(), S * E, n_items, "items"); e.failure()) return e;
   if (n_cand > 1) {  // the user's keys must lie in keys[...]
     if (auto e = CheckIndices(indptr.typed_data(), S * (n_users + 1), n_keys + 1, "indptr");
         e.failure())
@@ -553,32 +614,33 @@ ffi::Error BprEpochImpl(ffi::Buffer<ffi::F32> user, ffi::Buffer<ffi::F32> item,
     p.n_users = n_users;
     p.n_items = n_items;
     p.d = d;
-    p.u = u.typed_data() + s * nb * B;
-    p.i = i.typed_data() + s * nb * B;
-    p.j = j.typed_data() + s * nb * B * n_cand;
+    p.pair_u = pair_u.typed_data() + s * E;
+    p.pair_i = pair_i.typed_data() + s * E;
+    p.pair_w = pair_w.typed_data() + s * E;
+    p.n_pairs = E;
+    p.seeds = seeds.typed_data() + s * n_epochs * 2;
+    p.n_epochs = n_epochs;
     p.n_cand = n_cand;
     p.keys = n_cand > 1 ? keys.typed_data() + s * n_keys : nullptr;
     p.indptr = n_cand > 1 ? indptr.typed_data() + s * (n_users + 1) : nullptr;
-    p.w = w.typed_data() + s * nb * B;
-    p.n_batches = nb;
-    p.batch = B;
+    p.n_batches = n_batches;
+    p.batch = batch;
     p.lr = lr.typed_data()[s];
     p.l2 = l2.typed_data()[s];
     p.steps = steps.typed_data()[s];
-    p.losses = losses->typed_data() + s * nb;
+    p.losses = losses->typed_data() + s * n_epochs * n_batches;
     p.adam = adam != 0;
-    steps_out->typed_data()[s] = p.steps + static_cast<int32_t>(nb);
+    steps_out->typed_data()[s] = p.steps + static_cast<int32_t>(n_epochs * n_batches);
   }
   const int threads = static_cast<int>(std::max<int64_t>(1, n_threads));
   if (S == 1) {
-    // Deterministic phases leave one core to XLA's runtime: its worker threads spin for a
-    // while after each operation, and a barrier waiting on a descheduled thread stalls
-    // every thread (on 2 cores the phases ran slower than one thread; without XLA's
-    // intra-op threads they ran 1.5x faster). Hogwild has no barriers to stall.
+    // No XLA operation runs between the epochs, so the phases can use every thread (when
+    // each epoch was a separate call, XLA's worker threads spinning between calls stalled
+    // the barriers, and the phases kept one core free for them).
     if (hogwild && threads > 1)
       RunSinglePass(problems[0], threads);
-    else if (threads > 2 && B >= 64)
-      RunPhased(problems[0], threads - 1);
+    else if (threads > 1 && batch >= 64)
+      RunPhased(problems[0], threads);
     else
       RunSinglePass(problems[0], 1);
     return ffi::Error::Success();
@@ -597,19 +659,19 @@ ffi::Error BprEpochImpl(ffi::Buffer<ffi::F32> user, ffi::Buffer<ffi::F32> item,
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(ComplemjaxBprEpoch, BprEpochImpl,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ComplemjaxBprEpochs, BprEpochsImpl,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::Buffer<ffi::F32>>()  // user
                                   .Arg<ffi::Buffer<ffi::F32>>()  // item
                                   .Arg<ffi::Buffer<ffi::F32>>()  // mv_user
                                   .Arg<ffi::Buffer<ffi::F32>>()  // mv_item
                                   .Arg<ffi::Buffer<ffi::S32>>()  // steps
-                                  .Arg<ffi::Buffer<ffi::S32>>()  // u
-                                  .Arg<ffi::Buffer<ffi::S32>>()  // i
-                                  .Arg<ffi::Buffer<ffi::S32>>()  // j candidates
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // pair users
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // pair items
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // pair weights
+                                  .Arg<ffi::Buffer<ffi::U32>>()  // seeds [n_epochs, 2]
                                   .Arg<ffi::Buffer<ffi::S32>>()  // keys
                                   .Arg<ffi::Buffer<ffi::S32>>()  // indptr
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // w
                                   .Arg<ffi::Buffer<ffi::F32>>()  // lr
                                   .Arg<ffi::Buffer<ffi::F32>>()  // l2
                                   .Ret<ffi::Buffer<ffi::F32>>()  // user
@@ -617,7 +679,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(ComplemjaxBprEpoch, BprEpochImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // mv_user
                                   .Ret<ffi::Buffer<ffi::F32>>()  // mv_item
                                   .Ret<ffi::Buffer<ffi::S32>>()  // steps
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // losses
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // losses [n_epochs, nb]
                                   .Attr<int64_t>("adam")
                                   .Attr<int64_t>("n_threads")
-                                  .Attr<int64_t>("hogwild"));
+                                  .Attr<int64_t>("hogwild")
+                                  .Attr<int64_t>("batch")
+                                  .Attr<int64_t>("n_batches")
+                                  .Attr<int64_t>("n_cand"));
