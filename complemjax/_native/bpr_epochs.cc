@@ -124,11 +124,26 @@ inline void Threefry2x32(uint32_t k0, uint32_t k1, uint32_t x0, uint32_t x1, uin
   *y1 = x1;
 }
 
-// Triples of a batch: users, positives, negatives and weights.
+// Triples of a batch: users, positives, negatives and weights (and the draws' words).
 struct Triples {
   std::vector<int32_t> u, i, j;
   std::vector<float> w;
-  explicit Triples(int64_t n) : u(n), i(n), j(n), w(n) {}
+  std::vector<uint32_t> a, b;  // scratch: each draw's two Threefry words
+  explicit Triples(int64_t n) : u(n), i(n), j(n), w(n), a(n), b(n) {}
+};
+
+// x mod n for a fixed n > 0 without a division (Lemire, Kaser & Kurz 2019, "Faster
+// remainder by direct computation"): exact for every 32-bit x.
+class FastMod {
+ public:
+  explicit FastMod(uint32_t n) : n_(n), m_(~uint64_t(0) / n + 1) {}
+  uint32_t operator()(uint32_t x) const {
+    const uint64_t low = m_ * x;
+    return static_cast<uint32_t>((static_cast<__uint128_t>(low) * n_) >> 64);
+  }
+
+ private:
+  uint64_t n_, m_;
 };
 
 // Sums of a . (b - c) and of |a|^2 + |b|^2 + |c|^2 in 8 lanes (vectorisable without
@@ -230,36 +245,36 @@ class PositiveSet {
   std::vector<uint64_t> bits_;
 };
 
-// Draws [lo, hi) of epoch e into slots [off, off + hi - lo) of `out`: each draw's entry
-// and first candidate, then (with rejection) its negative, redrawing candidate r >= 1
-// while the current one is a training pair of the user (r < n_cand). The bitmap words of
-// the first candidates are prefetched in the first pass.
+// Draws [lo, hi) of epoch e into slots [off, off + hi - lo) of `out`: each draw's words
+// (a vectorisable loop), its entry and first candidate, then (with rejection) its
+// negative, redrawing candidate r >= 1 while the current one is a training pair of the
+// user (r < n_cand). The bitmap words of the first candidates are prefetched.
 void DrawTriples(const Problem& p, const PositiveSet& positives, int64_t e, int64_t lo,
                  int64_t hi, Triples& out, int64_t off) {
   const uint32_t k0 = p.seeds[2 * e], k1 = p.seeds[2 * e + 1];
-  const uint32_t n_pairs = static_cast<uint32_t>(p.n_pairs);
-  const uint32_t n_items = static_cast<uint32_t>(p.n_items);
-  for (int64_t t = lo; t < hi; ++t) {
-    uint32_t a, b;
-    Threefry2x32(k0, k1, static_cast<uint32_t>(t), 0, &a, &b);
-    const uint32_t entry = a % n_pairs;
-    const int64_t s = off + t - lo;
-    out.u[s] = p.pair_u[entry];
-    out.i[s] = p.pair_i[entry];
-    out.w[s] = p.pair_w[entry];
-    out.j[s] = static_cast<int32_t>(b % n_items);
-    if (p.n_cand > 1) positives.Prefetch(out.u[s], out.j[s]);
+  const FastMod mod_pairs(static_cast<uint32_t>(p.n_pairs));
+  const FastMod mod_items(static_cast<uint32_t>(p.n_items));
+  uint32_t* __restrict wa = out.a.data() + off;
+  uint32_t* __restrict wb = out.b.data() + off;
+  const int64_t n = hi - lo;
+  for (int64_t s = 0; s < n; ++s) Threefry2x32(k0, k1, uint32_t(lo + s), 0, &wa[s], &wb[s]);
+  for (int64_t s = 0; s < n; ++s) {
+    const uint32_t entry = mod_pairs(wa[s]);
+    out.u[off + s] = p.pair_u[entry];
+    out.i[off + s] = p.pair_i[entry];
+    out.w[off + s] = p.pair_w[entry];
+    out.j[off + s] = static_cast<int32_t>(mod_items(wb[s]));
+    if (p.n_cand > 1) positives.Prefetch(out.u[off + s], out.j[off + s]);
   }
   if (p.n_cand < 2) return;
-  for (int64_t t = lo; t < hi; ++t) {
-    const int64_t s = off + t - lo;
-    int32_t c = out.j[s];
-    for (int64_t r = 1; r < p.n_cand && positives.Contains(out.u[s], c); ++r) {
+  for (int64_t s = 0; s < n; ++s) {
+    int32_t c = out.j[off + s];
+    for (int64_t r = 1; r < p.n_cand && positives.Contains(out.u[off + s], c); ++r) {
       uint32_t a, b;
-      Threefry2x32(k0, k1, static_cast<uint32_t>(t), static_cast<uint32_t>(r), &a, &b);
-      c = static_cast<int32_t>(a % n_items);
+      Threefry2x32(k0, k1, uint32_t(lo + s), static_cast<uint32_t>(r), &a, &b);
+      c = static_cast<int32_t>(mod_items(a));
     }
-    out.j[s] = c;
+    out.j[off + s] = c;
   }
 }
 
@@ -336,10 +351,13 @@ inline void UserGrad(float* __restrict g, float coef, const float* __restrict qi
 // the triples of its batch (single-pass path) and its gradient sums.
 struct Lane {
   std::vector<int32_t> slot_user, slot_item;
+  std::vector<int32_t> count_user, count_item;  // occurrences in the batch (single pass)
+  std::vector<float> grads;                     // [3, d] one triple's row gradients
   Triples draws;
   Accumulator a;
   explicit Lane(const Problem& p)
-      : slot_user(p.n_users, -1), slot_item(p.n_items, -1), draws(p.batch), a(p.batch, p.d) {}
+      : slot_user(p.n_users, -1), slot_item(p.n_items, -1), count_user(p.n_users, 0),
+        count_item(p.n_items, 0), grads(3 * p.d), draws(p.batch), a(p.batch, p.d) {}
 };
 
 // Phase 1, triples [lo, hi) of the batch starting at draws[off]: each triple's scalars
@@ -393,11 +411,23 @@ void SumOwned(const Problem& p, const Shared& s, Lane& lane, int64_t off, const 
   }
 }
 
+// One row's update from its summed gradient g (and summed squares g2; null: g^2).
+inline void UpdateRow(const Problem& p, bool item, int64_t row, const float* __restrict g,
+                      const float* __restrict g2, float bc1, float bc2) {
+  const int64_t d = p.d;
+  float* __restrict emb = (item ? p.item : p.user) + row * d;
+  if (!p.adam) {
+    for (int64_t k = 0; k < d; ++k) emb[k] -= p.lr * g[k];
+    return;
+  }
+  float* __restrict m = (item ? p.mv_item : p.mv_user) + row * 2 * d;
+  AdamRow(emb, m, m + d, g, g2, d, p.lr, bc1, bc2);
+}
+
 // Write phase: one update of each row this thread touched (and owns) in the batch.
 void ApplyBatch(const Problem& p, std::vector<int32_t>& slot_user,
                 std::vector<int32_t>& slot_item, Accumulator& a, float bc1, float bc2) {
   const int64_t d = p.d;
-  const float lr = p.lr;
   for (size_t n = 0; n < a.rows.size(); ++n) {
     if (n + kAhead < a.rows.size()) {
       const int64_t ahead = a.rows[n + kAhead];
@@ -407,15 +437,9 @@ void ApplyBatch(const Problem& p, std::vector<int32_t>& slot_user,
     }
     const int64_t row = a.rows[n];
     const bool item = a.is_item[n];
-    const float* __restrict acc = a.acc.data() + int64_t(n) * 2 * d;
-    float* __restrict emb = (item ? p.item : p.user) + row * d;
+    const float* acc = a.acc.data() + int64_t(n) * 2 * d;
     (item ? slot_item : slot_user)[row] = -1;
-    if (!p.adam) {
-      for (int64_t k = 0; k < d; ++k) emb[k] -= lr * acc[k];
-      continue;
-    }
-    float* __restrict m = (item ? p.mv_item : p.mv_user) + row * 2 * d;
-    AdamRow(emb, m, m + d, acc, a.repeated[n] ? acc + d : nullptr, d, lr, bc1, bc2);
+    UpdateRow(p, item, row, acc, a.repeated[n] ? acc + d : nullptr, bc1, bc2);
   }
 }
 
@@ -434,23 +458,38 @@ struct BatchConstants {
 };
 
 // Batch b of epoch e in one pass: its draws, then per triple its scalars and the
-// gradients of its three rows (summed per row in batch order), then one update per row.
-// The same arithmetic, in the same order, as the phases on one thread.
+// gradients of its three rows, then one update per row: at once for a row that occurs
+// only in this triple (no other triple of the batch reads it), after the last triple for
+// the others (their gradients summed per row in batch order). The same arithmetic, in the
+// same order, as the phases on one thread.
 void SinglePassBatch(const Problem& p, const PositiveSet& positives, Lane& lane, int64_t e,
                      int64_t b) {
   const int64_t d = p.d;
   Triples& x = lane.draws;
   DrawTriples(p, positives, e, b * p.batch, (b + 1) * p.batch, x, 0);
   const BatchConstants c(p, x.w.data(), e * p.n_batches + b + 1);
+  for (int64_t t = 0; t < p.batch; ++t) {
+    ++lane.count_user[x.u[t]];
+    ++lane.count_item[x.i[t]];
+    ++lane.count_item[x.j[t]];
+  }
   Accumulator& a = lane.a;
   a.Clear();
-  float* __restrict g = a.g.data();
+  float* __restrict gu = lane.grads.data();
+  float* __restrict gi = gu + d;
+  float* __restrict gj = gi + d;
   float total_loss = 0;
   for (int64_t t = 0; t < p.batch; ++t) {
     if (t + kAhead < p.batch) {
-      PrefetchRow(p.user + int64_t(x.u[t + kAhead]) * d, d);
-      PrefetchRow(p.item + int64_t(x.i[t + kAhead]) * d, d);
-      PrefetchRow(p.item + int64_t(x.j[t + kAhead]) * d, d);
+      const int64_t au = x.u[t + kAhead], ai = x.i[t + kAhead], aj = x.j[t + kAhead];
+      PrefetchRow(p.user + au * d, d);
+      PrefetchRow(p.item + ai * d, d);
+      PrefetchRow(p.item + aj * d, d);
+      if (p.adam) {
+        PrefetchRow(p.mv_user + au * 2 * d, 2 * d);
+        PrefetchRow(p.mv_item + ai * 2 * d, 2 * d);
+        PrefetchRow(p.mv_item + aj * 2 * d, 2 * d);
+      }
     }
     const int64_t ru = x.u[t], ri = x.i[t], rj = x.j[t];
     const float* __restrict pu = p.user + ru * d;
@@ -459,15 +498,30 @@ void SinglePassBatch(const Problem& p, const PositiveSet& positives, Lane& lane,
     float loss, coef, r;
     Scalars(p, pu, qi, qj, x.w[t], c.inv_w, &loss, &coef, &r);
     total_loss += loss;
-    UserGrad(g, coef, qi, qj, r, pu, d);
-    Accumulate(a, lane.slot_user, ru, false, g, d, p.adam);
-    Axpby(g, coef, pu, r, qi, d);
-    Accumulate(a, lane.slot_item, ri, true, g, d, p.adam);
-    Axpby(g, -coef, pu, r, qj, d);
-    Accumulate(a, lane.slot_item, rj, true, g, d, p.adam);
+    UserGrad(gu, coef, qi, qj, r, pu, d);
+    Axpby(gi, coef, pu, r, qi, d);
+    Axpby(gj, -coef, pu, r, qj, d);
+    // every read of this triple is done: rows no other triple touches are updated now
+    if (lane.count_user[ru] == 1)
+      UpdateRow(p, false, ru, gu, nullptr, c.bc1, c.bc2);
+    else
+      Accumulate(a, lane.slot_user, ru, false, gu, d, p.adam);
+    if (lane.count_item[ri] == 1)
+      UpdateRow(p, true, ri, gi, nullptr, c.bc1, c.bc2);
+    else
+      Accumulate(a, lane.slot_item, ri, true, gi, d, p.adam);
+    if (lane.count_item[rj] == 1)
+      UpdateRow(p, true, rj, gj, nullptr, c.bc1, c.bc2);
+    else
+      Accumulate(a, lane.slot_item, rj, true, gj, d, p.adam);
   }
-  // every read of the batch is done: the updates
+  // every read of the batch is done: the updates of the repeated rows
   ApplyBatch(p, lane.slot_user, lane.slot_item, a, c.bc1, c.bc2);
+  for (int64_t t = 0; t < p.batch; ++t) {
+    lane.count_user[x.u[t]] = 0;
+    lane.count_item[x.i[t]] = 0;
+    lane.count_item[x.j[t]] = 0;
+  }
   p.losses[e * p.n_batches + b] = total_loss * c.inv_w;
 }
 

@@ -86,8 +86,9 @@ class BPRConfig:
         (any backend; the definition). ``"native"``: the C++ epoch kernel of
         :mod:`complemjax._native` (CPU, float32; every epoch in one call, with the same
         draws and update, summed in another order, so results agree with ``"xla"`` to
-        float rounding, not bit for bit; one thread per vmapped seed). ``"auto"`` (default): native when the program runs
-        on a CPU in float32 and the kernel could be built, else xla.
+        float rounding, not bit for bit; one thread per vmapped seed). ``"auto"``
+        (default): native when the program runs on a CPU in float32 and the kernel could
+        be built, else xla.
       hogwild: native kernel only. ``False`` (default): one fit gives the same result on
         any number of threads, bit for bit (each minibatch in one pass on one thread, or
         in three barrier-separated phases on ``n >= 2`` threads). ``True``: the CPU
