@@ -187,9 +187,11 @@ def case_grid(p, dry):
     cfg = sa.StudyConfig.full()
     if not p["full"]:
         cfg = dataclasses.replace(
-            cfg, n_train=100, n_test=100, ranks=(2,), widths=(8,), mlp_steps=5
-        )
-    grid = {"shared_fraction": cfg.shared_fractions, "nonlinearity": cfg.nonlinearities}
+            cfg, n_trains=(100, 200), n_shift=200, n_test=100, widths=(8,), mlp_steps=5,
+            learning_rates=(1e-2,), weight_decays=(0.0,), rff_features=0, n_mc=8,
+            shift_users=50,
+        )  # fmt: skip
+    grid = {"nonlinearity": cfg.nonlinearities, "private_correlation": cfg.private_correlations}
     n_seeds = cfg.n_seeds
     if not p["full"]:
         grid = {k: v[:2] for k, v in grid.items()}
@@ -202,7 +204,7 @@ def case_grid(p, dry):
         value=wall,
         unit="s (incl. compile)",
         size=f"{len(df)} rows ({'StudyConfig.full()' if p['full'] else 'tiny config'})",
-        detail=f"n_train={cfg.n_train}, probes widths={cfg.widths}, ranks={cfg.ranks}",
+        detail=f"n_trains={cfg.n_trains}, probe widths={cfg.widths}",
     )
 
 

@@ -32,3 +32,17 @@ def test_dry_run_writes_table(tmp_path):
     text = out.read_text()
     assert "| ranking |" in text and "| knn |" in text
     assert "users/s" in text and "skipped" not in text.split("| knn |")[1].split("\n")[0]
+
+
+@pytest.mark.slow
+def test_dry_run_of_every_case_succeeds(tmp_path):
+    # every case at tiny sizes, so a case that no longer matches the library's API (a
+    # renamed config field, say) fails here rather than on the lent GPU
+    out = tmp_path / "gpu.md"
+    res = _run("--dry-run", "--out", str(out))
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+    cases = ("ranking", "knn", "probes", "grid", "bpr", "lightgcn")
+    for case in cases:
+        (row,) = [r for r in rows if r.startswith(f"| {case} |")]
+        assert "failed" not in row and "skipped" not in row, row
