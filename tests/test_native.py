@@ -57,7 +57,10 @@ def test_native_lazy_adam_state_equals_xla_state():
     np.testing.assert_array_equal(jax.random.key_data(nat.key), jax.random.key_data(xla.key))
 
 
-def test_native_vmap_equals_loop_bit_for_bit():
+@pytest.mark.parametrize("threads", [2, 6])  # 6: each of the 3 problems in phases on 2
+def test_native_vmap_equals_loop_bit_for_bit(threads, monkeypatch):
+    monkeypatch.setattr(_native, "cpu_threads", lambda: threads)
+    jax.clear_caches()  # the thread count is read when fit_bpr's program is traced
     u, i = _pairs(2, 30, 50, 400)
     cfg = cf.BPRConfig(dim=8, n_epochs=2, batch_size=64, kernel="native")
     hp = cf.BPRHParams(learning_rate=jnp.array([1e-2, 3e-2, 1e-1]), l2=1e-4)

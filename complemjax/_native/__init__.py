@@ -3,11 +3,11 @@
 Two operations run far below the machine's speed in XLA's CPU runtime: a BPR step, a
 dozen row gathers and scatters of its minibatch (XLA's CPU scatter updates one row at a
 time), and ``lax.top_k`` on long rows (a heap-based partial sort per row). The kernels
-here (C++ sources next to this file) do the former in one pass over the batch
-(``bpr_epochs.cc``) and the latter as one thresholded pass per row (``topk.cc``), with
-threads. Each has a pure-JAX twin in the library that defines its semantics and is
-the oracle of its tests; the JAX twin is what runs on GPU/TPU, or on a CPU without a C++
-compiler.
+here (C++ sources next to this file) do the former for every epoch of a fit in one call,
+one pass over each batch (``bpr_epochs.cc``), and the latter as one thresholded pass per
+row (``topk.cc``), with threads. Each has a pure-JAX twin in the library that defines its
+semantics and is the oracle of its tests; the JAX twin is what runs on GPU/TPU, or on a
+CPU without a C++ compiler.
 
 Build: the first call of :func:`load` compiles the sources with ``$CXX`` (default
 ``g++``) against ``jax.ffi.include_dir()`` into the per-user cache

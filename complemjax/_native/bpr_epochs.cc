@@ -23,7 +23,8 @@
 //
 // Threads: a vmapped call (several seeds / grid points) runs one problem per thread, each
 // batch in one pass (RunSinglePass), as does a single problem on one thread (or with
-// batches under 64 triples). A single problem on n >= 2 threads runs each batch on all n in
+// batches under 64 triples); with n >= 2 threads per problem (a single problem, or at
+// most threads / 2 problems), a problem runs each batch on its n threads in
 // three phases separated by barriers (RunPhased): (1) by triple range, each triple's
 // scalars; (2) each thread sums, in batch order, the gradients of the rows it owns
 // (row % threads); (3) it updates them. Every row's sum has the same terms in the same
@@ -699,11 +700,18 @@ ffi::Error BprEpochsImpl(ffi::Buffer<ffi::F32> user, ffi::Buffer<ffi::F32> item,
       RunSinglePass(problems[0], 1);
     return ffi::Error::Success();
   }
-  // several problems: one per thread, dealt round-robin
+  // several problems: one per thread, dealt round-robin; with at least twice as many
+  // threads as problems, each problem runs in phases on its share of them
   const int workers = static_cast<int>(std::min<int64_t>(threads, S));
+  const int per_problem = threads / workers;
   std::vector<std::thread> pool;
   auto work = [&](int tid) {
-    for (int64_t s = tid; s < S; s += workers) RunSinglePass(problems[s], 1);
+    for (int64_t s = tid; s < S; s += workers) {
+      if (per_problem > 1 && batch >= 64)
+        RunPhased(problems[s], per_problem);
+      else
+        RunSinglePass(problems[s], 1);
+    }
   };
   for (int t = 1; t < workers; ++t) pool.emplace_back(work, t);
   work(0);
