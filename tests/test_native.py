@@ -165,7 +165,7 @@ def test_hogwild_needs_the_native_kernel():
 def test_native_negatives_follow_the_rejection_rule():
     # one triple per call, SGD, l2 = 0, users all ones and items all zeros: the item rows
     # that move are the positive and the resolved negative, so the kernel's draw and
-    # rejection must reproduce the JAX twin's (draw_from_seed + resolve_negatives)
+    # rejection must reproduce the JAX twin's (draw_bpr_candidates + resolve_negatives)
     n_users, n_items = 3, 6
     u = np.array([0, 0, 0, 0, 1], np.int32)  # user 0 has 4 of 6 items: many rejections
     i = np.array([0, 1, 2, 3, 5], np.int32)
@@ -176,9 +176,10 @@ def test_native_negatives_follow_the_rejection_rule():
     item = jnp.zeros((n_items, 2), jnp.float32)
     rejected = 0
     for s in range(40):
-        seed = jnp.array([s, 7 * s + 1], jnp.uint32)
-        du, di, cand, _ = bpr.draw_from_seed(
-            seed, pairs[0], pairs[1], n_items=n_items, n_draws=1, n_neg_retries=2
+        key = jax.random.key(s)
+        seed = bpr.bpr_seed(key)
+        du, di, cand, _ = bpr.draw_bpr_candidates(
+            key, pairs[0], pairs[1], n_items=n_items, n_draws=1, n_neg_retries=2
         )
         j = int(bpr.resolve_negatives(cand, du, keys, n_items)[0])
         rejected += int(j != int(cand[0, 0]))

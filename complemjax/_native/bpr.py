@@ -1,9 +1,9 @@
 """JAX binding of the native BPR-MF epochs (``bpr_epochs.cc``).
 
 :func:`bpr_epochs` runs every minibatch step of several epochs in one call: the same draws
-(:func:`complemjax.models.bpr.draw_from_seed`, computed inside the kernel from each epoch's
-seed) and the same update as the pure-JAX epochs of :mod:`complemjax.models.mf` (lazy Adam
-or SGD on the minibatch rows; see the source's header for the formulas). Nothing runs in
+(:func:`complemjax.models.bpr.draw_bpr_candidates`, computed inside the kernel from each
+epoch's seed) and the same update as the pure-JAX epochs of :mod:`complemjax.models.mf`
+(lazy Adam or SGD on the minibatch rows; see the source's header for the formulas). Nothing runs in
 XLA between epochs, and no epoch's triples are stored. It is a ``jax.ffi.ffi_call`` with
 ``vmap_method="broadcast_all"``: under ``jax.vmap`` the kernel receives every seed or grid
 point at once and trains them on separate threads.

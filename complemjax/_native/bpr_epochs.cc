@@ -5,8 +5,8 @@
 // complemjax.models.bpr.bpr_seed): draw t uses (a, b) = Threefry2x32((k0, k1), (t, 0)):
 // the training entry a mod E gives (u, i) and its weight w, and b mod n_items is the
 // first negative candidate; candidate r >= 1 is Threefry2x32((k0, k1), (t, r))[0] mod
-// n_items (complemjax.models.bpr.draw_from_seed). With rejection (n_cand = R + 1 > 1) the
-// negative is the first of candidates 0..R-1 that is not a training pair of u, else
+// n_items (complemjax.models.bpr.draw_bpr_candidates). With rejection (n_cand = R + 1 > 1)
+// the negative is the first of candidates 0..R-1 that is not a training pair of u, else
 // candidate R (complemjax.models.bpr.resolve_negatives), looked up in a bitmap of the
 // training pairs (a binary search of the user's sorted keys when users x items exceeds
 // kMaxBitmapBits). Draws are computed where they are used, never stored for an epoch.

@@ -8,8 +8,8 @@ for a user ``u``, a training item ``i`` and a negative item ``j``, minimise
   entries with replacement (the bootstrap sampling of the original paper and of
   ``implicit``), ``j`` uniform over items and resampled up to ``n_neg_retries`` times
   while ``(u, j)`` is a training pair (:func:`is_positive` on :func:`positive_keys`).
-  Its random words are counter-based (:func:`draw_from_seed`: Threefry-2x32 of the draw's
-  index under a 64-bit seed), so the native BPR-MF kernel computes the same draws itself,
+  Its random words are counter-based (:func:`draw_bpr_candidates`: Threefry-2x32 of the
+  draw's index under a 64-bit seed), so the native BPR-MF kernel computes the same draws itself,
   one at a time, without materialising them.
 * :func:`bpr_loss` — ``Σ_b w_b softplus(−x_b) / max(Σ_b w_b, 1)`` (the batch mean when
   ``weights`` is None); ``softplus(−x) = −log σ(x)``.
@@ -35,11 +35,11 @@ __all__ = [
     "bpr_loss",
     "bpr_seed",
     "draw_bpr_candidates",
-    "draw_from_seed",
     "is_positive",
     "positive_keys",
     "resolve_negatives",
     "sample_bpr_triples",
+    "threefry2x32",
     "uniform_ints",
 ]
 
@@ -200,7 +200,7 @@ def threefry2x32(seed: jax.Array, x0: jax.Array, x1: jax.Array) -> tuple[jax.Arr
     """The Threefry-2x32 block cipher (20 rounds; Salmon et al. 2011) of ``(x0, x1)``.
 
     The counter-based generator behind ``jax.random``'s default keys, written out so that
-    :func:`draw_from_seed` and the native BPR kernel (``_native/bpr_epochs.cc``) compute
+    :func:`draw_bpr_candidates` and the native BPR kernel (``_native/bpr_epochs.cc``) compute
     the same words; its test compares it with JAX's own primitive.
 
     Args:
@@ -230,35 +230,6 @@ def bpr_seed(key: jax.Array) -> jax.Array:
     return jax.random.bits(key, (2,), jnp.uint32)
 
 
-def draw_from_seed(
-    seed: jax.Array,
-    user_idx: jax.Array,
-    item_idx: jax.Array,
-    *,
-    n_items: int,
-    n_draws: int,
-    weights: jax.Array | None = None,
-    n_neg_retries: int = 4,
-) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """:func:`draw_bpr_candidates` from a :func:`bpr_seed` (jit-able).
-
-    Draw ``t`` uses the words ``(a, b) = threefry2x32(seed, t, 0)``: its entry is
-    ``e = a mod E`` and its first candidate ``b mod n_items``; candidate ``r >= 1`` is
-    ``threefry2x32(seed, t, r)[0] mod n_items``. Each word depends only on ``(seed, t,
-    r)``, so the native kernel draws the same triples without storing them.
-    """
-    n = user_idx.shape[0]
-    t = jnp.arange(n_draws, dtype=jnp.uint32)
-    a, b = threefry2x32(seed, t, jnp.uint32(0))
-    e = uniform_ints(a, n)
-    u, i = user_idx[e], item_idx[e]
-    w = jnp.ones(n_draws, jnp.zeros(()).dtype) if weights is None else weights[e]
-    cand = [uniform_ints(b, n_items)]
-    for r in range(1, 1 + n_neg_retries):
-        cand.append(uniform_ints(threefry2x32(seed, t, r)[0], n_items))
-    return u, i, jnp.stack(cand), w
-
-
 def draw_bpr_candidates(
     key: jax.Array,
     user_idx: jax.Array,
@@ -274,8 +245,13 @@ def draw_bpr_candidates(
     The negative of draw ``b`` is the first of ``candidates[0..R-1, b]`` that is not a
     training pair of its user, else ``candidates[R, b]`` (``R = n_neg_retries``);
     :func:`sample_bpr_triples` resolves it with :func:`is_positive`, and the native BPR
-    kernel resolves the same candidates the same way. The words are
-    :func:`draw_from_seed`'s under :func:`bpr_seed` ``(key)``.
+    kernel resolves the same candidates the same way.
+
+    The draws are counter-based: with ``seed = bpr_seed(key)``, draw ``t`` uses the words
+    ``(a, b) = threefry2x32(seed, t, 0)``; its entry is ``e = a mod E`` and its first
+    candidate ``b mod n_items``; candidate ``r >= 1`` is ``threefry2x32(seed, t, r)[0] mod
+    n_items``. Each word depends only on ``(seed, t, r)``, so the native kernel, given the
+    seed, draws the same triples where it uses them without storing them.
 
     Args:
       key: PRNG key.
@@ -289,10 +265,17 @@ def draw_bpr_candidates(
     Returns:
       ``(u [n_draws], i [n_draws], candidates [1 + n_neg_retries, n_draws], w [n_draws])``.
     """
-    return draw_from_seed(
-        bpr_seed(key), user_idx, item_idx, n_items=n_items, n_draws=n_draws, weights=weights,
-        n_neg_retries=n_neg_retries,
-    )  # fmt: skip
+    seed = bpr_seed(key)
+    n = user_idx.shape[0]
+    t = jnp.arange(n_draws, dtype=jnp.uint32)
+    a, b = threefry2x32(seed, t, jnp.uint32(0))
+    e = uniform_ints(a, n)
+    u, i = user_idx[e], item_idx[e]
+    w = jnp.ones(n_draws, jnp.zeros(()).dtype) if weights is None else weights[e]
+    cand = [uniform_ints(b, n_items)]
+    for r in range(1, 1 + n_neg_retries):
+        cand.append(uniform_ints(threefry2x32(seed, t, r)[0], n_items))
+    return u, i, jnp.stack(cand), w
 
 
 def bpr_loss(

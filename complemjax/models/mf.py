@@ -69,7 +69,7 @@ class BPRConfig:
       batch_size: positives per minibatch B; an epoch is ``E // B`` minibatches of
         entries drawn uniformly with replacement from the E interaction entries (``B`` is
         capped at E). Each epoch's draws are counter-based words of its own key
-        (:func:`complemjax.models.bpr.draw_from_seed`): the JAX step draws the epoch in
+        (:func:`complemjax.models.bpr.draw_bpr_candidates`): the JAX step draws the epoch in
         bulk before its scan, the native kernel draws each batch where it uses it.
       optimizer: ``"lazy_adam"`` (default): Adam whose moments and parameters are
         updated on the minibatch rows only (the "lazy"/sparse Adam of TensorFlow's
@@ -360,16 +360,15 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
         positives = (sorted_keys, native_bpr.user_key_offsets(sorted_keys, n_users, n_items))
     n_retries = config.n_neg_retries if sorted_keys is not None else 0
 
-    def next_seed(key, _):  # each epoch's draws come from its own split of the key
-        key, k_epoch = jax.random.split(key)
-        return key, bpr.bpr_seed(k_epoch)
+    def next_key(key, _):  # each epoch's draws come from its own split of the key
+        return tuple(jax.random.split(key))
 
-    key, seeds = lax.scan(next_seed, state.key, None, length=n_epochs)
+    key, epoch_keys = lax.scan(next_key, state.key, None, length=n_epochs)
 
-    def xla_epochs(params, opt_state, seeds):
-        def epoch(carry, seed):
-            u, i, cand, w = bpr.draw_from_seed(
-                seed, user_idx, item_idx, n_items=n_items, n_draws=n_batches * bsz,
+    def xla_epochs(params, opt_state, epoch_keys):
+        def epoch(carry, k_epoch):
+            u, i, cand, w = bpr.draw_bpr_candidates(
+                k_epoch, user_idx, item_idx, n_items=n_items, n_draws=n_batches * bsz,
                 weights=w_all, n_neg_retries=n_retries,
             )  # fmt: skip
             j = cand[0]
@@ -379,19 +378,20 @@ def _train_epochs(state: BPRState, user_idx, item_idx, mask, hparams, n_items, c
             carry, losses = lax.scan(step, carry, batches)
             return carry, jnp.mean(losses)
 
-        return lax.scan(epoch, (params, opt_state), seeds)
+        return lax.scan(epoch, (params, opt_state), epoch_keys)
 
-    def native_epochs(params, opt_state, seeds):
+    def native_epochs(params, opt_state, epoch_keys):
+        seeds = jax.vmap(bpr.bpr_seed)(epoch_keys)  # the kernel draws from the same words
         return _native_epochs(params, opt_state, (user_idx, item_idx, w_all), seeds, positives,
                               lr, l2, config, bsz, n_batches)  # fmt: skip
 
     if kernel == "auto":  # native where the program is lowered for a CPU, JAX elsewhere
         (params, opt_state), losses = lax.platform_dependent(
-            state.params, state.opt_state, seeds, cpu=native_epochs, default=xla_epochs
+            state.params, state.opt_state, epoch_keys, cpu=native_epochs, default=xla_epochs
         )
     else:
         run = native_epochs if kernel == "native" else xla_epochs
-        (params, opt_state), losses = run(state.params, state.opt_state, seeds)
+        (params, opt_state), losses = run(state.params, state.opt_state, epoch_keys)
     return BPRState(params, opt_state, key, state.epoch + n_epochs), losses
 
 
