@@ -191,8 +191,7 @@ struct Accumulator {
   std::vector<int64_t> rows;  // touched rows, in first-touch order
   std::vector<char> is_item;  // which table each touched row belongs to
   std::vector<char> repeated;  // whether the slot's row occurred more than once
-  std::vector<float> g;       // [d] one occurrence's gradient
-  Accumulator(int64_t batch, int64_t d) : acc(3 * batch * 2 * d), g(d) {
+  Accumulator(int64_t batch, int64_t d) : acc(3 * batch * 2 * d) {
     rows.reserve(3 * batch);
     is_item.reserve(3 * batch);
     repeated.reserve(3 * batch);
@@ -388,7 +387,7 @@ void SumOwned(const Problem& p, const Shared& s, Lane& lane, int64_t off, const 
   const int64_t d = p.d;
   const Triples& x = s.draws;
   a.Clear();
-  float* __restrict g = a.g.data();
+  float* __restrict g = lane.grads.data();
   for (int64_t t = 0; t < p.batch; ++t) {
     const int64_t ru = x.u[off + t], ri = x.i[off + t], rj = x.j[off + t];
     const bool ou = own(ru), oi = own(ri), oj = own(rj);
