@@ -19,7 +19,9 @@ Equal recall: the level L = (the lower of the final test Recall@20 values) - 0.0
 library's training time for the fewest epochs whose Recall@20 reaches L, timed as a fresh fit
 of that many epochs, best of ``--repeats`` (complemjax's epoch count found by evaluating one
 run after every epoch, implicit's by a fresh fit per epoch count).
-Also S seeds trained in one ``jax.vmap`` program vs a Python loop of single fits.
+Also S seeds trained in one ``jax.vmap`` program vs a Python loop of single fits, both as
+multiples of one fit on one thread, beside ``implicit``'s speed-up from 1 to ``--threads``
+threads (how far each kernel scales over this machine's cores).
 
 ``--tune`` repeats the comparison at each library's validation-best configuration: the same
 budget of 6 configurations each (step size x regularisation, ``GRID_CJ`` / ``GRID_IMP``),
@@ -152,6 +154,58 @@ def main(argv=None):
     print(f"\n{n_seeds} seeds: vmapped {t_v:.2f} s (compile {t_comp_v:.1f} s), loop {t_loop:.2f} s "
           f"→ vmap/loop speed-up {t_loop / t_v:.2f}x; Recall@20 over seeds "
           f"{min(recs):.4f}–{max(recs):.4f}.")  # fmt: skip
+    if native_available():
+        _vmap_scaling(ctx, fit_one, n_seeds, t_v, t_loop)
+
+
+def _vmap_scaling(ctx, fit_one, n_seeds, t_v, t_loop):
+    """The vmapped seeds and the loop of single fits against one fit on one thread.
+
+    The native kernel runs a vmapped call one seed per thread (no synchronisation between
+    seeds) and a single deterministic fit on every thread in barrier-separated phases.
+    Both are printed as multiples of the one-thread rate: the vmapped figure is how far
+    independent fits scale over this machine's threads (ideal: min(S, threads)), the loop's
+    is a single fit's own speed-up, and vmap/loop is their quotient.
+    """
+    args, key, u_dev, i_dev = ctx["args"], ctx["key"], ctx["u"], ctx["i"]
+    # The thread count is read when the kernel call is traced, and JAX reuses traces of
+    # the library's inner jitted functions: clear them before and after this one trace.
+    threads = os.environ.get("COMPLEMJAX_NATIVE_THREADS")
+    os.environ["COMPLEMJAX_NATIVE_THREADS"] = "1"
+    jax.clear_caches()
+    try:
+        fit_1 = jax.jit(fit_one).lower(key, u_dev, i_dev).compile()
+    finally:
+        if threads is None:
+            del os.environ["COMPLEMJAX_NATIVE_THREADS"]
+        else:
+            os.environ["COMPLEMJAX_NATIVE_THREADS"] = threads
+        jax.clear_caches()
+    if "n_threads = 1 :" not in fit_1.as_text():
+        print("(could not compile a one-thread fit; scaling not measured)")
+        return
+    t_1, _ = _best_of(args.repeats, lambda: fit_1(key, u_dev, i_dev), warm=True)
+    n_threads = native_threads()
+    print(f"One fit on one thread: {t_1:.3f} s. On {n_threads} threads, the rate over one "
+          f"thread's: vmapped seeds {n_seeds * t_1 / t_v:.2f}x (ideal "
+          f"{min(n_seeds, n_threads)}x), loop of single fits {n_seeds * t_1 / t_loop:.2f}x "
+          f"(a deterministic fit's own speed-up).")  # fmt: skip
+    try:
+        t_imp = {}
+        for th in (1, args.threads):
+            t_imp[th] = min(
+                run_implicit(ctx["tr"], ctx["nu"], ctx["ni"], dim=args.dim,
+                             epochs=ctx["imp_epochs"], learning_rate=args.implicit_learning_rate,
+                             reg=args.implicit_reg, threads=th, seed=0)[2]
+                for _ in range(args.repeats)
+            )  # fmt: skip
+    except ImportError:
+        return
+    print(f"implicit (fixed configuration): 1 thread {t_imp[1]:.3f} s, {args.threads} threads "
+          f"{t_imp[args.threads]:.3f} s: {t_imp[1] / t_imp[args.threads]:.2f}x.")  # fmt: skip
+    if ctx["imp_epochs"] == ctx["n_epochs"]:
+        print(f"One thread each, the same epochs: complemjax {t_imp[1] / t_1:.2f}x implicit's "
+              "interactions/s.")  # fmt: skip
 
 
 # The same number of configurations for both libraries: step size x regularisation.
@@ -343,6 +397,12 @@ def native_available():
     from complemjax import _native
 
     return _native.available()
+
+
+def native_threads():
+    from complemjax import _native
+
+    return _native.cpu_threads()
 
 
 def _implicit_version():

@@ -129,7 +129,11 @@ def available() -> bool:
 
 
 def cpu_threads() -> int:
-    """Threads a native kernel uses: ``$COMPLEMJAX_NATIVE_THREADS``, else the usable CPUs."""
+    """Threads a native kernel uses: ``$COMPLEMJAX_NATIVE_THREADS``, else the usable CPUs.
+
+    Read when a kernel call is traced: a program already traced keeps its count (JAX reuses
+    the traces of jitted functions; ``jax.clear_caches()`` drops them).
+    """
     env = os.environ.get("COMPLEMJAX_NATIVE_THREADS")
     if env:
         return max(1, int(env))
